@@ -23,7 +23,9 @@ _OUTER_INDEX = np.array(OUTER_LIP)
 class ColourConfig:
     """HSV ranges (OpenCV scale: H 0-179, S and V 0-255) and the size gate.
 
-    Ranges follow lip-sync-core. ``min_inner_area`` gates by mouth size
+    Ranges follow lip-sync-core. With ``normalise_lighting`` the mouth
+    region is first brought to ``reference_brightness`` (median V in [0, 1])
+    by a power curve; ``min_inner_area`` gates by mouth size
     relative to the face: below that inner-lip area (over the squared
     inter-ocular distance) the mouth counts as closed and both ratios are 0.
     """
@@ -32,8 +34,8 @@ class ColourConfig:
     teeth_high: tuple[int, int, int] = (177, 127, 204)
     tongue_low: tuple[int, int, int] = (0, 20, 60)
     tongue_high: tuple[int, int, int] = (20, 180, 255)
-    clahe_clip: float = 2.0
-    clahe_tiles: int = 2
+    normalise_lighting: bool = True
+    reference_brightness: float = 0.5
     roi_margin: float = 0.3
     min_inner_area: float = 0.002
 
@@ -60,6 +62,25 @@ def _inside_bounds(points_xy: np.ndarray, shape: tuple[int, ...], margin: float)
     return x0, y0, x1, y1
 
 
+def _normalise_brightness(region: np.ndarray, reference: float) -> np.ndarray:
+    """Normalise a lamp's brightness out of an RGB region, (h, w, 3) uint8.
+
+    Two steps on every channel: divide by the region's white point (99th
+    percentile of V), which undoes a gain, then apply c -> c ** k so the
+    median V becomes ``reference``, which undoes a gamma curve. CLAHE on V
+    alone was tried and left the ratios moving by ~0.1, because a gamma
+    shift changes saturation as well as value.
+    """
+    value = cv2.max(cv2.max(region[..., 0], region[..., 1]), region[..., 2])
+    cumulative = np.cumsum(np.bincount(value.ravel(), minlength=256)) / value.size
+    white = max(float(np.searchsorted(cumulative, 0.99)), 1.0)
+    median = float(np.searchsorted(cumulative, 0.5)) / white
+    exponent = np.log(reference) / np.log(np.clip(median, 0.02, 0.98))
+    levels = np.clip(np.arange(256) / white, 0.0, 1.0)
+    table = np.round(255.0 * levels ** exponent).astype(np.uint8)
+    return cv2.LUT(region, table)
+
+
 def mouth_colour(rgb: np.ndarray, points: np.ndarray,
                  config: ColourConfig = ColourConfig()) -> np.ndarray:
     """(teeth_ratio, tongue_ratio) as (2,) float32, shares in [0, 1].
@@ -75,9 +96,10 @@ def mouth_colour(rgb: np.ndarray, points: np.ndarray,
     x0, y0, x1, y1 = _inside_bounds(points[_OUTER_INDEX, :2], rgb.shape, config.roi_margin)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return np.zeros(2, dtype=np.float32)
-    hsv = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
-    clahe = cv2.createCLAHE(config.clahe_clip, (config.clahe_tiles, config.clahe_tiles))
-    hsv[..., 2] = clahe.apply(np.ascontiguousarray(hsv[..., 2]))
+    region = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    if config.normalise_lighting:
+        region = _normalise_brightness(region, config.reference_brightness)
+    hsv = cv2.cvtColor(region, cv2.COLOR_RGB2HSV)
     mask = np.zeros(hsv.shape[:2], dtype=np.uint8)
     cv2.fillPoly(mask, [np.round(inner - (x0, y0)).astype(np.int32)], 1)
     total = int(mask.sum())
