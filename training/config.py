@@ -1,0 +1,141 @@
+"""Training configuration: frozen dataclasses with defaults, merged once at the entry point.
+
+``training/config.yaml`` documents every field; :func:`load_config` reads it
+(or another YAML file) and applies ``--flag`` overrides on top.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where clips and features come from, and how clips become model inputs."""
+
+    videos: str = "videos"
+    cache: str = ".cache/features"
+    sequence_length: int = 32
+    velocities: bool = True
+    crop_frames: int = 24
+    crop_size: int = 112
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How clips are split into train / val / test.
+
+    ``strategy``: ``stratified`` (random, per class), ``speaker`` (no speaker
+    in two splits) or ``holdout`` (``val_holdout`` / ``test_holdout`` name a
+    demographic group such as ``"gender=male,age_band=40-64"``). Clips cut
+    from one source recording always stay in one split.
+    """
+
+    strategy: str = "stratified"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    val_holdout: str | None = None
+    test_holdout: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """Class balancing: ``sampling`` none | inverse | inverse_sqrt; ``loss``
+    cross_entropy | focal; ``balance_source`` duplicates clips of that group
+    (e.g. ``"gender=male,age_band=18-39"``) for under-represented classes."""
+
+    sampling: str = "none"
+    balance_source: str | None = None
+    loss: str = "cross_entropy"
+    focal_gamma: float = 2.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation honest for lips (landmark_cnn): time warp, noise, frame drop, mirror."""
+
+    time_warp: float = 0.15
+    noise: float = 0.02
+    frame_drop: float = 0.05
+    mirror: float = 0.5
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a cosine schedule, label smoothing, clipping, early stopping."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    patience: int = 12
+    seed: int = 0
+    amp: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run."""
+
+    model: str = "landmark_cnn"
+    arch: dict = field(default_factory=dict)
+    pretrained: str | None = None
+    unfreeze_epochs: tuple[int, ...] = (0, 3, 6, 9)
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    registry: str = "models"
+    entry_name: str | None = None
+    targets: dict = field(default_factory=lambda: {"accuracy": 0.80, "macro_f1": 0.75})
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {sorted(unknown)}; "
+                         f"known: {sorted(known)}")
+    defaults = cls()
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if is_dataclass(default) and isinstance(value, dict):
+            value = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None
+                ) -> TrainConfig:
+    """Read a YAML config and apply dotted overrides like ``{"optim.epochs": 5}``."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of settings at the top level")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return _build(TrainConfig, values, str(path or "config"))

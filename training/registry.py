@@ -1,0 +1,365 @@
+"""The model registry: one self-describing folder per trained model.
+
+An entry ``<root>/<name>/`` holds ``weights.safetensors`` and ``card.json``
+(kind, arch args, classes in order, feature names, normalisation, input spec,
+data summary, metrics, created_at, parent) plus report files. Entries are
+written into a hidden temporary folder and renamed into place, so a killed
+writer never leaves a listed entry. ``<root>/active.json`` maps each kind to
+its active entry. :func:`load_entry` is the one loader of the app and the
+evaluator; it never unpickles code.
+
+    python -m training.registry list|show NAME|activate NAME|delete NAME [--root models]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from training.models import MODEL_KINDS, build_model, default_device, read_state_dict
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "models"
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "weights.safetensors"
+ACTIVE_FILE = "active.json"
+RESERVED_NAMES = {"assets", ACTIVE_FILE}
+LEGACY_WEIGHTS = ("weights.pt", "weights.pth")
+TEMP_PREFIXES = (".tmp-", ".del-")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """A listed entry: its folder and its card."""
+
+    name: str
+    path: Path
+    card: dict
+
+
+@dataclass(frozen=True)
+class LoadedEntry:
+    """A loaded entry: its card and its model in eval mode on ``device``."""
+
+    name: str
+    path: Path
+    card: dict
+    model: nn.Module
+    device: torch.device
+
+
+def default_entry_name(kind: str, now: datetime | None = None) -> str:
+    """``<kind>-<YYYYmmdd-HHMMSS>`` in local time."""
+    return f"{kind}-{(now or datetime.now()):%Y%m%d-%H%M%S}"
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name) or name in RESERVED_NAMES:
+        raise ValueError(f"bad registry entry name {name!r}: use letters, digits, '.', '_', '-', "
+                         f"not starting with '.' and not one of {sorted(RESERVED_NAMES)}")
+    return name
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or folder to disk; best effort where the OS refuses (folders on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _to_json(value):
+    """NumPy scalars/arrays and paths, as the card's JSON values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"card value of type {type(value).__name__} is not JSON: {value!r}")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=_to_json) + "\n"
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp.write_text(text, encoding="utf-8")
+    _fsync(temp)
+    os.replace(temp, path)
+
+
+def _weights_file(entry: Path) -> Path | None:
+    for name in (WEIGHTS_FILE, *LEGACY_WEIGHTS):
+        if (entry / name).is_file():
+            return entry / name
+    return None
+
+
+def read_card(entry: str | Path) -> dict:
+    """The card of an entry folder, checked enough that :func:`load_entry` can rebuild it."""
+    path = Path(entry) / CARD_FILE
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable card: {error}") from error
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: card must be a JSON object")
+    _check_card(card, str(path))
+    if _weights_file(Path(entry)) is None:
+        raise ValueError(f"{entry}: no {WEIGHTS_FILE} (or {' / '.join(LEGACY_WEIGHTS)})")
+    return card
+
+
+def _check_card(card: dict, where: str) -> None:
+    missing = [k for k in ("kind", "arch_args", "classes") if k not in card]
+    if missing:
+        raise ValueError(f"{where}: card lacks {missing}")
+    if card["kind"] not in MODEL_KINDS:
+        raise ValueError(f"{where}: unknown kind {card['kind']!r}; known: {sorted(MODEL_KINDS)}")
+    num_classes = card["arch_args"].get("num_classes")
+    if num_classes is not None and num_classes != len(card["classes"]):
+        raise ValueError(f"{where}: arch_args num_classes={num_classes} but "
+                         f"{len(card['classes'])} classes")
+
+
+def remove_stale_temps(root: str | Path) -> list[Path]:
+    """Delete temporary folders (``.tmp-*-<pid>``, ``.del-*-<pid>``) of processes now gone."""
+    removed = []
+    for path in Path(root).glob(".*-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if path.is_dir() and path.name.startswith(TEMP_PREFIXES) and pid.isdigit() \
+                and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _fill_folder(folder: Path, model: nn.Module, card: dict,
+                 extra_files: dict[str, bytes | str | Path]) -> None:
+    for file_name, content in extra_files.items():
+        if file_name in (CARD_FILE, WEIGHTS_FILE) or Path(file_name).name != file_name:
+            raise ValueError(f"bad extra file name {file_name!r}")
+        target = folder / file_name
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            shutil.copyfile(content, target)
+        _fsync(target)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    _fsync(folder / WEIGHTS_FILE)
+    _write_json(folder / CARD_FILE, card)
+
+
+def write_entry(root: str | Path, name: str | None, model: nn.Module, card: dict,
+                extra_files: dict[str, bytes | str | Path] | None = None) -> Path:
+    """Write ``model`` and its ``card`` as entry ``name`` of ``root``; returns its folder.
+
+    ``card`` needs ``kind``, ``arch_args`` and ``classes``; ``name`` defaults to
+    :func:`default_entry_name`. ``created_at``, ``name``, ``weights`` and
+    ``files`` (the extra files) are filled in. An existing entry is never overwritten.
+    """
+    _check_card(card, f"card for {name!r}")
+    root = Path(root)
+    name = _check_name(name or default_entry_name(card["kind"]))
+    final = root / name
+    if final.exists():
+        raise FileExistsError(f"registry entry already exists: {final}")
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(root)
+    extra_files = dict(extra_files or {})
+    card = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "parent": None, **card, "name": name, "weights": WEIGHTS_FILE,
+            "files": sorted(extra_files)}
+    temp = root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir()
+    try:
+        _fill_folder(temp, model, card, extra_files)
+        os.rename(temp, final)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    _fsync(root)
+    return final
+
+
+def list_entries(root: str | Path = DEFAULT_ROOT) -> list[RegistryEntry]:
+    """Entries with a valid card, oldest first; skips hidden/temp folders and ``assets``."""
+    entries = []
+    for path in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+        if not path.is_dir() or path.name.startswith(".") or path.name in RESERVED_NAMES:
+            continue
+        try:
+            entries.append(RegistryEntry(path.name, path, read_card(path)))
+        except ValueError:
+            continue
+    return sorted(entries, key=lambda e: (str(e.card.get("created_at", "")), e.name))
+
+
+def _entry_path(root: str | Path, name: str) -> Path:
+    path = Path(root) / _check_name(name)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no registry entry {name!r} in {root}")
+    return path
+
+
+def active_names(root: str | Path = DEFAULT_ROOT) -> dict[str, str]:
+    """``{kind: entry name}`` from ``active.json``; empty when there is none."""
+    path = Path(root) / ACTIVE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: unreadable: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must map kind to entry name, got {type(data).__name__}")
+    return data
+
+
+def activate(root: str | Path, name: str) -> None:
+    """Make entry ``name`` the active one of its kind."""
+    card = read_card(_entry_path(root, name))
+    _write_json(Path(root) / ACTIVE_FILE, {**active_names(root), card["kind"]: name})
+
+
+def active_entry(root: str | Path, kind: str) -> Path | None:
+    """The folder of the active entry of ``kind``, or None (also when it is gone or broken)."""
+    name = active_names(root).get(kind)
+    if not isinstance(name, str) or not _NAME.match(name):
+        return None
+    try:
+        read_card(Path(root) / name)
+    except ValueError:
+        return None
+    return Path(root) / name
+
+
+def delete(root: str | Path, name: str, force: bool = False) -> None:
+    """Delete entry ``name``; an active entry only with ``force``, which clears its pointer."""
+    path = _entry_path(root, name)
+    pointers = active_names(root)
+    active = sorted(kind for kind, entry in pointers.items() if entry == name)
+    if active and not force:
+        raise ValueError(f"entry {name!r} is active for {active}; "
+                         f"activate another first or delete with force")
+    if active:
+        kept = {kind: entry for kind, entry in pointers.items() if entry != name}
+        _write_json(Path(root) / ACTIVE_FILE, kept)
+    doomed = Path(root) / f".del-{name}-{os.getpid()}"
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
+
+
+def load_entry(path: str | Path, device: str | torch.device | None = None) -> LoadedEntry:
+    """Rebuild an entry's model from its card, load its weights; eval mode on ``device``.
+
+    Weights come from ``weights.safetensors``, or from a ``.pt``/``.pth`` read
+    with ``weights_only=True`` so a pickle that runs code is refused.
+    """
+    path = Path(path)
+    card = read_card(path)
+    model = build_model(card["kind"], card["arch_args"])
+    weights = _weights_file(path)
+    try:
+        model.load_state_dict(read_state_dict(weights), strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{weights}: weights do not fit the card's {card['kind']} "
+                         f"{card['arch_args']}: {error}") from error
+    device = torch.device(device) if device is not None else default_device()
+    return LoadedEntry(path.name, path, card, model.to(device).eval(), device)
+
+
+def predict_proba(entry: LoadedEntry, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N, len(classes)) probabilities of a prepared model-input batch; columns follow ``classes``."""
+    with torch.inference_mode():
+        x = torch.as_tensor(batch, dtype=torch.float32, device=entry.device)
+        return torch.softmax(entry.model(x), dim=1).cpu().numpy()
+
+
+def _accuracy(card: dict) -> str:
+    metrics = card.get("metrics") or {}
+    for key in ("accuracy", "val_accuracy", "test_accuracy"):
+        if isinstance(metrics.get(key), (int, float)):
+            return f"{100 * metrics[key]:.1f}%"
+    return "-"
+
+
+def _print_list(root: Path) -> None:
+    active = set(active_names(root).values())
+    rows = [("", "NAME", "KIND", "CLASSES", "ACCURACY", "CREATED")]
+    rows += [("*" if e.name in active else "", e.name, e.card["kind"],
+              str(len(e.card["classes"])), _accuracy(e.card), str(e.card.get("created_at", "-")))
+             for e in list_entries(root)]
+    if len(rows) == 1:
+        print(f"no entries in {root}")
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print("* = active")
+
+
+def _print_show(root: Path, name: str) -> None:
+    path = _entry_path(root, name)
+    card = read_card(path)
+    is_active = active_names(root).get(card["kind"]) == name
+    print(f"{name}  ({path}){'  [active]' if is_active else ''}")
+    print(f"files: {', '.join(sorted(p.name for p in path.iterdir()))}")
+    print(json.dumps(card, indent=2, sort_keys=True))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="registry folder")
+    parser = argparse.ArgumentParser(prog="python -m training.registry",
+                                     description="List and manage trained models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", parents=[common], help="list entries; * marks active ones")
+    for command, text in (("show", "print an entry's card"), ("activate", "make it active"),
+                          ("delete", "delete an entry")):
+        sub = commands.add_parser(command, parents=[common], help=text)
+        sub.add_argument("name")
+    commands.choices["delete"].add_argument("--force", action="store_true",
+                                            help="also delete an active entry")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.command == "list":
+            _print_list(args.root)
+        elif args.command == "show":
+            _print_show(args.root, args.name)
+        elif args.command == "activate":
+            activate(args.root, args.name)
+            print(f"activated {args.name}")
+        elif args.command == "delete":
+            delete(args.root, args.name, force=args.force)
+            print(f"deleted {args.name}")
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
