@@ -66,15 +66,34 @@ class FeatureCache:
     def path_for(self, video: str | os.PathLike) -> Path:
         return self.root / f"{file_digest(video)}-{self.extractor}.npz"
 
-    def load(self, video: str | os.PathLike) -> ClipFeatures | None:
-        """The cached features of ``video``, or None on a miss."""
+    def load(self, video: str | os.PathLike, crops: bool = True) -> ClipFeatures | None:
+        """The cached features of ``video``, or None on a miss.
+
+        ``crops=False`` skips decompressing the mouth crops (most of the
+        entry) and gives an empty (0, S, S) array instead.
+        """
         entry = self.path_for(video)
         if not entry.is_file():
             return None
         with np.load(entry, allow_pickle=False) as data:
-            return ClipFeatures(
-                data["features"], data["valid"], data["timestamps_ms"], data["crops"],
-                tuple(str(n) for n in data["names"]), float(data["fps"]))
+            features = data["features"]
+            stack = data["crops"] if crops else np.zeros((0, 0, 0), np.uint8)
+            return ClipFeatures(features, data["valid"], data["timestamps_ms"], stack,
+                                tuple(str(n) for n in data["names"]), float(data["fps"]))
+
+    @staticmethod
+    def known_failure(entry: Path) -> str | None:
+        """Why the video of cache ``entry`` (see :meth:`path_for`) gave no features, or None."""
+        marker = entry.with_suffix(".failed")
+        return marker.read_text(encoding="utf-8") if marker.is_file() else None
+
+    def save_failure(self, video: str | os.PathLike, reason: str) -> None:
+        """Remember that ``video`` (these bytes, this extractor) gives no features."""
+        marker = self.path_for(video).with_suffix(".failed")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_name(f".{marker.name}.{os.getpid()}.partial")
+        tmp.write_text(reason, encoding="utf-8")
+        os.replace(tmp, marker)
 
     def save(self, video: str | os.PathLike, clip: ClipFeatures) -> Path:
         """Store ``clip`` as the entry of ``video`` (atomic)."""

@@ -81,23 +81,35 @@ def _extract_to_cache(path: Path) -> tuple[Path, Path | None, str | None]:
     try:
         clip = extract_clip(path, _worker["pipeline"])
         return path, _worker["cache"].save(path, clip), None
-    except (VideoError, ClipError, OSError) as error:
+    except ClipError as error:
+        # The file reads but shows no face: remember it, a rerun would find none again.
+        _worker["cache"].save_failure(path, str(error))
+        return path, None, str(error)
+    except (VideoError, OSError) as error:
         return path, None, str(error)
 
 
 def extract_many(paths: Iterable[Path], cache: FeatureCache, config: FeatureConfig = FeatureConfig(),
                  workers: int = 2, on_progress: Callable[[Path, str | None], None] | None = None
                  ) -> ExtractionSummary:
-    """Fill the cache for ``paths``; ``on_progress(path, error)`` after each clip."""
+    """Fill the cache for ``paths``; ``on_progress(path, error)`` after each clip.
+
+    Clips already cached count as hits; so do clips known to show no face
+    (they are reported as failed again without being decoded).
+    """
     summary = ExtractionSummary()
     todo = []
     for path in paths:
         entry = cache.path_for(path) if path.is_file() else None
-        if entry is not None and entry.is_file():
-            summary.entries[path] = entry
+        known_failure = cache.known_failure(entry) if entry is not None else None
+        if entry is not None and (entry.is_file() or known_failure):
             summary.cache_hits += 1
+            if known_failure:
+                summary.failed[path] = known_failure
+            else:
+                summary.entries[path] = entry
             if on_progress:
-                on_progress(path, None)
+                on_progress(path, known_failure)
         else:
             todo.append(path)
     for path, entry, error in _run(todo, cache.root, config, workers):

@@ -88,3 +88,17 @@ def test_cli_writes_csv_and_reports_failures(clips, tmp_path, capsys):
     table = np.genfromtxt(tmp_path / "csv" / "good" / "bbaf2n.csv", delimiter=",", names=True)
     assert len(table) == 75 and "inner_mar" in table.dtype.names
     assert main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_clip_without_a_face_is_remembered_not_decoded_again(clips, tmp_path, monkeypatch):
+    noface = [clips / "bad" / "noface.mp4"]
+    cache = FeatureCache(tmp_path / "cache")
+    first = extract_many(noface, cache, workers=1)
+    assert "no face" in first.failed[noface[0]] and first.cache_hits == 0
+
+    def must_not_decode(*args):
+        raise AssertionError("decoded a clip already known to show no face")
+
+    monkeypatch.setattr("features.extract.extract_clip", must_not_decode)
+    second = extract_many(noface, cache, workers=1)
+    assert second.failed == first.failed and second.cache_hits == 1

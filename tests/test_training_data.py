@@ -1,0 +1,226 @@
+"""training.data on real GRID word clips: loading, resampling, normalisation, augmentation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from features.cache import ClipFeatures, FeatureCache
+from features.dataset import build_manifest, save_clip
+from features.frame_features import FEATURE_NAMES, FeaturePipeline
+from features.grid import import_grid
+from features.video import Frame, read_frames
+from training.config import AugmentConfig, DataConfig
+from training.data import (CropDataset, LandmarkDataset, add_noise, apply_normalisation,
+                           augment_sequence, clip_sequence, drop_frames, fit_normalisation,
+                           load_dataset, mirror, mirror_plan, resample_linear, resample_nearest,
+                           time_warp)
+from training.models import crops_to_clip
+from tests.conftest import grid_ids
+
+WORDS = ("bin", "lay", "set")
+PER_CLASS = 4
+CONFIG = DataConfig(sequence_length=32, velocities=True, crop_frames=24, workers=1)
+SEQUENCE_NAMES = FEATURE_NAMES + tuple(f"d_{n}" for n in FEATURE_NAMES)
+
+
+def _sentences(count: int) -> list[str]:
+    """``count`` sentence ids spread over the bin / lay / set commands (the first letter)."""
+    ids = [i for i in grid_ids() if i[0] in "bls"]
+    return ids[::max(1, len(ids) // count)][:count]
+
+
+@pytest.fixture(scope="module")
+def videos(grid_dir, tmp_path_factory):
+    """Word clips of bin / lay / set from 40 sentences, plus two clips that cannot work."""
+    root = tmp_path_factory.mktemp("videos")
+    summary = import_grid(grid_dir, root, words=WORDS, padding=2, sentences=_sentences(40))
+    assert not summary.failed and len(summary.written) >= 30
+    save_clip(root, "bin", [np.zeros((96, 96, 3), np.uint8)] * 6, 25.0, clip_name="zz_black")
+    (root / "lay" / "zz_garbage.mp4").write_bytes(b"not a video " * 100)
+    return root
+
+
+@pytest.fixture(scope="module")
+def manifest(videos):
+    table = build_manifest(videos)
+    good = table[~table["clip"].str.startswith("zz_")].groupby("label").head(PER_CLASS)
+    bad = table[table["clip"].str.startswith("zz_")]
+    return pd.concat([good, bad], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def loaded(manifest, tmp_path_factory):
+    """(landmark ClipSet, progress calls, cache) for 12 real clips and the two bad ones."""
+    cache = FeatureCache(tmp_path_factory.mktemp("cache"))
+    calls = []
+    clips = load_dataset(manifest, cache, CONFIG, on_progress=lambda p, e: calls.append((p, e)))
+    return clips, calls, cache
+
+
+def test_bad_clips_are_dropped_by_name_and_the_rest_load(loaded, manifest):
+    clips, calls, _ = loaded
+    assert sorted(Path(p).name for p in clips.failed) == ["zz_black.mp4", "zz_garbage.mp4"]
+    assert all(Path(path).name in reason for path, reason in clips.failed.items())
+    assert len(calls) == len(manifest)
+    assert len(clips.rows) == len(WORDS) * PER_CLASS
+    assert not clips.rows["clip"].str.startswith("zz_").any()
+
+
+def test_landmark_arrays_are_aligned_with_rows(loaded):
+    clips, _, _ = loaded
+    n = len(clips.rows)
+    assert clips.kind == "landmark_cnn" and clips.crops is None
+    assert clips.sequences.shape == (n, len(SEQUENCE_NAMES), CONFIG.sequence_length)
+    assert clips.sequences.dtype == np.float32 and np.isfinite(clips.sequences).all()
+    assert clips.names == SEQUENCE_NAMES
+    assert clips.classes == tuple(sorted(WORDS))
+    assert [clips.classes[k] for k in clips.labels] == list(clips.rows["label"])
+    assert {"speaker", "source", "gender", "age_band"} <= set(clips.rows.columns)
+    assert (clips.rows["speaker"] == "s1").all()
+
+
+def test_crop_kind_reads_the_same_cache(loaded, manifest):
+    clips, _, cache = loaded
+    crops = load_dataset(manifest, cache, CONFIG, kind="r2plus1d")
+    assert crops.sequences is None and crops.crops.dtype == np.uint8
+    assert crops.crops.shape == (len(clips.rows), CONFIG.crop_frames, 96, 96)
+    assert list(crops.rows["clip"]) == list(clips.rows["clip"])
+    batch = next(iter(DataLoader(CropDataset(crops.crops, crops.labels, flip=0.5), batch_size=4)))
+    assert batch[0].dtype == torch.uint8 and batch[0].shape == (4, CONFIG.crop_frames, 96, 96)
+    assert crops_to_clip(batch[0]).shape == (4, 3, CONFIG.crop_frames, 112, 112)
+
+
+def test_unknown_kind_is_refused(manifest, tmp_path):
+    with pytest.raises(ValueError, match="transformer"):
+        load_dataset(manifest, FeatureCache(tmp_path), CONFIG, kind="transformer")
+
+
+@pytest.mark.parametrize("frames", [1, 7, 32, 90])
+def test_resampling_keeps_shapes_and_ends(frames):
+    ramp = np.linspace(0, 1, frames, dtype=np.float32)[:, None] * np.array([[1.0, -2.0]], np.float32)
+    out = resample_linear(ramp, 32)
+    assert out.shape == (32, 2) and out.dtype == np.float32
+    if frames > 1:
+        np.testing.assert_allclose(out[:, 0], np.linspace(0, 1, 32), atol=1e-6)
+    crops = np.arange(frames, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+    picked = resample_nearest(crops, 24)
+    assert picked.shape == (24, 4, 4) and picked[0, 0, 0] == 0 and picked[-1, 0, 0] == frames - 1
+
+
+def test_clip_sequence_trims_faceless_ends_and_fills_gaps():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(20, len(FEATURE_NAMES))).astype(np.float32)
+    valid = np.ones(20, bool)
+    valid[:3] = valid[-2:] = valid[9:11] = False
+    features[~valid] = 0.0
+    clip = ClipFeatures(features, valid, np.arange(20) * 40, np.zeros((20, 96, 96), np.uint8),
+                        FEATURE_NAMES, 25.0)
+    sequence, names = clip_sequence(clip, CONFIG)
+    assert sequence.shape == (len(SEQUENCE_NAMES), 32) and names == SEQUENCE_NAMES
+    np.testing.assert_allclose(sequence[:len(FEATURE_NAMES), 0], features[3], rtol=1e-6)
+    np.testing.assert_allclose(sequence[:len(FEATURE_NAMES), -1], features[17], rtol=1e-6)
+
+
+def test_normalisation_of_constant_channels_stays_finite(loaded):
+    sequences = loaded[0].sequences.copy()
+    sequences[:, 0] = 0.0
+    sequences[:, 1] = 7.5
+    mean, std = fit_normalisation(sequences)
+    normalised = apply_normalisation(sequences, mean, std)
+    assert np.isfinite(normalised).all() and (normalised[:, :2] == 0).all()
+    varying = sequences.std(axis=(0, 2)) > 1e-3
+    np.testing.assert_allclose(normalised[:, varying].mean(axis=(0, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(normalised[:, varying].std(axis=(0, 2)), 1, atol=1e-3)
+    with pytest.raises(ValueError, match="NaN"):
+        fit_normalisation(np.full((2, 3, 4), np.nan))
+
+
+def test_mirror_plan_swaps_partners_and_sides():
+    source, sign = mirror_plan(SEQUENCE_NAMES)
+    at = SEQUENCE_NAMES.index
+    assert source[at("lip61_x")] == at("lip291_x") and sign[at("lip61_x")] == -1
+    assert source[at("lip61_y")] == at("lip291_y") and sign[at("lip61_y")] == 1
+    assert source[at("d_lip185_x")] == at("d_lip409_x") and sign[at("d_lip185_x")] == -1
+    assert source[at("lip0_x")] == at("lip0_x") and sign[at("lip0_x")] == -1
+    assert source[at("mouthSmileLeft")] == at("mouthSmileRight")
+    assert source[at("d_mouthRight")] == at("d_mouthLeft")
+    assert source[at("inner_mar")] == at("inner_mar") and sign[at("teeth_ratio")] == 1
+
+
+def test_mirroring_twice_is_identity(loaded):
+    clips = loaded[0]
+    plan = mirror_plan(clips.names)
+    for sequence in clips.sequences[:3]:
+        once = mirror(sequence, plan)
+        assert not np.allclose(once, sequence)
+        np.testing.assert_array_equal(mirror(once, plan), sequence)
+
+
+def test_mirrored_features_match_a_mirrored_video(grid_dir):
+    """Features of a flipped frame are the plan's mirror of the original frame's."""
+    frames = read_frames(grid_dir / "video" / "bbaf2n.mp4")[20:40:4]
+    with FeaturePipeline(crops=False) as pipeline:
+        original = np.stack([pipeline.process(f).features for f in frames]).T
+        pipeline.reset()
+        flipped = np.stack([pipeline.process(Frame(f.index, f.timestamp_ms,
+                                                   np.ascontiguousarray(f.rgb[:, ::-1]))).features
+                            for f in frames]).T
+    lips = np.array([n.startswith("lip") for n in FEATURE_NAMES])
+    source, sign = mirror_plan(FEATURE_NAMES)
+    error = np.abs(mirror(original, (source, sign)) - flipped)[lips].mean()
+    swap_only = np.abs(original[source] - flipped)[lips].mean()
+    negate_only = np.abs(original * sign[:, None] - flipped)[lips].mean()
+    assert error < 0.01 and error < 0.25 * min(swap_only, negate_only)
+
+
+def test_time_warp_and_frame_drop_keep_shape_ends_and_order():
+    rng = np.random.default_rng(1)
+    ramp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (3, 1))
+    for _ in range(20):
+        warped = time_warp(ramp, rng, 0.3)
+        assert warped.shape == ramp.shape and (np.diff(warped, axis=1) >= -1e-6).all()
+        np.testing.assert_allclose(warped[:, [0, -1]], ramp[:, [0, -1]], atol=1e-6)
+        np.testing.assert_allclose(drop_frames(ramp, rng, 0.2), ramp, atol=1e-6)
+    np.testing.assert_allclose(time_warp(ramp, rng, 0.0), ramp, atol=1e-6)
+    wiggle = np.sin(np.linspace(0, 6, 32, dtype=np.float32))[None]
+    assert not np.allclose(drop_frames(wiggle, np.random.default_rng(2), 0.3), wiggle)
+
+
+def test_noise_is_scaled_per_channel():
+    rng = np.random.default_rng(3)
+    noisy = add_noise(np.zeros((2, 20000), np.float32), rng, 0.1, np.array([1.0, 10.0]))
+    np.testing.assert_allclose(noisy.std(axis=1), [0.1, 1.0], rtol=0.05)
+
+
+def test_landmark_dataset_is_seeded_by_torch_and_normalised(loaded):
+    clips = loaded[0]
+    mean, std = fit_normalisation(clips.sequences)
+    plain = LandmarkDataset(clips.sequences, clips.labels, clips.names, mean, std)
+    x, y = plain[0]
+    assert x.dtype == torch.float32 and tuple(x.shape) == clips.sequences.shape[1:]
+    assert y.dtype == torch.int64 and int(y) == clips.labels[0]
+    np.testing.assert_allclose(x.numpy(), apply_normalisation(clips.sequences[0], mean, std))
+    augmented = LandmarkDataset(clips.sequences, clips.labels, clips.names, mean, std,
+                                AugmentConfig())
+    torch.manual_seed(5)
+    first = augmented[1][0]
+    torch.manual_seed(5)
+    assert torch.equal(first, augmented[1][0]) and not torch.allclose(first, plain[1][0])
+    batch, labels = next(iter(DataLoader(augmented, batch_size=5, shuffle=True)))
+    assert batch.shape == (5, *clips.sequences.shape[1:]) and torch.isfinite(batch).all()
+
+
+def test_augment_sequence_respects_zero_config(loaded):
+    sequence = loaded[0].sequences[0]
+    plan = mirror_plan(loaded[0].names)
+    off = AugmentConfig(time_warp=0.0, noise=0.0, frame_drop=0.0, mirror=0.0)
+    np.testing.assert_array_equal(augment_sequence(sequence, np.random.default_rng(0), off, plan),
+                                  sequence)
+    always = AugmentConfig(time_warp=0.0, noise=0.0, frame_drop=0.0, mirror=1.0)
+    np.testing.assert_array_equal(augment_sequence(sequence, np.random.default_rng(0), always, plan),
+                                  mirror(sequence, plan))

@@ -1,0 +1,231 @@
+"""The training loop: a few small functions with all state passed in.
+
+Progress leaves through ``on_event(dict)`` callbacks (JSON-able dicts with an
+``event`` key), which the CLI renders as a progress bar and JSON lines and the
+GUI as its own progress bar. Every random draw of epoch ``e`` is seeded from
+``(seed, e)``, so a run resumed from its last checkpoint continues exactly as
+the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import math
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.config import OptimConfig
+from training.models import crops_to_clip
+
+EventSink = Callable[[dict], None]
+
+
+def _quiet(event: dict) -> None:
+    return None
+
+
+def model_input(kind: str, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Turn a collated batch into the model's input on ``device``."""
+    batch = batch.to(device, non_blocking=True)
+    if kind == "r2plus1d":
+        return crops_to_clip(batch)
+    return batch.float()
+
+
+def make_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW over every parameter; frozen ones (no grad) are skipped by AdamW."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int = 0):
+    """Cosine decay to zero over ``total_steps`` optimizer steps, linear warm-up first."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def seed_epoch(seed: int, epoch: int) -> np.random.Generator:
+    """Seed torch for epoch ``epoch`` and return the epoch's NumPy generator."""
+    torch.manual_seed(seed * 100_003 + epoch)
+    return np.random.default_rng([seed, epoch])
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+@dataclass
+class Step:
+    """What one training step needs besides the batch."""
+
+    kind: str
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    grad_clip: float
+    amp: bool
+
+
+def train_one_epoch(model: nn.Module, loader, step: Step, epoch: int,
+                    on_event: EventSink = _quiet) -> dict:
+    """One pass over ``loader``; returns mean loss and accuracy on the training batches."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for index, (inputs, labels) in enumerate(loader):
+        inputs = model_input(step.kind, inputs, step.device)
+        labels = labels.to(step.device)
+        with _autocast(step.device, step.amp):
+            logits = model(inputs)
+            loss = step.loss_fn(logits.float(), labels)
+        step.optimizer.zero_grad(set_to_none=True)
+        step.scaler.scale(loss).backward()
+        step.scaler.unscale_(step.optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip)
+        step.scaler.step(step.optimizer)
+        step.scaler.update()
+        step.scheduler.step()
+        total_loss += float(loss) * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        on_event({"event": "batch", "epoch": epoch, "batch": index + 1,
+                  "batches": len(loader), "loss": float(loss)})
+    return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, kind: str, device: torch.device, amp: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (N, K) and labels (N,) over a loader, in loader order."""
+    model.eval()
+    probs, labels = [], []
+    for inputs, batch_labels in loader:
+        with _autocast(device, amp):
+            logits = model(model_input(kind, inputs, device))
+        probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        labels.append(batch_labels.numpy())
+    if not probs:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+def evaluate(model: nn.Module, loader, kind: str, device: torch.device, loss_fn: nn.Module,
+             amp: bool = False) -> dict:
+    """Loss, accuracy and macro-F1 over a loader."""
+    from sklearn.metrics import f1_score
+
+    probs, labels = predict(model, loader, kind, device, amp)
+    if len(labels) == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "macro_f1": float("nan")}
+    log_probs = torch.log(torch.as_tensor(probs).clamp_min(1e-12))
+    loss = float(nn.functional.nll_loss(log_probs, torch.as_tensor(labels)))
+    predicted = probs.argmax(1)
+    return {"loss": loss, "accuracy": float((predicted == labels).mean()),
+            "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0))}
+
+
+@dataclass
+class History:
+    """Per-epoch metrics and the best epoch so far."""
+
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    stale: int = 0
+
+    def record(self, metrics: dict, score: float) -> bool:
+        """Add an epoch; True when it is the new best."""
+        self.epochs.append(metrics)
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, metrics["epoch"], 0
+            return True
+        self.stale += 1
+        return False
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary name, then rename: a kill never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint`; plain tensors and numbers only."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _cpu_state(model: nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()}
+
+
+@dataclass
+class FitResult:
+    """The best weights (CPU state dict), the history, and whether training was resumed."""
+
+    best_state: dict
+    history: History
+    resumed_from: int | None = None
+
+
+def _restore(checkpoint: Path, model: nn.Module, step: Step):
+    state = load_checkpoint(checkpoint)
+    _unwrap(model).load_state_dict(state["model"])
+    step.optimizer.load_state_dict(state["optimizer"])
+    step.scheduler.load_state_dict(state["scheduler"])
+    step.scaler.load_state_dict(state["scaler"])
+    history = History(**state["history"])
+    return state["epoch"] + 1, history, state["best_state"]
+
+
+def fit(model: nn.Module, train_loader, val_loader, step: Step, config: OptimConfig, *,
+        checkpoint: Path, resume: bool = False, is_main: bool = True,
+        on_epoch_start: Callable[[int, np.random.Generator], None] | None = None,
+        on_event: EventSink = _quiet) -> FitResult:
+    """Train with early stopping on validation accuracy; checkpoint after every epoch.
+
+    With ``resume`` and an existing ``checkpoint`` the run continues after its
+    last finished epoch, with the same optimiser, schedule and random draws.
+    """
+    start, history, best_state = 0, History(), _cpu_state(model)
+    resumed_from = None
+    if resume and checkpoint.is_file():
+        start, history, best_state = _restore(checkpoint, model, step)
+        resumed_from = start
+        on_event({"event": "resumed", "epoch": start})
+    for epoch in range(start, config.epochs):
+        if history.stale >= config.patience:
+            break
+        rng = seed_epoch(config.seed, epoch)
+        if on_epoch_start:
+            on_epoch_start(epoch, rng)
+        on_event({"event": "epoch_start", "epoch": epoch + 1, "epochs": config.epochs})
+        metrics = {"epoch": epoch + 1, **train_one_epoch(model, train_loader, step, epoch + 1, on_event)}
+        val = evaluate(model, val_loader, step.kind, step.device, step.loss_fn, step.amp)
+        metrics.update({f"val_{k}": v for k, v in val.items()})
+        metrics["lr"] = step.optimizer.param_groups[0]["lr"]
+        if history.record(metrics, val["accuracy"] + 1e-3 * val["macro_f1"]):
+            best_state = _cpu_state(model)
+        on_event({"event": "epoch_end", **metrics, "best_epoch": history.best_epoch})
+        if is_main:
+            save_checkpoint(checkpoint, {
+                "model": _cpu_state(model), "optimizer": step.optimizer.state_dict(),
+                "scheduler": step.scheduler.state_dict(), "scaler": step.scaler.state_dict(),
+                "epoch": epoch, "history": vars(history), "best_state": best_state})
+    return FitResult(best_state, history, resumed_from)

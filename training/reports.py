@@ -1,0 +1,208 @@
+"""Evaluation reports: metrics with confidence intervals, tests, plots, summaries.
+
+Pure functions over predictions (probabilities (N, K), labels (N,)) that write
+into an entry's folder. Matplotlib renders off-screen (Agg); nothing here
+imports Qt.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+
+def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
+    """Share of examples whose label is among the ``k`` most probable classes."""
+    k = min(k, probs.shape[1])
+    top = np.argsort(-probs, axis=1)[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def bootstrap_ci(labels: np.ndarray, predicted: np.ndarray, metric, rounds: int = 1000,
+                 seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of ``metric(labels, predicted)``."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    scores = [metric(labels[idx], predicted[idx])
+              for idx in (rng.integers(0, n, n) for _ in range(rounds))]
+    low, high = np.percentile(scores, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _macro_f1(labels, predicted):
+    return skm.f1_score(labels, predicted, average="macro", zero_division=0)
+
+
+def _accuracy(labels, predicted):
+    return float(np.mean(labels == predicted))
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, top-3, macro-F1 (with bootstrap 95% CIs), per-class P/R/F1, binomial test."""
+    predicted = probs.argmax(axis=1)
+    correct = int((predicted == labels).sum())
+    chance = 1.0 / len(classes)
+    per_class = skm.classification_report(labels, predicted, labels=list(range(len(classes))),
+                                          target_names=classes, output_dict=True, zero_division=0)
+    return {
+        "n": int(len(labels)),
+        "accuracy": _accuracy(labels, predicted),
+        "accuracy_ci95": bootstrap_ci(labels, predicted, _accuracy),
+        "top3_accuracy": top_k_accuracy(probs, labels, 3),
+        "macro_f1": float(_macro_f1(labels, predicted)),
+        "macro_f1_ci95": bootstrap_ci(labels, predicted, _macro_f1),
+        "per_class": {c: {k: float(per_class[c][k]) for k in ("precision", "recall", "f1-score", "support")}
+                      for c in classes},
+        "chance": chance,
+        "binomial_p_vs_chance": float(stats.binomtest(correct, len(labels), chance,
+                                                      alternative="greater").pvalue),
+    }
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Exact McNemar test on paired correctness vectors of two models on the same clips."""
+    only_a = int(np.sum(correct_a & ~correct_b))
+    only_b = int(np.sum(~correct_a & correct_b))
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(stats.binomtest(only_a, discordant, 0.5).pvalue)
+    return {"only_first_correct": only_a, "only_second_correct": only_b, "p_value": p}
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_confusion(labels, predicted, classes, path: Path) -> Path:
+    matrix = skm.confusion_matrix(labels, predicted, labels=list(range(len(classes))))
+    size = 2.5 + 0.55 * len(classes)
+    fig, ax = plt.subplots(figsize=(size, size))
+    skm.ConfusionMatrixDisplay(matrix, display_labels=classes).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
+    ax.set_title("Confusion matrix (test)")
+    return _save(fig, path)
+
+
+def plot_roc(probs, labels, classes, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for k, name in enumerate(classes):
+        positives = labels == k
+        if positives.all() or not positives.any():
+            continue
+        fpr, tpr, _ = skm.roc_curve(positives, probs[:, k])
+        ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.2f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="One-vs-rest ROC")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_learning_curves(history: list[dict], path: Path) -> Path:
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [h["train_loss"] for h in history], label="train")
+    left.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    left.set(xlabel="epoch", ylabel="loss", title="Loss")
+    right.plot(epochs, [h["train_accuracy"] for h in history], label="train")
+    right.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
+    right.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
+    for ax in (left, right):
+        ax.legend()
+    return _save(fig, path)
+
+
+def embedding_2d(features: np.ndarray) -> tuple[np.ndarray, str]:
+    """(N, 2) projection of penultimate features: UMAP when installed, else PCA."""
+    try:
+        import umap  # noqa: F401
+        return umap.UMAP(random_state=0).fit_transform(features), "UMAP"
+    except ImportError:
+        from sklearn.decomposition import PCA
+        return PCA(n_components=2, random_state=0).fit_transform(features), "PCA"
+
+
+def plot_embedding(features, labels, classes, path: Path) -> Path:
+    points, method = embedding_2d(features)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for k, name in enumerate(classes):
+        chosen = labels == k
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=12, label=name)
+    ax.set_title(f"Penultimate layer, {method} (test)")
+    ax.legend(fontsize=7, markerscale=1.5)
+    return _save(fig, path)
+
+
+def plot_class_curves(curves: np.ndarray, labels, classes, names: list[str], path: Path) -> Path:
+    """Per-class mean (+- std) of a few channels over time; ``curves`` is (N, C, T)."""
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), squeeze=False)
+    for ax, channel, name in zip(axes[0], range(len(names)), names):
+        for k, cls in enumerate(classes):
+            rows = curves[labels == k, channel]
+            if len(rows):
+                mean, std = rows.mean(0), rows.std(0)
+                ax.plot(mean, label=cls)
+                ax.fill_between(np.arange(len(mean)), mean - std, mean + std, alpha=0.12)
+        ax.set(title=name, xlabel="time step")
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_preview(frames: list[np.ndarray], titles: list[str], path: Path) -> Path:
+    """A strip per clip of what the model sees: ``frames`` items are (T, H, W) images."""
+    steps = min(8, min(len(f) for f in frames))
+    fig, axes = plt.subplots(len(frames), steps, figsize=(1.3 * steps, 1.4 * len(frames)),
+                             squeeze=False)
+    for row, (clip, title) in enumerate(zip(frames, titles)):
+        for col, t in enumerate(np.linspace(0, len(clip) - 1, steps).round().astype(int)):
+            axes[row][col].imshow(clip[t], cmap="gray")
+            axes[row][col].axis("off")
+        axes[row][0].set_title(title, fontsize=8, loc="left")
+    return _save(fig, path)
+
+
+def write_json(path: Path, data: dict) -> Path:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def targets_met(test_metrics: dict, targets: dict) -> dict[str, dict]:
+    """Each configured target (metric -> minimum) with the value reached and a verdict."""
+    return {name: {"target": goal, "value": test_metrics.get(name),
+                   "achieved": bool(test_metrics.get(name, -1) >= goal)}
+            for name, goal in targets.items()}
+
+
+def summary_markdown(card: dict, test_metrics: dict, verdicts: dict) -> str:
+    """The human-readable ``TRAINING_SUMMARY.md`` of an entry."""
+    low, high = test_metrics["accuracy_ci95"]
+    lines = [f"# {card['name']}", "",
+             f"- kind: `{card['kind']}`; classes ({len(card['classes'])}): {', '.join(card['classes'])}",
+             f"- data: {card.get('data', {}).get('summary', '')}",
+             f"- test accuracy {test_metrics['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}), "
+             f"top-3 {test_metrics['top3_accuracy']:.3f}, macro-F1 {test_metrics['macro_f1']:.3f}, "
+             f"n = {test_metrics['n']}",
+             f"- better than chance ({test_metrics['chance']:.3f}): binomial p = "
+             f"{test_metrics['binomial_p_vs_chance']:.2e}", "", "## Targets", ""]
+    for name, verdict in verdicts.items():
+        mark = "achieved" if verdict["achieved"] else "NOT achieved"
+        lines.append(f"- {name} >= {verdict['target']}: {verdict['value']:.3f} -- {mark}")
+    lines += ["", "## Per class (test)", "", "| class | precision | recall | F1 | n |",
+              "|---|---|---|---|---|"]
+    for cls, row in test_metrics["per_class"].items():
+        lines.append(f"| {cls} | {row['precision']:.2f} | {row['recall']:.2f} | "
+                     f"{row['f1-score']:.2f} | {int(row['support'])} |")
+    return "\n".join(lines) + "\n"
