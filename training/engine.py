@@ -96,11 +96,11 @@ def train_one_epoch(model: nn.Module, loader, step: Step, epoch: int,
         step.scaler.step(step.optimizer)
         step.scaler.update()
         step.scheduler.step()
-        total_loss += float(loss) * len(labels)
+        total_loss += loss.item() * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
         on_event({"event": "batch", "epoch": epoch, "batch": index + 1,
-                  "batches": len(loader), "loss": float(loss)})
+                  "batches": len(loader), "loss": loss.item()})
     return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
 

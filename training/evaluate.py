@@ -127,3 +127,93 @@ def write_reports(folder: Path, card: dict, clips: ClipSet, test_index: np.ndarr
     frames, titles = _preview(card, clips, test_index, classes)
     reports.plot_preview(frames, titles, folder / "preview.png")
     return metrics
+
+
+def evaluate_entry(entry_path: Path, videos: Path, cache_dir: Path, workers: int = 2):
+    """Predictions of a registry entry on every clip of ``videos`` whose label it knows.
+
+    Returns (loaded entry, clip set relabelled to the entry's classes,
+    predictions, labels left out because the entry does not know them).
+    """
+    from features.cache import FeatureCache
+    from features.dataset import build_manifest
+    from training.data import load_dataset
+    from training.registry import load_entry
+
+    loaded = load_entry(entry_path)
+    card = loaded.card
+    manifest = build_manifest(videos)
+    known = manifest["label"].isin(card["classes"])
+    if not known.any():
+        raise ValueError(f"{videos}: none of its labels {sorted(set(manifest['label']))} is a class "
+                         f"of {loaded.name} ({', '.join(card['classes'])})")
+    config = replace(data_config_for(card), workers=workers)
+    clips = load_dataset(manifest[known].reset_index(drop=True), FeatureCache(cache_dir),
+                         config, card["kind"])
+    labels = np.array([card["classes"].index(clips.classes[i]) for i in clips.labels])
+    clips = replace(clips, labels=labels, classes=tuple(card["classes"]))
+    predictions = predict_with_embeddings(loaded.model, card["kind"],
+                                          eval_dataset(card, clips, labels), loaded.device)
+    skipped = sorted(set(manifest.loc[~known, "label"]))
+    return loaded, clips, predictions, skipped
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from training.config import ROOT
+
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("entry", type=Path, help="registry entry folder (or a name under --registry)")
+    parser.add_argument("--videos", type=Path, required=True, help="clips to evaluate on")
+    parser.add_argument("--compare", type=Path, help="a second entry: McNemar's test between the two")
+    parser.add_argument("--registry", type=Path, default=ROOT / "models")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "features")
+    parser.add_argument("--out", type=Path, help="report folder (default: reports/<entry>-on-<videos>)")
+    return parser.parse_args(argv)
+
+
+def _entry_path(value: Path, registry_root: Path) -> Path:
+    path = value if value.is_dir() else registry_root / value
+    if not (path / "card.json").is_file():
+        raise FileNotFoundError(f"{value}: no registry entry there (python -m training.registry list)")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.config import ROOT
+
+    args = parse_args(argv)
+    try:
+        first = _entry_path(args.entry, args.registry)
+        loaded, clips, predictions, skipped = evaluate_entry(first, args.videos, args.cache)
+        out = args.out or ROOT / "reports" / f"{loaded.name}-on-{args.videos.resolve().name}"
+        index = np.arange(len(clips.labels))
+        metrics = write_reports(out, loaded.card, clips, index, predictions)
+        report = {"entry": loaded.name, "videos": str(args.videos), "test": metrics,
+                  "skipped_labels": skipped}
+        if args.compare:
+            other, other_clips, other_predictions, _ = evaluate_entry(
+                _entry_path(args.compare, args.registry), args.videos, args.cache)
+            if list(other_clips.rows["path"]) != list(clips.rows["path"]):
+                raise ValueError(f"{other.name} and {loaded.name} were evaluated on different clips "
+                                 "(their classes differ); McNemar needs the same clips")
+            report["compare"] = {"entry": other.name, "mcnemar": reports.mcnemar(
+                predictions.probs.argmax(1) == predictions.labels,
+                other_predictions.probs.argmax(1) == other_predictions.labels),
+                "accuracy": float(np.mean(other_predictions.probs.argmax(1) == other_predictions.labels))}
+        reports.write_json(out / "evaluation.json", report)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{loaded.name} on {args.videos}: accuracy {metrics['accuracy']:.3f}, top-3 "
+          f"{metrics['top3_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} (n={metrics['n']})"
+          + (f"; skipped labels {skipped}" if skipped else ""))
+    if "compare" in report:
+        c = report["compare"]
+        print(f"vs {c['entry']}: accuracy {c['accuracy']:.3f}, McNemar p = {c['mcnemar']['p_value']:.3g}")
+    print(f"reports in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

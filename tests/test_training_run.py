@@ -1,0 +1,171 @@
+"""`python -m training.run` end to end on real GRID word clips: entry, reports, resume, DDP."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from features.cache import FeatureCache
+from features.extract import extract_many, find_videos
+from features.grid import grid_sentences, import_grid
+from training import registry
+from training.config import load_config
+from training.run import main
+
+REPO = Path(__file__).resolve().parent.parent
+WORDS = ("bin", "lay", "place", "set")
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory, grid_dir):
+    """48 GRID sentences' command words as clips, with their features cached: (videos, cache)."""
+    root = tmp_path_factory.mktemp("words")
+    videos, cache = root / "videos", root / "cache"
+    import_grid(grid_dir, videos, words=list(WORDS), padding=2,
+                sentences=grid_sentences(grid_dir)[::6][:48])
+    summary = extract_many(find_videos(videos), FeatureCache(cache), workers=2)
+    assert not summary.failed
+    return videos, cache
+
+
+def tiny_config(path: Path, **changes) -> Path:
+    values = {"optim": {"epochs": 4, "batch_size": 16, "patience": 10},
+              "arch": {"width": 16, "depth": 2}, "split": {"val_fraction": 0.2, "test_fraction": 0.2}}
+    values.update(changes)
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def run_args(words, tmp_path, name, *extra):
+    videos, cache = words
+    return ["--config", str(tiny_config(tmp_path / f"{name}.yaml")), "--videos", str(videos),
+            "--cache", str(cache), "--registry", str(tmp_path / "models"), "--runs",
+            str(tmp_path / "runs"), "--name", name, "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(words, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("trained")
+    events = tmp_path / "events.jsonl"
+    assert main(run_args(words, tmp_path, "first", "--events", str(events))) == 0
+    return tmp_path, tmp_path / "models" / "first", events
+
+
+def test_run_writes_a_self_describing_entry_with_reports(trained):
+    tmp_path, entry, events = trained
+    card = json.loads((entry / "card.json").read_text())
+    assert card["kind"] == "landmark_cnn" and card["classes"] == sorted(WORDS)
+    assert len(card["feature_names"]) == card["arch_args"]["in_channels"] == 222
+    assert len(card["normalisation"]["mean"]) == 222 and card["input"]["sequence_length"] == 32
+    assert card["data"]["clips"] == 48 and set(card["data"]["split_sizes"]) == {"train", "val", "test"}
+    for name in ("confusion_matrix.png", "roc_curves.png", "learning_curves.png", "embedding.png",
+                 "class_feature_curves.png", "preview.png", "final_report.json",
+                 "TRAINING_SUMMARY.md", "split_analysis.json", "weights.safetensors"):
+        assert (entry / name).stat().st_size > 0, name
+    report = json.loads((entry / "final_report.json").read_text())
+    low, high = report["test"]["accuracy_ci95"]
+    assert low <= report["test"]["accuracy"] <= high
+    summary = (entry / "TRAINING_SUMMARY.md").read_text()
+    assert "accuracy >= 0.8" in summary and "macro_f1 >= 0.75" in summary
+    assert registry.active_names(tmp_path / "models") == {"landmark_cnn": "first"}
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["epoch"] for e in lines if e["event"] == "epoch_end"] == [1, 2, 3, 4]
+    assert lines[-1]["event"] == "done" and lines[-1]["entry"] == str(entry)
+
+
+def test_the_entry_loads_and_predicts_probabilities(trained):
+    _, entry, _ = trained
+    loaded = registry.load_entry(entry)
+    batch = np.random.default_rng(0).normal(size=(3, 222, 32)).astype(np.float32)
+    probs = registry.predict_proba(loaded, batch)
+    assert probs.shape == (3, 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_evaluate_cli_reports_and_compares(trained, words, tmp_path):
+    from training.evaluate import main as evaluate
+
+    _, entry, _ = trained
+    out = tmp_path / "eval"
+    assert evaluate([str(entry), "--videos", str(words[0]), "--cache", str(words[1]),
+                     "--compare", str(entry), "--out", str(out)]) == 0
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["test"]["n"] == 48 and result["compare"]["mcnemar"]["p_value"] == 1.0
+    assert (out / "confusion_matrix.png").is_file()
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "training.run", *args]
+
+
+def _wait_for_epochs(events: Path, count: int, process, timeout=120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if events.is_file() and events.read_text().count('"epoch_end"') >= count:
+            return
+        assert process.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("no progress events")
+
+
+def test_kill_9_then_resume_reaches_the_same_place(words, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    straight = subprocess.run(_cli(*run_args(words, tmp_path, "straight")), cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    events = tmp_path / "killed.jsonl"
+    process = subprocess.Popen(_cli(*run_args(words, tmp_path, "killed", "--events", str(events))),
+                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_epochs(events, 2, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert "killed" not in [e.name for e in registry.list_entries(tmp_path / "models")]
+    resumed = subprocess.run(_cli("--resume", str(tmp_path / "runs" / "killed"), "--no-progress",
+                                  "--runs", str(tmp_path / "runs")),
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    history = {name: json.loads((tmp_path / "models" / name / "final_report.json").read_text())["history"]
+               for name in ("straight", "killed")}
+    assert len(history["killed"]) == len(history["straight"]) == 4
+    for a, b in zip(history["straight"], history["killed"]):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+    card = json.loads((tmp_path / "models" / "killed" / "card.json").read_text())
+    assert card["training"]["resumed_from"] >= 2
+
+
+def test_ddp_with_two_cpu_processes_finishes(words, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+         "-m", "training.run", *run_args(words, tmp_path, "ddp")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((tmp_path / "models" / "ddp" / "card.json").read_text())
+    assert card["training"]["world_size"] == 2 and card["training"]["epochs_run"] == 4
+
+
+def test_r2plus1d_trains_from_scratch_end_to_end(words, tmp_path):
+    config = tiny_config(tmp_path / "r2plus1d.yaml", model="r2plus1d", arch={},
+                         data={"crop_frames": 8, "crop_size": 32},
+                         optim={"epochs": 1, "batch_size": 8, "patience": 5})
+    events = tmp_path / "video.jsonl"
+    args = run_args(words, tmp_path, "video", "--events", str(events))
+    args[1] = str(config)
+    assert main(args) == 0
+    card = json.loads((tmp_path / "models" / "video" / "card.json").read_text())
+    assert card["kind"] == "r2plus1d" and card["input"]["crop_frames"] == 8
+    assert "from scratch" in events.read_text()
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    config = load_config(tiny_config(tmp_path / "c.yaml"), {"optim.epochs": 9, "model": "r2plus1d"})
+    assert config.optim.epochs == 9 and config.optim.batch_size == 16 and config.model == "r2plus1d"
+    (tmp_path / "bad.yaml").write_text("optim: {epoch: 3}\n")
+    with pytest.raises(ValueError, match="epoch"):
+        load_config(tmp_path / "bad.yaml")
