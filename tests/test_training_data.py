@@ -25,7 +25,7 @@ from tests.conftest import grid_ids
 WORDS = ("bin", "lay", "set")
 PER_CLASS = 4
 CONFIG = DataConfig(sequence_length=32, velocities=True, crop_frames=24, workers=1)
-SEQUENCE_NAMES = FEATURE_NAMES + tuple(f"d_{n}" for n in FEATURE_NAMES)
+SEQUENCE_NAMES = FEATURE_NAMES + tuple(f"d_{n}" for n in FEATURE_NAMES) + ("duration_s",)
 
 
 def _sentences(count: int) -> list[str]:
@@ -124,6 +124,8 @@ def test_clip_sequence_trims_faceless_ends_and_fills_gaps():
     assert sequence.shape == (len(SEQUENCE_NAMES), 32) and names == SEQUENCE_NAMES
     np.testing.assert_allclose(sequence[:len(FEATURE_NAMES), 0], features[3], rtol=1e-6)
     np.testing.assert_allclose(sequence[:len(FEATURE_NAMES), -1], features[17], rtol=1e-6)
+    # Frames 3..17 carry a face: 15 frames at 25 fps.
+    np.testing.assert_allclose(sequence[-1], 15 / 25.0)
 
 
 def test_normalisation_of_constant_channels_stays_finite(loaded):

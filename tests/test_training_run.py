@@ -61,8 +61,8 @@ def test_run_writes_a_self_describing_entry_with_reports(trained):
     tmp_path, entry, events = trained
     card = json.loads((entry / "card.json").read_text())
     assert card["kind"] == "landmark_cnn" and card["classes"] == sorted(WORDS)
-    assert len(card["feature_names"]) == card["arch_args"]["in_channels"] == 222
-    assert len(card["normalisation"]["mean"]) == 222 and card["input"]["sequence_length"] == 32
+    assert len(card["feature_names"]) == card["arch_args"]["in_channels"] == 223
+    assert len(card["normalisation"]["mean"]) == 223 and card["input"]["sequence_length"] == 32
     assert card["data"]["clips"] == 48 and set(card["data"]["split_sizes"]) == {"train", "val", "test"}
     for name in ("confusion_matrix.png", "roc_curves.png", "learning_curves.png", "embedding.png",
                  "class_feature_curves.png", "preview.png", "final_report.json",
@@ -82,7 +82,7 @@ def test_run_writes_a_self_describing_entry_with_reports(trained):
 def test_the_entry_loads_and_predicts_probabilities(trained):
     _, entry, _ = trained
     loaded = registry.load_entry(entry)
-    batch = np.random.default_rng(0).normal(size=(3, 222, 32)).astype(np.float32)
+    batch = np.random.default_rng(0).normal(size=(3, 223, 32)).astype(np.float32)
     probs = registry.predict_proba(loaded, batch)
     assert probs.shape == (3, 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
 

@@ -72,7 +72,7 @@ class AugmentConfig:
 class OptimConfig:
     """AdamW with a cosine schedule, label smoothing, clipping, early stopping."""
 
-    epochs: int = 60
+    epochs: int = 30
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-2

@@ -82,13 +82,17 @@ def clip_sequence(clip: ClipFeatures, config: DataConfig) -> tuple[np.ndarray, t
     Short gaps are filled (``features.sequence``), velocities appended when
     ``config.velocities``, frames before the first and after the last face
     dropped, and the rest linearly resampled to ``config.sequence_length``.
+    Resampling hides how long the utterance took, so a constant last channel
+    ``duration_s`` keeps it.
     """
     if not clip.valid.any():
         raise ValueError("no frame with a face")
     matrix, mask, names = sequence_transform(
         clip.features, clip.valid, clip.names, SequenceConfig(velocities=config.velocities))
     span = _face_span(mask)
-    return resample_linear(matrix[span], config.sequence_length).T.copy(), names
+    sequence = resample_linear(matrix[span], config.sequence_length).T
+    duration = np.full((1, config.sequence_length), (span.stop - span.start) / clip.fps, np.float32)
+    return np.concatenate([sequence, duration]), names + ("duration_s",)
 
 
 def clip_crops(clip: ClipFeatures, config: DataConfig) -> np.ndarray:

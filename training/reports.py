@@ -76,6 +76,11 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     return {"only_first_correct": only_a, "only_second_correct": only_b, "p_value": p}
 
 
+def _colour(k: int):
+    """A distinct colour per class for up to 20 classes (matplotlib's default cycle has 10)."""
+    return plt.cm.tab20(k % 20)
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial.png")
@@ -102,7 +107,7 @@ def plot_roc(probs, labels, classes, path: Path) -> Path:
         if positives.all() or not positives.any():
             continue
         fpr, tpr, _ = skm.roc_curve(positives, probs[:, k])
-        ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.2f})")
+        ax.plot(fpr, tpr, color=_colour(k), label=f"{name} (AUC {skm.auc(fpr, tpr):.2f})")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="One-vs-rest ROC")
     ax.legend(fontsize=7, loc="lower right")
@@ -138,7 +143,7 @@ def plot_embedding(features, labels, classes, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 5))
     for k, name in enumerate(classes):
         chosen = labels == k
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=12, label=name)
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=_colour(k), label=name)
     ax.set_title(f"Penultimate layer, {method} (test)")
     ax.legend(fontsize=7, markerscale=1.5)
     return _save(fig, path)
@@ -152,8 +157,9 @@ def plot_class_curves(curves: np.ndarray, labels, classes, names: list[str], pat
             rows = curves[labels == k, channel]
             if len(rows):
                 mean, std = rows.mean(0), rows.std(0)
-                ax.plot(mean, label=cls)
-                ax.fill_between(np.arange(len(mean)), mean - std, mean + std, alpha=0.12)
+                ax.plot(mean, color=_colour(k), label=cls)
+                ax.fill_between(np.arange(len(mean)), mean - std, mean + std, color=_colour(k),
+                                alpha=0.12)
         ax.set(title=name, xlabel="time step")
     axes[0][0].legend(fontsize=7)
     return _save(fig, path)
