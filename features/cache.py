@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.files import atomic_output, write_text_atomic
 from features.frame_features import FeatureConfig
 
 # Bump when the meaning of any cached array changes.
@@ -89,20 +90,13 @@ class FeatureCache:
 
     def save_failure(self, video: str | os.PathLike, reason: str) -> None:
         """Remember that ``video`` (these bytes, this extractor) gives no features."""
-        marker = self.path_for(video).with_suffix(".failed")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_name(f".{marker.name}.{os.getpid()}.partial")
-        tmp.write_text(reason, encoding="utf-8")
-        os.replace(tmp, marker)
+        write_text_atomic(self.path_for(video).with_suffix(".failed"), reason)
 
     def save(self, video: str | os.PathLike, clip: ClipFeatures) -> Path:
         """Store ``clip`` as the entry of ``video`` (atomic)."""
         entry = self.path_for(video)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.partial")
-        with open(tmp, "wb") as handle:
+        with atomic_output(entry) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, features=clip.features, valid=clip.valid,
                                 timestamps_ms=clip.timestamps_ms, crops=clip.crops,
                                 names=np.array(clip.names), fps=np.float64(clip.fps))
-        os.replace(tmp, entry)
         return entry

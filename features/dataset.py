@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from features.extract import VIDEO_SUFFIXES
+from features.files import temporary_sibling, write_text_atomic
 from features.video import write_video
 
 SIDECAR_SUFFIX = ".json"
@@ -193,17 +194,7 @@ def read_sidecar(path: str | os.PathLike) -> Sidecar:
 
 def write_sidecar(path: str | os.PathLike, sidecar: Sidecar) -> Path:
     """Write ``sidecar`` to ``path`` atomically (temporary name, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{SIDECAR_SUFFIX}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(sidecar.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, sidecar.to_json())
 
 
 def _check_frames(frames_rgb: list[np.ndarray]) -> None:
@@ -237,14 +228,6 @@ def _publish(tmp: Path, final: Path) -> None:
     tmp.unlink(missing_ok=True)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_clip(videos_root: str | os.PathLike, label: str, frames_rgb: list[np.ndarray],
               fps: float, sidecar: Sidecar | None = None, clip_name: str | None = None) -> Path:
     """Write ``videos_root/<label>/<clip>.mp4`` and its sidecar; return the video's path.
@@ -264,10 +247,9 @@ def save_clip(videos_root: str | os.PathLike, label: str, frames_rgb: list[np.nd
     final = folder / f"{clip}{CLIP_SUFFIX}"
     if any((folder / f"{clip}{suffix}").exists() for suffix in VIDEO_SUFFIXES):
         raise FileExistsError(f"{final}: a clip of that name exists; choose another clip name")
-    tmp = folder / f".{clip}.{os.getpid()}.partial{CLIP_SUFFIX}"
+    tmp = temporary_sibling(final)
     try:
-        write_video(tmp, list(frames_rgb), fps)
-        _fsync(tmp)
+        write_video(tmp, list(frames_rgb), fps)  # flushed to disk before it is linked
         _publish(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from features.cache import DEFAULT_CACHE_DIR, ClipFeatures, FeatureCache
+from features.files import atomic_output
 from features.frame_features import FEATURE_NAMES, FeatureConfig, FeaturePipeline
 from features.video import VideoError, VideoFileSource
 
@@ -139,14 +140,12 @@ def _run(todo: list[Path], cache_root: Path, config: FeatureConfig, workers: int
 
 def write_csv(clip: ClipFeatures, path: Path) -> None:
     """Write a clip's feature matrix as CSV (frame, timestamp_ms, valid, features...)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = np.column_stack([np.arange(len(clip.valid)), clip.timestamps_ms,
                              clip.valid.astype(int), clip.features])
     header = ",".join(("frame", "timestamp_ms", "valid") + clip.names)
-    tmp = path.with_name(f".{path.name}.partial")
-    np.savetxt(tmp, table, delimiter=",", header=header, comments="",
-               fmt=["%d", "%d", "%d"] + ["%.6g"] * len(clip.names))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        np.savetxt(tmp, table, delimiter=",", header=header, comments="",
+                   fmt=["%d", "%d", "%d"] + ["%.6g"] * len(clip.names))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

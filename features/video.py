@@ -17,6 +17,8 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
+from features.files import atomic_output
+
 
 class VideoError(RuntimeError):
     """A video file or camera that cannot be read; the message names it."""
@@ -150,16 +152,14 @@ def write_video(path: str | os.PathLike, frames_rgb: list[np.ndarray], fps: floa
     path = Path(path)
     if not frames_rgb:
         raise VideoError(f"{path}: refusing to write a video with no frames")
-    path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames_rgb[0].shape[:2]
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise VideoError(f"{path}: OpenCV cannot write mp4 here")
-    try:
-        for rgb in frames_rgb:
-            writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        if not writer.isOpened():
+            raise VideoError(f"{path}: OpenCV cannot write mp4 here")
+        try:
+            for rgb in frames_rgb:
+                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     return path

@@ -9,7 +9,6 @@ the uninterrupted run would have.
 from __future__ import annotations
 
 import math
-import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from features.files import atomic_output
 from training.config import OptimConfig
 from training.models import crops_to_clip
 
@@ -156,10 +156,8 @@ class History:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """torch.save to a temporary name, then rename: a kill never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:

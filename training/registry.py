@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from features.files import fsync_path, write_json_atomic
 from training.models import MODEL_KINDS, build_model, default_device, read_state_dict
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "models"
@@ -72,20 +73,6 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file or folder to disk; best effort where the OS refuses (folders on Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _to_json(value):
     """NumPy scalars/arrays and paths, as the card's JSON values."""
     if isinstance(value, (np.generic, np.ndarray)):
@@ -97,11 +84,7 @@ def _to_json(value):
 
 def _write_json(path: Path, data: dict) -> None:
     """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    text = json.dumps(data, indent=2, sort_keys=True, default=_to_json) + "\n"
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text, encoding="utf-8")
-    _fsync(temp)
-    os.replace(temp, path)
+    write_json_atomic(path, data, sort_keys=True, default=_to_json)
 
 
 def _weights_file(entry: Path) -> Path | None:
@@ -160,10 +143,10 @@ def _fill_folder(folder: Path, model: nn.Module, card: dict,
             target.write_bytes(content)
         else:
             shutil.copyfile(content, target)
-        _fsync(target)
+        fsync_path(target)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
-    _fsync(folder / WEIGHTS_FILE)
+    fsync_path(folder / WEIGHTS_FILE)
     _write_json(folder / CARD_FILE, card)
 
 
@@ -196,7 +179,7 @@ def write_entry(root: str | Path, name: str | None, model: nn.Module, card: dict
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    _fsync(root)
+    fsync_path(root)
     return final
 
 

@@ -6,8 +6,6 @@ imports Qt.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
+
+from features.files import atomic_output, write_json_atomic  # noqa: E402
 
 
 def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
@@ -82,11 +82,11 @@ def _colour(k: int):
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -179,10 +179,7 @@ def plot_preview(frames: list[np.ndarray], titles: list[str], path: Path) -> Pat
 
 
 def write_json(path: Path, data: dict) -> Path:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, data, default=float)
 
 
 def targets_met(test_metrics: dict, targets: dict) -> dict[str, dict]:

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from features.files import write_json_atomic
 from training.config import DEFAULT_CONFIG, ROOT, TrainConfig, load_config
 
 RUNS_DIR = ROOT / ".cache" / "runs"
@@ -68,7 +69,7 @@ def resolve_run(args: argparse.Namespace, config: TrainConfig) -> tuple[Path, Tr
         return run_dir, load_config(None, _flatten(json.loads(saved.read_text()))), True
     run_dir = args.runs / (config.entry_name or default_entry_name(config.model))
     run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_json_atomic(run_dir / "config.json", asdict(config))
     return run_dir, config, False
 
 

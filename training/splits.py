@@ -11,13 +11,13 @@ config give the same split.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features.files import write_json_atomic
 from training.config import SplitConfig
 
 SPLITS = ("train", "val", "test")
@@ -287,11 +287,4 @@ def write_split_analysis(path: str | os.PathLike, analysis: dict) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / "split_analysis.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        tmp.write_text(json.dumps(analysis, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_json_atomic(path, analysis)
