@@ -1,11 +1,13 @@
 """Bedside lip reader: entry point.
 
-    python main.py --source FILE     read a video file as the camera
-    python main.py --camera N        read webcam N (default 0)
+    python main.py --source FILE             read a video file as the camera
+    python main.py --camera N                read webcam N (default 0)
+    python main.py --headless --source FILE  recognise: one JSON line per utterance
 
-Until the window exists (the app issue), this runs the live pipeline --
-landmarks, lip features and the utterance segmenter -- over the source and
-prints one JSON line per detected utterance, then a summary.
+Until the window exists (the app issue), the first two run the live
+pipeline -- landmarks, lip features and the utterance segmenter -- over the
+source and print one JSON line per detected utterance, then a summary.
+``--headless`` also recognises each utterance with the active registry entry.
 """
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--camera", type=int, default=0, help="webcam index (default 0)")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop a camera after this many seconds")
+    parser.add_argument("--headless", action="store_true",
+                        help="recognise utterances of --source and print them as JSON lines")
+    parser.add_argument("--kind", default="landmark_cnn", choices=("landmark_cnn", "r2plus1d"),
+                        help="recogniser for --headless (default landmark_cnn)")
     return parser.parse_args(argv)
 
 
@@ -71,7 +77,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parse_args(argv))
+    args = parse_args(argv)
+    if args.headless:
+        from recognizer.headless import run_headless
+
+        if not args.source:
+            print("error: --headless needs --source FILE", file=sys.stderr)
+            return 2
+        return run_headless(args.source, kind=args.kind)
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from features.cache import DEFAULT_CACHE_DIR, ClipFeatures, FeatureCache
 from features.files import atomic_output
-from features.frame_features import FEATURE_NAMES, FeatureConfig, FeaturePipeline
+from features.frame_features import FEATURE_NAMES, FeatureConfig, FeaturePipeline, FrameFeatures
 from features.video import VideoError, VideoFileSource
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mpg", ".mpeg", ".mov", ".mkv", ".webm")
@@ -30,23 +30,40 @@ class ClipError(RuntimeError):
     """A clip that cannot give features; the message names the file."""
 
 
+def clip_from_rows(rows: Sequence[FrameFeatures], fps: float | None = None) -> ClipFeatures:
+    """Per-frame results, in frame order, as one :class:`ClipFeatures`.
+
+    Frames without a face get zero features and crops. ``fps`` defaults to
+    the rate measured from the timestamps; crops are (T, 0, 0) when no row
+    carries one (a pipeline run with ``crops=False``). Extraction and the
+    live recogniser both build clips here, so they feed models alike.
+    """
+    if not rows:
+        raise ValueError("no frames to make a clip of")
+    shapes = {row.crop.shape for row in rows if row.crop is not None}
+    crop_shape = shapes.pop() if shapes else (0, 0)
+    features = np.zeros((len(rows), len(FEATURE_NAMES)), dtype=np.float32)
+    crops = np.zeros((len(rows), *crop_shape), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        if row.features is not None:
+            features[i] = row.features
+            if row.crop is not None:
+                crops[i] = row.crop
+    valid = np.array([row.features is not None for row in rows], dtype=bool)
+    timestamps = np.array([row.timestamp_ms for row in rows], dtype=np.int64)
+    if fps is None:
+        span_ms = max(int(timestamps[-1] - timestamps[0]), 1)
+        fps = 1000.0 * (len(rows) - 1) / span_ms if len(rows) > 1 else 25.0
+    return ClipFeatures(features, valid, timestamps, crops, FEATURE_NAMES, float(fps))
+
+
 def extract_clip(path: str | os.PathLike, pipeline: FeaturePipeline) -> ClipFeatures:
     """Features of every frame of one video file (the pipeline is reset first)."""
     pipeline.reset()
     rows = [pipeline.process(frame) for frame in VideoFileSource(path)]
-    valid = np.array([r.features is not None for r in rows], dtype=bool)
-    if not valid.any():
+    if not any(row.features is not None for row in rows):
         raise ClipError(f"{path}: no face found in any of its {len(rows)} frames")
-    size = pipeline.config.crop.size
-    features = np.zeros((len(rows), len(FEATURE_NAMES)), dtype=np.float32)
-    crops = np.zeros((len(rows), size, size), dtype=np.uint8)
-    for i, row in enumerate(rows):
-        if row.features is not None:
-            features[i] = row.features
-            crops[i] = row.crop
-    timestamps = np.array([r.timestamp_ms for r in rows], dtype=np.int64)
-    fps = 1000.0 * (len(rows) - 1) / max(timestamps[-1] - timestamps[0], 1) if len(rows) > 1 else 25.0
-    return ClipFeatures(features, valid, timestamps, crops, FEATURE_NAMES, fps)
+    return clip_from_rows(rows)
 
 
 @dataclass

@@ -1,0 +1,131 @@
+"""Recognise a video file without a window: one JSON line per recognised utterance.
+
+    python -m recognizer.headless --source FILE [--registry models] [--kind landmark_cnn] [--loop]
+
+``main.py --headless --source FILE`` calls :func:`run_headless`. The file runs
+through the same FeaturePipeline and :class:`~recognizer.live.LiveRecognizer`
+as the live app, as fast as the machine allows (not paced in real time). Each
+line on stdout is ``{"start_ms", "end_ms", "phrase", "confidence", "top3"}``;
+a summary goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from features.frame_features import FEATURE_NAMES, FeaturePipeline
+from features.video import VideoError, VideoFileSource
+from recognizer.live import LiveRecognizer, Recognition
+from recognizer.predictor import Predictor
+from training.registry import DEFAULT_ROOT, active_entry, list_entries
+
+KINDS = ("landmark_cnn", "r2plus1d")
+
+
+def find_entry(registry_root: str | Path, kind: str) -> Path | None:
+    """The active entry of ``kind``, else the newest entry of that kind, else None."""
+    active = active_entry(registry_root, kind)
+    if active is not None:
+        return active
+    entries = [e for e in list_entries(registry_root) if e.card["kind"] == kind]
+    return entries[-1].path if entries else None
+
+
+def recognition_json(recognition: Recognition) -> str:
+    """One output line: times in ms of the stream, probabilities rounded to 4 places."""
+    prediction = recognition.prediction
+    return json.dumps({"start_ms": recognition.start_ms, "end_ms": recognition.end_ms,
+                       "phrase": prediction.phrase,
+                       "confidence": round(prediction.confidence, 4),
+                       "top3": [[phrase, round(p, 4)] for phrase, p in prediction.top3]})
+
+
+def load_predictor(registry_root: str | Path, kind: str, err: TextIO) -> Predictor | None:
+    """The predictor of the registry's entry of ``kind``, or None after printing why not."""
+    entry = find_entry(registry_root, kind)
+    if entry is None:
+        print(f"error: no trained {kind} model in the registry folder {Path(registry_root)}; "
+              f"train one first: python -m training.run --model {kind} --videos VIDEOS_DIR "
+              f"--registry {registry_root}", file=err)
+        return None
+    try:
+        return Predictor.from_entry(entry)
+    except (ValueError, OSError) as error:
+        print(f"error: cannot use registry entry {entry}: {error}", file=err)
+        return None
+
+
+def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO
+                     ) -> tuple[int, int, int]:
+    """Print each recognition of ``source``'s frames as a JSON line.
+
+    Returns (frames, frames with a face, recognitions).
+    """
+    recognizer = LiveRecognizer(FEATURE_NAMES, predictor)
+    frames = faces = found = 0
+    with FeaturePipeline(crops=predictor.needs_crops) as pipeline:
+        for frame in source:
+            result = recognizer.process(pipeline.process(frame))
+            frames, faces = frames + 1, faces + result.has_face
+            if result.error:
+                print(f"warning: {result.error}", file=err)
+            if result.recognition is not None:
+                print(recognition_json(result.recognition), file=out, flush=True)
+                found += 1
+    for recognition in recognizer.finish():
+        print(recognition_json(recognition), file=out, flush=True)
+        found += 1
+    return frames, faces, found
+
+
+def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_ROOT,
+                 kind: str = "landmark_cnn", loop: bool = False,
+                 out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Recognise every utterance of a video file; exit code 0, or 2 when it cannot start or read.
+
+    Not paced: frames are read as fast as they are processed. ``loop`` runs
+    until interrupted (Ctrl-C ends it with exit code 0).
+    """
+    out, err = out or sys.stdout, err or sys.stderr
+    predictor = load_predictor(registry_root, kind, err)
+    if predictor is None:
+        return 2
+    started = time.monotonic()
+    try:
+        source = VideoFileSource(source_path, loop=loop)
+        try:
+            frames, faces, found = recognise_stream(source, predictor, out, err)
+        finally:
+            source.close()
+    except VideoError as error:
+        print(f"error: {error}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    rate = frames / max(time.monotonic() - started, 1e-9)
+    print(f"{frames} frames, face in {faces}, {found} utterances recognised by {predictor.name}, "
+          f"{rate:.0f} frames/s", file=err)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m recognizer.headless", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", required=True, help="video file to recognise")
+    parser.add_argument("--registry", default=str(DEFAULT_ROOT), help="model registry folder")
+    parser.add_argument("--kind", choices=KINDS, default="landmark_cnn", help="recogniser kind")
+    parser.add_argument("--loop", action="store_true", help="start the file again at its end")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_headless(args.source, args.registry, args.kind, args.loop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

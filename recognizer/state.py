@@ -1,0 +1,194 @@
+"""The app's state as a Qt-free model that widgets subscribe to (napari's ``Dims`` pattern).
+
+:class:`AppState` holds what the window shows; setting a field to a new value
+tells its subscribers, setting it to the same value does not. Widgets take the
+state and subscribe; they never hold the truth themselves, so the state is
+tested without a window. Mutate it from one thread (the GUI thread): the worker
+emits results and a slot copies them in.
+
+:class:`HistoryLog` appends each recognised phrase to a CSV file and never
+lets a full disk or a read-only folder stop the app.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+log = logging.getLogger(__name__)
+HISTORY_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field's change, as given to subscribers."""
+
+    field: str
+    value: Any
+    old: Any
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One recognised phrase: ``time`` is local wall time, ``confidence`` in [0, 1]."""
+
+    time: datetime
+    phrase: str
+    confidence: float
+    top3: tuple[tuple[str, float], ...] = ()
+    sure: bool = True
+
+
+class StateEvents:
+    """Subscriptions of an :class:`AppState`: to every field, or to one."""
+
+    def __init__(self, names: Sequence[str]):
+        self._names = frozenset(names)
+        self._callbacks: list[tuple[str | None, Callable[[Change], None]]] = []
+
+    def connect(self, callback: Callable[[Change], None], field: str | None = None) -> None:
+        """Call ``callback(change)`` after each change of ``field`` (default: any field)."""
+        if field is not None and field not in self._names:
+            raise ValueError(f"AppState has no field {field!r}; fields: {sorted(self._names)}")
+        self._callbacks.append((field, callback))
+
+    def disconnect(self, callback: Callable[[Change], None]) -> None:
+        """Stop calling ``callback`` (for every field it was connected to)."""
+        self._callbacks = [(f, c) for f, c in self._callbacks if c != callback]
+
+    def emit(self, change: Change) -> None:
+        for field, callback in list(self._callbacks):
+            if field is None or field == change.field:
+                callback(change)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality that treats NaN as equal to NaN and falls back to identity."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return a is b
+
+
+@dataclass(eq=False)
+class AppState:
+    """What the window shows. Assign fields directly; subscribers hear of real changes.
+
+    ``kind``: recogniser kind in use; ``entry``/``classes``/``accuracy``: the
+    active registry entry (accuracy in [0, 1] or None); ``phrase``,
+    ``confidence``, ``top3``, ``sure``: the last recognition; ``segmenter_state``:
+    ``"resting"``/``"mouthing"``/``"recognised"``; ``fps``: frames per second
+    processed; ``dropped_frames``: frames skipped since start; ``history``:
+    newest last, at most ``HISTORY_LIMIT``; ``confidence_threshold`` and
+    ``speak_aloud``: user settings.
+    """
+
+    kind: str = "landmark_cnn"
+    entry: str | None = None
+    classes: tuple[str, ...] = ()
+    accuracy: float | None = None
+    phrase: str | None = None
+    confidence: float | None = None
+    top3: tuple[tuple[str, float], ...] = ()
+    sure: bool = False
+    segmenter_state: str = "resting"
+    fps: float = 0.0
+    dropped_frames: int = 0
+    history: tuple[HistoryItem, ...] = ()
+    confidence_threshold: float = 0.5
+    speak_aloud: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "events", StateEvents([f.name for f in fields(self)]))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        events = self.__dict__.get("events")
+        if events is None:
+            object.__setattr__(self, name, value)
+            return
+        if name not in self.__dataclass_fields__:
+            raise AttributeError(f"AppState has no field {name!r}")
+        old = getattr(self, name)
+        if same_value(old, value):
+            return
+        object.__setattr__(self, name, value)
+        events.emit(Change(name, value, old))
+
+    def subscribe(self, field: str, callback: Callable[[Change], None]) -> None:
+        """Call ``callback(change)`` whenever ``field`` changes."""
+        self.events.connect(callback, field)
+
+    def update(self, **values: Any) -> None:
+        """Set several fields; each that changes notifies once."""
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def use_entry(self, kind: str, name: str | None, classes: Sequence[str],
+                  accuracy: float | None) -> None:
+        """Show a newly active recogniser (and forget the last phrase, which the old one read)."""
+        self.update(kind=kind, entry=name, classes=tuple(classes), accuracy=accuracy,
+                    phrase=None, confidence=None, top3=(), sure=False)
+
+    def record(self, phrase: str, confidence: float, top3: Sequence[tuple[str, float]],
+               sure: bool, when: datetime | None = None) -> HistoryItem:
+        """Show a recognition and add it to the history; returns the history item."""
+        item = HistoryItem(when or datetime.now(), phrase, float(confidence),
+                           tuple((p, float(c)) for p, c in top3), sure)
+        self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
+                    history=(self.history + (item,))[-HISTORY_LIMIT:])
+        return item
+
+
+HISTORY_HEADER = ("time", "phrase", "confidence", "top3")
+
+
+def format_top3(top3: Sequence[tuple[str, float]]) -> str:
+    """``"bin:0.810;lay:0.100"``: phrase:probability pairs, most likely first."""
+    return ";".join(f"{phrase}:{p:.3f}" for phrase, p in top3)
+
+
+class HistoryLog:
+    """Appends recognised phrases to a CSV file (``time,phrase,confidence,top3``).
+
+    The file and its folder are created with a header when missing. Each row
+    is written and flushed at once, so a crash loses nothing. A failing write
+    is logged, kept in :attr:`error` and passed to ``on_error``; it never raises.
+    """
+
+    def __init__(self, path: str | os.PathLike, on_error: Callable[[str], None] | None = None):
+        self.path = Path(path)
+        self.on_error = on_error
+        self.error: str | None = None
+
+    def append(self, item: HistoryItem) -> bool:
+        """Write one row; True when it reached the file."""
+        row = (item.time.isoformat(timespec="seconds"), item.phrase,
+               f"{item.confidence:.4f}", format_top3(item.top3))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.is_file() or self.path.stat().st_size == 0
+            with open(self.path, "a", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                if fresh:
+                    writer.writerow(HISTORY_HEADER)
+                writer.writerow(row)
+                handle.flush()
+        except OSError as failure:
+            self._report(f"{self.path}: could not save the phrase history ({failure}); "
+                         "recognition goes on without it -- choose a writable file")
+            return False
+        self.error = None
+        return True
+
+    def _report(self, message: str) -> None:
+        self.error = message
+        log.warning(message)
+        if self.on_error is not None:
+            self.on_error(message)
