@@ -7,12 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from features.cache import FeatureCache
-from features.extract import extract_many, find_videos
 from features.frame_features import FEATURE_NAMES, FeaturePipeline
-from features.grid import grid_sentences, import_grid
 from features.video import VideoFileSource
 from recognizer.headless import run_headless
 from recognizer.live import PLOT_NAMES, LiveConfig, LiveRecognizer, PlotHistory
@@ -23,32 +19,13 @@ from training import registry
 from training.config import DataConfig
 from training.evaluate import input_spec
 from training.models import build_model
-from training.run import main as train
 
 WORDS = ("bin", "lay", "place", "set")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, grid_dir):
-    """GRID command-word clips, their cache and a registry with two tiny landmark entries.
-
-    Returns (videos, cache, models): ``t`` (active) and ``t2`` (another seed). Thirty
-    epochs of the tiny CNN take about a second; six leave it near chance.
-    """
-    root = tmp_path_factory.mktemp("live")
-    videos, cache, models = root / "videos", root / "cache", root / "models"
-    import_grid(grid_dir, videos, words=list(WORDS), padding=4,
-                sentences=grid_sentences(grid_dir)[::6][:48])
-    assert not extract_many(find_videos(videos), FeatureCache(cache), workers=2).failed
-    config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump({
-        "optim": {"batch_size": 16, "patience": 30}, "arch": {"width": 16, "depth": 2},
-        "split": {"val_fraction": 0.2, "test_fraction": 0.2}}))
-    for name, seed in (("t", "0"), ("t2", "1")):
-        assert train(["--config", str(config), "--epochs", "30", "--seed", seed,
-                      "--videos", str(videos), "--cache", str(cache), "--registry", str(models),
-                      "--runs", str(root / "runs"), "--no-progress", "--name", name]) == 0
-    return videos, FeatureCache(cache), models
+def trained(word_models):
+    return word_models
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,21 @@ def test_run_writes_a_self_describing_entry_with_reports(trained):
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert [e["epoch"] for e in lines if e["event"] == "epoch_end"] == [1, 2, 3, 4]
     assert lines[-1]["event"] == "done" and lines[-1]["entry"] == str(entry)
+    last_batches = [e for e in lines if e["event"] == "batch" and e["batch"] == e["batches"]]
+    assert [e["epoch"] for e in last_batches] == [1, 2, 3, 4]
+
+
+def test_batch_events_are_throttled_but_each_epoch_end_is_kept(tmp_path):
+    from training.run import EventOutput
+
+    path = tmp_path / "events.jsonl"
+    output = EventOutput(str(path), progress=False, batch_interval=3600)
+    for batch in range(1, 6):
+        output({"event": "batch", "epoch": 1, "batch": batch, "batches": 5, "loss": 1.0})
+    output({"event": "epoch_end", "epoch": 1})
+    output.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e["event"], e.get("batch")) for e in lines] == [("batch", 1), ("batch", 5), ("epoch_end", None)]
 
 
 def test_the_entry_loads_and_predicts_probabilities(trained):

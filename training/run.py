@@ -92,18 +92,34 @@ def _flatten(values: dict, prefix: str = "") -> dict:
 
 
 class EventOutput:
-    """Renders events: a tqdm bar on the terminal and JSON lines to a file or stdout."""
+    """Renders events: a tqdm bar on the terminal and JSON lines to a file or stdout.
 
-    def __init__(self, events: str | None, progress: bool):
+    Batch events reach the JSON stream at most once per ``batch_interval`` seconds
+    (and always for an epoch's last batch), so a slow model still shows progress
+    without a fast one flooding the reader.
+    """
+
+    def __init__(self, events: str | None, progress: bool, batch_interval: float = 1.0):
         from tqdm import tqdm
 
         self._stream = (sys.stdout if events == "-" else open(events, "a", encoding="utf-8")
                         if events else None)
         self._bar = tqdm(unit="batch", dynamic_ncols=True, file=sys.stderr) if progress else None
         self._tqdm = tqdm
+        self._batch_interval = batch_interval
+        self._last_batch = float("-inf")
+
+    def _wants(self, event: dict) -> bool:
+        if event["event"] != "batch":
+            return True
+        now = time.monotonic()
+        if event["batch"] == event["batches"] or now - self._last_batch >= self._batch_interval:
+            self._last_batch = now
+            return True
+        return False
 
     def __call__(self, event: dict) -> None:
-        if self._stream is not None and event["event"] != "batch":
+        if self._stream is not None and self._wants(event):
             self._stream.write(json.dumps({"time": round(time.time(), 3), **event}) + "\n")
             self._stream.flush()
         if self._bar is None:

@@ -1,6 +1,7 @@
 """The training acceptance run: 12 GRID words, landmark_cnn, sentence-disjoint split.
 
     python tests/benchmarks/train_grid_words.py [--padding 4] [--model landmark_cnn] [--epochs N]
+    python tests/benchmarks/train_grid_words.py --config tests/benchmarks/r2plus1d_cpu.yaml
 
 Imports bin lay place set blue green red white again now please soon from
 the 300 shared sentences into a temporary videos/ folder, extracts their
@@ -22,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from features.cache import DEFAULT_CACHE_DIR, FeatureCache  # noqa: E402
-from features.extract import extract_many, find_videos  # noqa: E402
-from features.grid import import_grid  # noqa: E402
-from training.run import main as train  # noqa: E402
+from features.cache import DEFAULT_CACHE_DIR, FeatureCache
+from features.extract import extract_many, find_videos
+from features.grid import import_grid
+from training.run import main as train
 
 WORDS = ["bin", "lay", "place", "set", "blue", "green", "red", "white",
          "again", "now", "please", "soon"]
@@ -35,7 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--grid", type=Path, default=ROOT.parent / "shared/data/grid_s1")
     parser.add_argument("--padding", type=int, default=4)
-    parser.add_argument("--model", default="landmark_cnn")
+    parser.add_argument("--model")
+    parser.add_argument("--config", type=Path, help="training config (default training/config.yaml)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -47,14 +49,16 @@ def main() -> None:
         extract_s = time.perf_counter() - start
         start = time.perf_counter()
         flags = ["--videos", str(videos), "--registry", f"{tmp}/models", "--runs", f"{tmp}/runs",
-                 "--name", "grid-words", "--model", args.model, "--seed", str(args.seed),
-                 "--no-progress"] + (["--epochs", str(args.epochs)] if args.epochs else [])
+                 "--name", "grid-words", "--seed", str(args.seed), "--no-progress"]
+        flags += ["--epochs", str(args.epochs)] if args.epochs else []
+        flags += ["--model", args.model] if args.model else []
+        flags += ["--config", str(args.config)] if args.config else []
         train(flags)
         train_s = time.perf_counter() - start
         card = json.loads((Path(tmp) / "models" / "grid-words" / "card.json").read_text())
     metrics = card["metrics"]
     print(json.dumps({
-        "benchmark": "train_grid_words", "model": args.model, "words": len(WORDS),
+        "benchmark": "train_grid_words", "model": card["kind"], "input": card["input"], "words": len(WORDS),
         "padding": args.padding, "clips": card["data"]["clips"], "split": card["data"]["split_sizes"],
         "test_accuracy": round(metrics["accuracy"], 4), "top3_accuracy": round(metrics["top3_accuracy"], 4),
         "macro_f1": round(metrics["macro_f1"], 4), "val_accuracy": round(metrics["val_accuracy"], 4),

@@ -1,0 +1,49 @@
+"""Starting the window: the source from the command line, the app's folders, the Qt event loop."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from features.video import CameraSource, VideoFileSource
+from recognizer.gui.window import MainWindow, SourceSpec
+
+NO_CAMERA_HINT = ("Plug in a webcam (it is found by itself within seconds), or start the app "
+                  "with a video file:  python main.py --source FILE")
+
+
+def source_spec(camera: int = 0, source: str | None = None, loop: bool = False) -> SourceSpec:
+    """A file played as the camera at its own frame rate (``loop`` to repeat), else webcam ``camera``."""
+    if source:
+        path = Path(source)
+
+        def open_file():
+            return VideoFileSource(path, realtime=True, loop=loop)
+        return SourceSpec(open_file, retry=False, describe=f"The video file {path}",
+                          missing_hint="Check the file name, or convert the video to mp4 and try again.")
+    return SourceSpec(lambda: CameraSource(camera), retry=True, describe=f"Camera {camera}",
+                      missing_hint=NO_CAMERA_HINT)
+
+
+def default_history_path() -> Path:
+    """``history.csv`` in the user's application-data folder (kept across sessions)."""
+    from PySide6.QtCore import QStandardPaths
+
+    folder = QStandardPaths.writableLocation(QStandardPaths.AppDataLocation)
+    return Path(folder or Path.home() / ".lipreader") / "history.csv"
+
+
+def run_app(source: SourceSpec, registry_root: str | Path, videos_root: str | Path,
+            history_path: str | Path | None = None, max_seconds: float | None = None) -> int:
+    """Open the window and run until it is closed (or for ``max_seconds``); the exit code."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("bedside-lip-reader")
+    window = MainWindow(source, registry_root, videos_root, history_path or default_history_path())
+    window.show()
+    window.start()
+    if max_seconds:
+        QTimer.singleShot(int(max_seconds * 1000), window.close)
+    return app.exec()
+

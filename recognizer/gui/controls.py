@@ -1,0 +1,95 @@
+"""The recogniser bar: kind switch, model picker from the registry, entry details, settings."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QWidget,
+)
+
+from recognizer.gui.train_panel import KIND_LABELS
+from recognizer.state import AppState, Change
+from training.registry import active_entry, list_entries
+
+
+def entry_label(name: str, card: dict) -> str:
+    accuracy = (card.get("metrics") or {}).get("accuracy")
+    return f"{name}  ({accuracy:.0%})" if isinstance(accuracy, (int, float)) else name
+
+
+class RecogniserBar(QWidget):
+    """Chooses the recogniser kind and registry entry; ``on_pick(kind, entry_path)`` loads it.
+
+    ``entry_path`` is None when the registry has no entry of that kind. Shows
+    the active entry's classes and accuracy and edits the state's settings.
+    """
+
+    def __init__(self, state: AppState, registry_root: str | Path,
+                 on_pick: Callable[[str, Path | None], None], parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.registry_root = Path(registry_root)
+        self._on_pick = on_pick
+        self.kind = QComboBox()
+        for kind, label in KIND_LABELS.items():
+            self.kind.addItem(label, kind)
+        self.model = QComboBox(minimumContentsLength=24)
+        self.details = QLabel()
+        self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
+                                        value=state.confidence_threshold)
+        self.threshold.setToolTip("Below this confidence the app says it is not sure")
+        self.speak = QCheckBox("Speak aloud", checked=state.speak_aloud)
+        layout = QHBoxLayout(self)
+        for widget in (QLabel("Recogniser"), self.kind, QLabel("Model"), self.model, self.details):
+            widget.setFont(QFont("Sans", 12))
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        for widget in (QLabel("Sure above"), self.threshold, self.speak):
+            layout.addWidget(widget)
+        self.kind.setCurrentIndex(self.kind.findData(state.kind))
+        self.kind.currentIndexChanged.connect(lambda _: self.refresh_models())
+        self.model.activated.connect(lambda _: self._picked())
+        self.threshold.valueChanged.connect(lambda v: setattr(state, "confidence_threshold", v))
+        self.speak.toggled.connect(lambda on: setattr(state, "speak_aloud", on))
+        for field in ("entry", "classes", "accuracy"):
+            state.subscribe(field, self._show_details)
+        self._show_details(None)
+
+    def refresh_models(self, select: str | None = None, load: bool = True) -> None:
+        """Fill the model list for the chosen kind; select (and ``load``) ``select``, default the active entry."""
+        kind = self.kind.currentData()
+        entries = [e for e in list_entries(self.registry_root) if e.card.get("kind") == kind]
+        if select is None:
+            active = active_entry(self.registry_root, kind)
+            select = active.name if active else (entries[-1].name if entries else None)
+        self.model.blockSignals(True)
+        self.model.clear()
+        for entry in entries:
+            self.model.addItem(entry_label(entry.name, entry.card), str(entry.path))
+        names = [e.name for e in entries]
+        self.model.setCurrentIndex(names.index(select) if select in names else -1)
+        self.model.blockSignals(False)
+        if load:
+            self._picked()
+
+    def _picked(self) -> None:
+        path = self.model.currentData()
+        self._on_pick(self.kind.currentData(), Path(path) if path else None)
+
+    def _show_details(self, change: Change | None) -> None:
+        state = self.state
+        if state.entry is None:
+            self.details.setText("no trained model")
+            return
+        accuracy = f"{state.accuracy:.1%}" if state.accuracy is not None else "unknown"
+        classes = ", ".join(state.classes)
+        shown = classes if len(classes) <= 60 else classes[:57] + "..."
+        self.details.setText(f"test accuracy {accuracy} · {len(state.classes)} phrases: {shown}")
+        self.details.setToolTip(classes)

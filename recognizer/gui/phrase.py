@@ -1,0 +1,112 @@
+"""The phrase display, the top-3 bars and the history list: views of :class:`AppState`.
+
+Each widget takes the state and subscribes to the fields it shows (napari's
+``QtDims(dims)``); none holds the truth itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from recognizer.gui.speech import ALERT_PHRASES, spoken_text
+from recognizer.state import AppState, Change
+
+PANEL_STYLE = "background: #101418; color: #ffffff;"
+ALERT_STYLE = "background: #b00020; color: #ffffff;"
+
+
+class PhrasePanel(QWidget):
+    """The last phrase in very large type, with the top 3 as bars to choose from.
+
+    Below the confidence threshold it says it is not sure and asks to pick one
+    of the three; a click on a choice calls ``on_choose(phrase)``. "help" turns
+    the panel red for a few seconds, visible from across the bed.
+    """
+
+    def __init__(self, state: AppState, on_choose: Callable[[str], None], parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setAutoFillBackground(True)
+        self.setStyleSheet(PANEL_STYLE)
+        self.headline = QLabel("Mouth a phrase")
+        self.headline.setFont(QFont("Sans", 20))
+        self.phrase = QLabel("\u2014")
+        self.phrase.setFont(QFont("Sans", 64, QFont.Bold))
+        self.phrase.setWordWrap(True)
+        self.phrase.setAlignment(Qt.AlignCenter)
+        self.headline.setAlignment(Qt.AlignCenter)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.headline)
+        layout.addWidget(self.phrase, stretch=1)
+        self.choices: list[tuple[QPushButton, QProgressBar]] = []
+        for _ in range(3):
+            button = QPushButton()
+            button.setFont(QFont("Sans", 18, QFont.Bold))
+            button.setMinimumHeight(48)
+            button.setStyleSheet("text-align: left; padding: 4px 12px;")
+            button.clicked.connect(lambda _=False, b=button: on_choose(b.property("phrase")))
+            bar = QProgressBar()
+            bar.setRange(0, 100)
+            bar.setMinimumHeight(36)
+            bar.setFont(QFont("Sans", 14))
+            row = QHBoxLayout()
+            row.addWidget(button, stretch=3)
+            row.addWidget(bar, stretch=2)
+            layout.addLayout(row)
+            self.choices.append((button, bar))
+        self._calm = QTimer(self, singleShot=True, interval=4000)
+        self._calm.timeout.connect(lambda: self.setStyleSheet(PANEL_STYLE))
+        for field in ("phrase", "top3", "sure"):
+            state.subscribe(field, self._changed)
+        self._changed(None)
+
+    def _changed(self, change: Change | None) -> None:
+        state = self.state
+        if state.phrase is None:
+            self.headline.setText("Mouth a phrase")
+            self.phrase.setText("\u2014")
+        elif state.sure:
+            self.headline.setText("Recognised")
+            self.phrase.setText(spoken_text(state.phrase))
+        else:
+            self.headline.setText("Not sure \u2014 did you mean one of these?")
+            self.phrase.setText("?")
+        for index, (button, bar) in enumerate(self.choices):
+            phrase, probability = state.top3[index] if index < len(state.top3) else (None, 0.0)
+            button.setProperty("phrase", phrase)
+            button.setText(spoken_text(phrase) if phrase else "")
+            button.setEnabled(phrase is not None)
+            bar.setValue(round(probability * 100))
+            bar.setFormat(f"{probability:.0%}" if phrase else "")
+        if change is not None and change.field == "phrase" and state.sure and state.phrase in ALERT_PHRASES:
+            self.setStyleSheet(ALERT_STYLE)
+            self._calm.start()
+
+
+class HistoryPanel(QListWidget):
+    """Recognised phrases with their times, newest on top."""
+
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setFont(QFont("Sans", 14))
+        state.subscribe("history", self._changed)
+        self._changed(None)
+
+    def _changed(self, change: Change | None) -> None:
+        self.clear()
+        for item in reversed(self.state.history):
+            mark = "" if item.sure else "  (not sure)"
+            self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   "
+                         f"{item.confidence:.0%}{mark}")

@@ -1,0 +1,203 @@
+"""The record panel: phrase and speaker details, countdown, replay, keep or discard.
+
+The worker records (see :mod:`recognizer.recording`); this panel asks it to
+start or cancel, replays the :class:`Take` it sends back, and on "Keep" saves
+it with :func:`features.dataset.save_clip` on a background thread, so the live
+view never waits for the disk. Nothing is written before "Keep".
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from features.dataset import Sidecar, build_manifest, save_clip, validate_label
+from recognizer.recording import DEFAULT_PHRASES, RecordingConfig, Take, sample_hint
+
+GENDERS = ("", "female", "male", "other")
+AGE_BANDS = ("", "under 18", "18-39", "40-64", "65+")
+
+
+class RecordPanel(QWidget):
+    """Records samples of a phrase into ``videos_root/<label>/``.
+
+    ``start_recording(config)`` / ``cancel_recording()`` reach the live worker;
+    the window passes each finished take to :meth:`show_take`. :attr:`saved`
+    is emitted with the clip's path once it is on disk.
+    """
+
+    saved = Signal(str)
+    save_failed = Signal(str)
+
+    def __init__(self, videos_root: str | Path, start_recording: Callable[[RecordingConfig], None],
+                 cancel_recording: Callable[[], None], parent=None):
+        super().__init__(parent)
+        self.videos_root = Path(videos_root)
+        self._start_recording = start_recording
+        self._cancel_recording = cancel_recording
+        self._take: Take | None = None
+        self._label: str | None = None
+        self._replay_index = 0
+        self.phrase = QComboBox(editable=True)
+        self.phrase.setInsertPolicy(QComboBox.NoInsert)
+        self.speaker = QLineEdit(placeholderText="optional, e.g. bed 4")
+        self.gender = QComboBox()
+        self.gender.addItems(GENDERS)
+        self.age_band = QComboBox()
+        self.age_band.addItems(AGE_BANDS)
+        self.countdown = QSpinBox(minimum=0, maximum=10, value=3, suffix=" s")
+        self.max_length = QSpinBox(minimum=1, maximum=30, value=6, suffix=" s")
+        self.record_button = QPushButton("\u25cf Record")
+        self.cancel_button = QPushButton("Cancel")
+        self.keep_button = QPushButton("Keep")
+        self.discard_button = QPushButton("Discard")
+        self.message = QLabel(wordWrap=True)
+        self.replay = QLabel(alignment=Qt.AlignCenter, minimumHeight=160)
+        self.counts = QListWidget()
+        self._replay_timer = QTimer(self)
+        self._replay_timer.timeout.connect(self._next_replay_frame)
+        self._build_layout()
+        self.record_button.clicked.connect(self.record)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.keep_button.clicked.connect(self.keep)
+        self.discard_button.clicked.connect(self.discard)
+        self.saved.connect(self._on_saved)
+        self.save_failed.connect(lambda text: self._say(text, error=True))
+        self._set_mode("idle")
+        self.refresh_counts()
+
+    def _build_layout(self) -> None:
+        for button in (self.record_button, self.cancel_button, self.keep_button, self.discard_button):
+            button.setFont(QFont("Sans", 14, QFont.Bold))
+            button.setMinimumHeight(40)
+        form = QFormLayout()
+        form.addRow("Phrase", self.phrase)
+        form.addRow("Speaker", self.speaker)
+        form.addRow("Gender", self.gender)
+        form.addRow("Age band", self.age_band)
+        form.addRow("Countdown", self.countdown)
+        form.addRow("Longest", self.max_length)
+        buttons = QHBoxLayout()
+        for button in (self.record_button, self.cancel_button, self.keep_button, self.discard_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.message)
+        layout.addWidget(self.replay)
+        layout.addWidget(QLabel("Samples per phrase"))
+        layout.addWidget(self.counts, stretch=1)
+
+    def _set_mode(self, mode: str) -> None:
+        """``idle``, ``recording`` (countdown or capture) or ``review`` (a take to keep or discard)."""
+        self.record_button.setEnabled(mode == "idle")
+        self.cancel_button.setEnabled(mode == "recording")
+        self.keep_button.setEnabled(mode == "review")
+        self.discard_button.setEnabled(mode == "review")
+        self.phrase.setEnabled(mode == "idle")
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #ff6b6b;" if error else "")
+        self.message.setText(text)
+
+    def label_counts(self) -> dict[str, int]:
+        manifest = build_manifest(self.videos_root)
+        return {str(k): int(v) for k, v in manifest["label"].value_counts().items()}
+
+    def refresh_counts(self) -> None:
+        counts = self.label_counts()
+        current = self.phrase.currentText()
+        self.phrase.clear()
+        self.phrase.addItems(list(DEFAULT_PHRASES) + sorted(set(counts) - set(DEFAULT_PHRASES)))
+        self.phrase.setEditText(current or DEFAULT_PHRASES[0])
+        self.counts.clear()
+        for label in list(DEFAULT_PHRASES) + sorted(set(counts) - set(DEFAULT_PHRASES)):
+            hint = sample_hint(counts, label)
+            self.counts.addItem(f"{label}: {counts.get(label, 0)}" + (f"  \u2014 {hint.split(': ', 1)[1]}"
+                                                                     if hint else ""))
+
+    def record(self) -> None:
+        try:
+            self._label = validate_label(self.phrase.currentText())
+        except ValueError as error:
+            self._say(str(error), error=True)
+            return
+        self._set_mode("recording")
+        self._say(f"Get ready to mouth \u201c{self._label}\u201d after the countdown.")
+        self._start_recording(RecordingConfig(countdown_ms=self.countdown.value() * 1000,
+                                              max_ms=self.max_length.value() * 1000))
+
+    def cancel(self) -> None:
+        self._cancel_recording()
+        self._set_mode("idle")
+        self._say("Recording cancelled; nothing was saved.")
+
+    def show_take(self, take: Take) -> None:
+        """Replay a finished recording and offer to keep or discard it."""
+        if self._label is None:
+            return
+        self._take = take
+        self._set_mode("review")
+        why = "the utterance ended" if take.ended_by == "utterance_end" else "the longest length was reached"
+        self._say(f"Recorded {take.seconds:.1f} s of \u201c{self._label}\u201d ({why}). Keep it?")
+        self._replay_index = 0
+        self._replay_timer.start(max(10, round(1000 / take.fps)))
+
+    def _next_replay_frame(self) -> None:
+        if self._take is None or not self._take.frames:
+            self._replay_timer.stop()
+            return
+        rgb = self._take.frames[self._replay_index % len(self._take.frames)]
+        self._replay_index += 1
+        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format_RGB888)
+        self.replay.setPixmap(QPixmap.fromImage(image).scaledToHeight(160))
+
+    def _end_review(self) -> None:
+        self._replay_timer.stop()
+        self.replay.clear()
+        self._take = None
+        self._set_mode("idle")
+
+    def discard(self) -> None:
+        self._end_review()
+        self._say("Discarded; nothing was saved.")
+
+    def sidecar(self) -> Sidecar:
+        return Sidecar(speaker=self.speaker.text().strip() or None,
+                       gender=self.gender.currentText() or None,
+                       age_band=self.age_band.currentText() or None,
+                       recorded_at=datetime.now().isoformat(timespec="seconds"))
+
+    def keep(self) -> None:
+        take, label, sidecar = self._take, self._label, self.sidecar()
+        self._end_review()
+        self._say("Saving...")
+
+        def save():
+            try:
+                path = save_clip(self.videos_root, label, list(take.frames), take.fps, sidecar)
+            except (OSError, ValueError) as error:
+                self.save_failed.emit(f"Could not save the sample of \u201c{label}\u201d: {error}")
+                return
+            self.saved.emit(str(path))
+        threading.Thread(target=save, name="save-sample", daemon=False).start()
+
+    def _on_saved(self, path: str) -> None:
+        self.refresh_counts()
+        self._say(f"Saved {path}")

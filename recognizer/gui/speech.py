@@ -1,0 +1,99 @@
+"""Speaking the recognised phrase aloud, and the alert sound for "help".
+
+Qt's text-to-speech and multimedia modules load system libraries (a speech
+engine, PulseAudio) that a bedside PC may lack. :class:`Speaker` tries them
+once; when there is no engine it reports that once, through ``on_message``,
+and from then on stays silent instead of failing.
+"""
+from __future__ import annotations
+
+import io
+import math
+import struct
+import tempfile
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QUrl
+from PySide6.QtWidgets import QApplication
+
+ALERT_PHRASES = frozenset({"help"})
+
+
+def alert_tone(seconds: float = 0.9, rate: int = 16000) -> bytes:
+    """A WAV file's bytes: three short 880 Hz beeps, loud enough to carry across a room."""
+    samples = []
+    for i in range(int(seconds * rate)):
+        t = i / rate
+        on = (t * 3.33) % 1.0 < 0.6
+        samples.append(int(on * 0.8 * 32767 * math.sin(2 * math.pi * 880 * t)))
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return buffer.getvalue()
+
+
+def spoken_text(phrase: str) -> str:
+    """How a label is read aloud: ``i_need_to_move`` -> ``i need to move``."""
+    return phrase.replace("_", " ")
+
+
+class Speaker(QObject):
+    """Says phrases with QtTextToSpeech; sounds an alert for :data:`ALERT_PHRASES`.
+
+    ``on_message(text)`` hears, once each, that speech or sound is unavailable.
+    """
+
+    def __init__(self, on_message: Callable[[str], None], parent=None):
+        super().__init__(parent)
+        self._on_message = on_message
+        self._tts = self._make_tts()
+        self._alert = self._make_alert()
+
+    @property
+    def can_speak(self) -> bool:
+        return self._tts is not None
+
+    def _make_tts(self):
+        try:
+            from PySide6.QtTextToSpeech import QTextToSpeech
+        except ImportError as error:
+            self._on_message(f"Phrases cannot be spoken aloud: no text-to-speech on this computer "
+                             f"({error}). Install a speech engine (e.g. speech-dispatcher) to hear them.")
+            return None
+        if not QTextToSpeech.availableEngines():
+            self._on_message("Phrases cannot be spoken aloud: no text-to-speech engine is installed "
+                             "(e.g. speech-dispatcher or flite). They are still shown on screen.")
+            return None
+        return QTextToSpeech(self)
+
+    def _make_alert(self):
+        try:
+            from PySide6.QtMultimedia import QSoundEffect
+        except ImportError:
+            return None                    # the alert falls back to the system beep
+        path = Path(tempfile.gettempdir()) / "lipreader-alert.wav"
+        if not path.is_file():
+            path.write_bytes(alert_tone())
+        effect = QSoundEffect(self)
+        effect.setSource(QUrl.fromLocalFile(str(path)))
+        effect.setVolume(1.0)
+        return effect
+
+    def say(self, phrase: str) -> None:
+        """Speak ``phrase`` (cutting off the previous one); alert first for "help"."""
+        if phrase in ALERT_PHRASES:
+            self.alert()
+        if self._tts is not None:
+            self._tts.stop()
+            self._tts.say(spoken_text(phrase))
+
+    def alert(self) -> None:
+        if self._alert is not None:
+            self._alert.play()
+        else:
+            QApplication.beep()

@@ -1,0 +1,202 @@
+"""The bedside window: live view, plots, the phrase in large type, history, record and train.
+
+:class:`MainWindow` owns the :class:`AppState`, the :class:`LiveWorker` and the
+panels. Worker signals arrive here and are copied into the state or handed to
+a view; nothing heavy runs on this thread. Loading a registry entry (which can
+take a second for the video model) runs on a helper thread too.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from recognizer.capture import SourceFactory
+from recognizer.gui.controls import RecogniserBar
+from recognizer.gui.phrase import HistoryPanel, PhrasePanel
+from recognizer.gui.record_panel import RecordPanel
+from recognizer.gui.speech import Speaker
+from recognizer.gui.train_panel import TrainPanel
+from recognizer.gui.views import PlotPanel, VideoView
+from recognizer.gui.worker import LiveFrame, LiveRecognition, LiveWorker
+from recognizer.live import PlotHistory
+from recognizer.predictor import Predictor
+from recognizer.state import AppState, HistoryLog
+from training.registry import activate, read_card
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where frames come from: ``open`` makes the source; ``retry`` reopens it after a failure
+    (cameras); ``describe`` names it for messages; ``missing_hint`` says what to do without one."""
+
+    open: SourceFactory
+    retry: bool
+    describe: str
+    missing_hint: str = ""
+
+
+class MainWindow(QMainWindow):
+    """The app window. Call :meth:`start` once shown; closing it stops everything."""
+
+    predictor_loaded = Signal(object, object, str)   # Predictor | None, entry Path | None, error
+
+    def __init__(self, source: SourceSpec, registry_root: str | Path, videos_root: str | Path,
+                 history_path: str | Path, train_args: tuple[str, ...] = (), speaker: Speaker | None = None):
+        super().__init__()
+        self.setWindowTitle("Bedside lip reader")
+        self.source = source
+        self.registry_root = Path(registry_root)
+        self.state = AppState()
+        self.history_log = HistoryLog(history_path, on_error=self.show_status)
+        self.plot_history = PlotHistory()
+        self.messages: list[str] = []
+        self.phrase_latencies_ms: deque[float] = deque(maxlen=10_000)
+        self.speaker = speaker or Speaker(self.show_status, self)
+        self.worker = LiveWorker(source.open, retry=source.retry, parent=self)
+        self.video = VideoView()
+        self.plots = PlotPanel(self.plot_history)
+        self.phrase = PhrasePanel(self.state, self.choose)
+        self.history = HistoryPanel(self.state)
+        self.recorder = RecordPanel(videos_root, self.worker.start_recording, self.worker.cancel_recording)
+        self.trainer = TrainPanel(videos_root, registry_root, self.use_entry, train_args)
+        self.bar = RecogniserBar(self.state, registry_root, self._pick)
+        self._build_layout()
+        self._connect()
+
+    def _build_layout(self) -> None:
+        left = QSplitter(Qt.Vertical)
+        left.addWidget(self.video)
+        left.addWidget(self.plots)
+        left.setSizes([600, 300])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.history, "History")
+        self.tabs.addTab(self.recorder, "Record")
+        self.tabs.addTab(self.trainer, "Train")
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.phrase)
+        right.addWidget(self.tabs)
+        right.setSizes([450, 450])
+        main = QSplitter(Qt.Horizontal)
+        main.addWidget(left)
+        main.addWidget(right)
+        main.setSizes([800, 600])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.bar)
+        layout.addWidget(main, stretch=1)
+        self.setCentralWidget(central)
+        self.resize(1400, 900)
+
+    def _connect(self) -> None:
+        self.worker.frame_ready.connect(self.on_frame)
+        self.worker.recognised.connect(self.on_recognised)
+        self.worker.take_ready.connect(self.recorder.show_take)
+        self.worker.status.connect(self.on_source_status)
+        self.worker.source_finished.connect(self._on_source_finished)
+        self.predictor_loaded.connect(self._on_predictor_loaded)
+        self.trainer.finished.connect(self._on_trained)
+        self._plot_timer = QTimer(self, interval=66)
+        self._plot_timer.timeout.connect(self.plots.refresh)
+
+    def start(self) -> None:
+        """Load the recogniser and start the live worker."""
+        self.bar.refresh_models()
+        self.worker.start()
+        self._plot_timer.start()
+
+    def show_status(self, text: str) -> None:
+        self.messages.append(text)
+        self.statusBar().showMessage(text)
+
+    def on_frame(self, frame: LiveFrame) -> None:
+        self.video.show_message("")
+        self.video.show_frame(frame)
+        self.plot_history.append(frame.result)
+        self.state.update(segmenter_state=frame.result.state, fps=frame.fps, dropped_frames=frame.dropped)
+
+    def on_recognised(self, live: LiveRecognition) -> None:
+        prediction = live.recognition.prediction
+        sure = prediction.confidence >= self.state.confidence_threshold
+        item = self.state.record(prediction.phrase, prediction.confidence, prediction.top3, sure)
+        self.phrase.repaint()
+        self.phrase_latencies_ms.append((time.monotonic() - live.arrived) * 1000)
+        self.history_log.append(item)
+        if sure and self.state.speak_aloud:
+            self.speaker.say(prediction.phrase)
+
+    def choose(self, phrase: str) -> None:
+        """The caregiver or patient picked ``phrase`` from the top 3 of an unsure recognition."""
+        if not phrase:
+            return
+        confidence = dict(self.state.top3).get(phrase, 0.0)
+        item = self.state.record(phrase, confidence, self.state.top3, True)
+        self.history_log.append(item)
+        if self.state.speak_aloud:
+            self.speaker.say(phrase)
+
+    def on_source_status(self, level: str, text: str) -> None:
+        self.show_status(text)
+        if level == "error":
+            self.video.show_message(f"{text}\n\n{self.source.missing_hint}".strip())
+
+    def _on_source_finished(self) -> None:
+        self.video.show_message(f"{self.source.describe} has ended. Start the app with --loop "
+                                "to play it again and again.")
+
+    def _pick(self, kind: str, entry: Path | None) -> None:
+        """Load ``entry`` on a helper thread; the live view goes on meanwhile."""
+        if entry is None:
+            self.worker.set_predictor(None)
+            self.state.use_entry(kind, None, (), None)
+            self.show_status(f"No trained {kind} model yet: record samples in the Record tab, "
+                             "then train one in the Train tab.")
+            return
+        self.show_status(f"Loading {entry.name}...")
+
+        def load():
+            try:
+                self.predictor_loaded.emit(Predictor.from_entry(entry), entry, "")
+            except (ValueError, OSError, RuntimeError) as error:
+                self.predictor_loaded.emit(None, entry, str(error))
+        threading.Thread(target=load, name="load-model", daemon=True).start()
+
+    def _on_predictor_loaded(self, predictor: Predictor | None, entry: Path, error: str) -> None:
+        if predictor is None:
+            self.show_status(f"Cannot use the model {entry}: {error}")
+            return
+        card = predictor.entry.card
+        self.worker.set_predictor(predictor)
+        self.state.use_entry(card["kind"], entry.name, card["classes"],
+                             (card.get("metrics") or {}).get("accuracy"))
+        try:
+            activate(self.registry_root, entry.name)
+        except (ValueError, OSError) as failure:
+            self.show_status(f"Using {entry.name}, but could not remember it as active: {failure}")
+            return
+        self.show_status(f"Recognising with {entry.name}")
+
+    def _on_trained(self, entry: str) -> None:
+        """List a new entry in the model picker (the panel offers to switch to it)."""
+        if entry:
+            self.bar.refresh_models(self.state.entry, load=False)
+
+    def use_entry(self, entry: Path) -> None:
+        """Make a newly trained ``entry`` the live recogniser (switching kind if needed)."""
+        kind = read_card(entry)["kind"]
+        self.bar.kind.blockSignals(True)
+        self.bar.kind.setCurrentIndex(self.bar.kind.findData(kind))
+        self.bar.kind.blockSignals(False)
+        self.bar.refresh_models(entry.name)
+
+    def closeEvent(self, event) -> None:
+        self._plot_timer.stop()
+        if self.trainer.running:
+            self.trainer.cancel()
+        self.worker.stop()
+        super().closeEvent(event)

@@ -1,0 +1,289 @@
+"""The bedside window under pytest-qt, offscreen, driven by real GRID clips used as the camera."""
+import csv
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("pytestqt")
+
+from features.dataset import build_manifest
+from features.video import VideoError, VideoFileSource
+from recognizer.gui.app import source_spec
+from recognizer.gui.speech import Speaker, alert_tone
+from recognizer.gui.train_panel import describe, progress_fraction
+from recognizer.gui.window import MainWindow, SourceSpec
+from training import registry
+from training.config import DataConfig
+from training.evaluate import input_spec
+from training.models import build_model
+
+SENTENCE = "bbaf2n.mp4"          # "bin blue at f two now", spoken over frames 24-53
+
+
+class FakeSpeaker:
+    """Stands in for the speech engine: remembers what it was asked to say."""
+
+    def __init__(self):
+        self.said: list[str] = []
+
+    def say(self, phrase: str) -> None:
+        self.said.append(phrase)
+
+
+@pytest.fixture
+def registry_copy(word_models, tmp_path):
+    """A private copy of the tiny word registry (the window activates entries in it)."""
+    models = tmp_path / "models"
+    shutil.copytree(word_models[2], models)
+    return models
+
+
+@pytest.fixture
+def open_window(qtbot, tmp_path, registry_copy):
+    """Makes, shows and starts a window on ``source``; closes it (and its worker) at the end."""
+    windows = []
+
+    def make(source: SourceSpec, videos: Path | None = None, train_args=()) -> MainWindow:
+        window = MainWindow(source, registry_copy, videos or tmp_path / "videos",
+                            tmp_path / "history.csv", train_args, speaker=FakeSpeaker())
+        qtbot.addWidget(window)
+        window.show()
+        window.start()
+        windows.append(window)
+        return window
+    yield make
+    for window in windows:
+        window.close()
+
+
+def file_source(grid_dir, loop=False) -> SourceSpec:
+    return source_spec(source=str(grid_dir / "video" / SENTENCE), loop=loop)
+
+
+def test_window_opens_without_a_camera_and_keeps_trying(open_window, qtbot):
+    attempts = []
+
+    def no_camera():
+        attempts.append(1)
+        raise VideoError("camera 0: cannot be opened; check it is plugged in")
+    window = open_window(SourceSpec(no_camera, retry=True, describe="Camera 0",
+                                    missing_hint="Plug in a webcam"))
+    window.worker._capture._retry_s = 0.05
+    qtbot.waitUntil(lambda: len(attempts) >= 2, timeout=5000)
+    assert window.isVisible() and "camera 0: cannot be opened" in window.video._message
+    assert "Plug in a webcam" in window.video._message
+    assert window.video.painted_frames == 0
+
+
+def test_a_camera_lost_mid_session_is_reported_and_reopened(open_window, qtbot, grid_dir):
+    opened = []
+
+    def flaky_camera():
+        opened.append(1)
+        if len(opened) == 2:
+            raise VideoError("camera 0: stopped delivering frames")
+        return _FramesThenFailure(grid_dir / "video" / SENTENCE, frames=10 if len(opened) == 1 else 10_000)
+    window = open_window(SourceSpec(flaky_camera, retry=True, describe="Camera 0"))
+    window.worker._capture._retry_s = 0.05
+    qtbot.waitUntil(lambda: len(opened) >= 3 and window.video.painted_frames > 12, timeout=20000)
+    assert any("stopped delivering frames" in m for m in window.messages)
+    assert any("back" in m for m in window.messages)
+
+
+class _FramesThenFailure:
+    """A camera stand-in: ``frames`` real frames, then it stops delivering."""
+
+    def __init__(self, path, frames):
+        self._file, self._frames, self.fps = VideoFileSource(path, realtime=True), frames, 25.0
+
+    def __iter__(self):
+        for frame in self._file:
+            if frame.index >= self._frames:
+                raise VideoError("camera 0: stopped delivering frames")
+            yield frame
+
+    def close(self):
+        self._file.close()
+
+
+def test_a_file_plays_and_its_phrase_is_shown_spoken_and_logged(open_window, qtbot, grid_dir, tmp_path):
+    window = open_window(file_source(grid_dir))
+    window.state.confidence_threshold = 0.0
+    qtbot.waitUntil(lambda: len(window.state.history) >= 1, timeout=20000)
+    phrase = window.state.phrase
+    assert phrase in ("bin", "lay", "place", "set") and window.state.entry == "t"
+    assert window.phrase.phrase.text() == phrase and window.history.count() == 1
+    assert phrase in window.history.item(0).text()
+    assert window.speaker.said == [phrase]
+    assert [b.text() for b, _ in window.phrase.choices][0] == phrase
+    assert window.video.painted_frames > 30 and window.state.fps > 5
+    with open(tmp_path / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["phrase"] == phrase and float(rows[0]["confidence"]) > 0
+    qtbot.waitUntil(lambda: "has ended" in window.video._message, timeout=10000)
+
+
+def test_an_unsure_phrase_offers_the_top3_to_choose_from(open_window, qtbot, grid_dir):
+    window = open_window(file_source(grid_dir))
+    window.state.confidence_threshold = 1.0
+    qtbot.waitUntil(lambda: len(window.state.history) >= 1, timeout=20000)
+    assert window.phrase.phrase.text() == "?" and "Not sure" in window.phrase.headline.text()
+    assert window.speaker.said == []
+    second = window.phrase.choices[1][0]
+    second.click()
+    assert window.state.phrase == second.property("phrase") and window.state.sure
+    assert window.speaker.said == [second.property("phrase")]
+
+
+def test_switching_model_and_recogniser_live(open_window, qtbot, grid_dir, registry_copy):
+    card = {"kind": "r2plus1d", "arch_args": {"num_classes": 4, "frames": 8, "size": 32},
+            "classes": ["bin", "lay", "place", "set"], "feature_names": [], "normalisation": None,
+            "input": input_spec("r2plus1d", DataConfig(crop_frames=8, crop_size=32)), "metrics": {}}
+    registry.write_entry(registry_copy, "video", build_model("r2plus1d", card["arch_args"]), card)
+    window = open_window(file_source(grid_dir, loop=True))
+    qtbot.waitUntil(lambda: window.state.entry == "t", timeout=10000)
+    bar = window.bar
+    assert [bar.model.itemData(i) for i in range(bar.model.count())] == [
+        str(registry_copy / "t"), str(registry_copy / "t2")]
+    bar.model.setCurrentIndex(1)
+    bar.model.activated.emit(1)
+    qtbot.waitUntil(lambda: window.state.entry == "t2", timeout=10000)
+    assert registry.active_names(registry_copy)["landmark_cnn"] == "t2"
+    bar.kind.setCurrentIndex(bar.kind.findData("r2plus1d"))
+    qtbot.waitUntil(lambda: window.state.entry == "video", timeout=20000)
+    assert window.state.kind == "r2plus1d" and "test accuracy unknown" in bar.details.text()
+    qtbot.waitUntil(lambda: window.worker._pipeline is not None and window.worker._pipeline.crops,
+                    timeout=5000)
+    qtbot.waitUntil(lambda: any(i.phrase for i in window.state.history), timeout=30000)
+    assert window.worker._recognizer.predictor.kind == "r2plus1d"
+
+
+def test_recording_from_a_file_saves_a_clip_and_sidecar(open_window, qtbot, grid_dir, tmp_path):
+    videos = tmp_path / "videos"
+    window = open_window(file_source(grid_dir, loop=True), videos)
+    panel = window.recorder
+    qtbot.waitUntil(lambda: window.video.painted_frames > 0, timeout=10000)
+    panel.phrase.setEditText("ça va")
+    panel.speaker.setText("bed 4")
+    panel.gender.setCurrentText("female")
+    panel.age_band.setCurrentText("40-64")
+    panel.countdown.setValue(0)
+    panel.record_button.click()
+    qtbot.waitUntil(lambda: panel.keep_button.isEnabled(), timeout=20000)
+    assert "utterance ended" in panel.message.text()
+    assert not list(videos.rglob("*.mp4"))            # nothing is written before Keep
+    with qtbot.waitSignal(panel.saved, timeout=20000):
+        panel.keep_button.click()
+    manifest = build_manifest(videos)
+    assert list(manifest["label"]) == ["ça_va"]
+    row = manifest.iloc[0]
+    assert (row["speaker"], row["gender"], row["age_band"]) == ("bed 4", "female", "40-64")
+    frames = VideoFileSource(row["path"]).frame_count
+    assert 10 <= frames <= 60                          # the utterance with its margins, not the loop
+    assert any("ça_va: 1" in panel.counts.item(i).text() for i in range(panel.counts.count()))
+    assert "at least 3" in " ".join(panel.counts.item(i).text() for i in range(panel.counts.count()))
+
+
+def test_cancelling_a_recording_writes_nothing(open_window, qtbot, grid_dir, tmp_path):
+    videos = tmp_path / "videos"
+    window = open_window(file_source(grid_dir, loop=True), videos)
+    panel = window.recorder
+    panel.countdown.setValue(1)
+    panel.record_button.click()
+    qtbot.waitUntil(lambda: window.video._frame is not None
+                    and window.video._frame.recorder.state != "idle", timeout=10000)
+    panel.cancel_button.click()
+    qtbot.waitUntil(lambda: window.video._frame.recorder.state == "idle", timeout=5000)
+    qtbot.wait(2500)
+    assert not panel.keep_button.isEnabled() and panel.record_button.isEnabled()
+    assert not videos.exists() or not list(videos.rglob("*"))
+
+
+def test_a_bad_phrase_name_is_refused_with_the_reason(open_window, grid_dir):
+    panel = open_window(file_source(grid_dir)).recorder
+    panel.phrase.setEditText("../escape")
+    panel.record_button.click()
+    assert "../escape" in panel.message.text() and panel.record_button.isEnabled()
+
+
+def _tiny_training(word_models, tmp_path) -> list[str]:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"optim": {"batch_size": 16, "patience": 30},
+                                      "arch": {"width": 16, "depth": 2},
+                                      "split": {"val_fraction": 0.2, "test_fraction": 0.2}}))
+    return ["--config", str(config), "--cache", str(word_models[1].root), "--runs", str(tmp_path / "runs")]
+
+
+def test_training_from_the_panel_registers_and_activates_an_entry(open_window, qtbot, grid_dir,
+                                                                    word_models, tmp_path, registry_copy):
+    window = open_window(file_source(grid_dir), word_models[0], _tiny_training(word_models, tmp_path))
+    panel = window.trainer
+    panel.epochs.setValue(3)
+    with qtbot.waitSignal(panel.finished, timeout=180000) as finished:
+        panel.start_button.click()
+    entry = Path(finished.args[0])
+    assert entry.parent == registry_copy and (entry / "card.json").is_file()
+    assert [e["epoch"] for e in panel.events if e["event"] == "epoch_end"] == [1, 2, 3]
+    assert panel.progress.value() == 1000 and panel.activate_button.isEnabled()
+    assert "accuracy" in panel.summary.toPlainText() and panel.confusion.pixmap() is not None
+    assert entry.name in [window.bar.model.itemText(i).split()[0] for i in range(window.bar.model.count())]
+    panel.activate_button.click()
+    qtbot.waitUntil(lambda: window.state.entry == entry.name, timeout=10000)
+
+
+def test_cancelling_training_leaves_no_entry(open_window, qtbot, grid_dir, word_models, tmp_path,
+                                             registry_copy):
+    window = open_window(file_source(grid_dir), word_models[0], _tiny_training(word_models, tmp_path))
+    panel = window.trainer
+    panel.epochs.setValue(400)
+    before = {e.name for e in registry.list_entries(registry_copy)}
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: any(e["event"] == "epoch_end" for e in panel.events), timeout=120000)
+    with qtbot.waitSignal(panel.finished, timeout=20000) as finished:
+        panel.cancel_button.click()
+    assert finished.args == [""] and "cancelled" in panel.status.text()
+    assert {e.name for e in registry.list_entries(registry_copy)} == before
+    assert not [p for p in registry_copy.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_training_progress_events_become_a_bar_and_text():
+    assert progress_fraction({"event": "batch", "epoch": 2, "batch": 5, "batches": 10}, 4) == 0.375
+    assert progress_fraction({"event": "epoch_end", "epoch": 4}, 4) == 1.0
+    assert progress_fraction({"event": "message", "text": "x"}, 4) is None
+    assert describe({"event": "epoch_end", "epoch": 3, "val_accuracy": 0.5, "train_loss": 1.25}) == \
+        "Epoch 3: validation accuracy 50.0%, loss 1.250"
+
+
+def test_without_a_speech_engine_the_app_says_so_once(qtbot, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PySide6.QtTextToSpeech", None)
+    messages = []
+    speaker = Speaker(messages.append)
+    speaker.say("doctor")
+    speaker.say("help")
+    assert len(messages) == 1 and "spoken" in messages[0] and not speaker.can_speak
+
+
+def test_alert_tone_is_a_valid_wav():
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(alert_tone()), "rb") as tone:
+        samples = np.frombuffer(tone.readframes(tone.getnframes()), dtype="<i2")
+        assert tone.getframerate() == 16000 and np.abs(samples).max() > 20000
+
+
+def test_many_signal_emits_do_not_abort_the_interpreter():
+    """PySide6 6.12 drops a reference to True per emit; on CPython 3.11 that aborted live runs."""
+    import subprocess
+
+    code = ("import recognizer.gui\n"
+            "from PySide6.QtCore import QObject, Signal\n"
+            "class E(QObject):\n    s = Signal(object)\n"
+            "e = E()\nfor i in range(50000):\n    e.s.emit(i)\nprint('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
