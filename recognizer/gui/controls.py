@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QWidget,
 )
 
@@ -42,6 +43,7 @@ class RecogniserBar(QWidget):
             self.kind.addItem(label, kind)
         self.model = QComboBox(minimumContentsLength=24)
         self.details = QLabel()
+        self.details.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # long class lists never widen the window
         self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
                                         value=state.confidence_threshold)
         self.threshold.setToolTip("Below this confidence the app says it is not sure")
@@ -49,8 +51,7 @@ class RecogniserBar(QWidget):
         layout = QHBoxLayout(self)
         for widget in (QLabel("Recogniser"), self.kind, QLabel("Model"), self.model, self.details):
             widget.setFont(QFont("Sans", 12))
-            layout.addWidget(widget)
-        layout.addStretch(1)
+            layout.addWidget(widget, stretch=1 if widget is self.details else 0)
         for widget in (QLabel("Sure above"), self.threshold, self.speak):
             layout.addWidget(widget)
         self.kind.setCurrentIndex(self.kind.findData(state.kind))

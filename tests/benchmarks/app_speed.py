@@ -1,0 +1,124 @@
+"""Speed of the whole app: a 30 fps video file through the window with the landmark recogniser.
+
+    QT_QPA_PLATFORM=offscreen python tests/benchmarks/app_speed.py [--sentences 12] [--registry MODELS]
+
+Writes GRID sentences back to back into one 30 fps video, plays it as the
+camera (paced in real time) in the real :class:`MainWindow` and prints JSON:
+
+- ``fps``: frames processed per second of wall time, ``dropped_pct``: frames
+  replaced before the worker took them (goal: 30 fps, < 1 % dropped);
+- ``frame_to_paint_ms``: from a frame's arrival to the end of the paint that
+  shows it (goal: median <= 40);
+- ``end_to_phrase_ms``: from the arrival of the frame on which the segmenter
+  declared an utterance over to the phrase painted (goal: median <= 100);
+  ``segmenter_hold_ms`` is the stream time the segmenter waits after the last
+  mouthing frame before it declares the end (its pause-merging design, reported
+  apart);
+- ``peak_rss_mb``: the process's peak resident memory (goal <= 1536).
+
+Without ``--registry`` it first trains the 12-word landmark model into a
+temporary registry (about 30 s; the clips' features come from the cache).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import recognizer.gui  # noqa: E402,F401  (before any Qt object)
+from features.video import VideoFileSource, write_video  # noqa: E402
+
+GRID = ROOT.parent / "shared" / "data" / "grid_s1"
+
+
+def build_video(path: Path, sentences: int) -> int:
+    frames = []
+    for video in sorted((GRID / "video").glob("*.mp4"))[:sentences]:
+        frames += [f.rgb for f in VideoFileSource(video)]
+    write_video(path, frames, 30.0)
+    return len(frames)
+
+
+def train_registry(tmp: Path) -> Path:
+    """The 12-word model, trained in a child process so that its memory is not counted here."""
+    from features.grid import import_grid
+    from train_grid_words import WORDS
+
+    import_grid(GRID, tmp / "videos", words=WORDS, padding=4)
+    subprocess.run([sys.executable, "-m", "training.run", "--videos", str(tmp / "videos"),
+                    "--registry", str(tmp / "models"), "--runs", str(tmp / "runs"),
+                    "--name", "grid-words", "--no-progress"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return tmp / "models"
+
+
+def play(video: Path, registry: Path, tmp: Path, frames: int) -> dict:
+    from PySide6.QtWidgets import QApplication
+
+    from recognizer.gui.app import source_spec
+    from recognizer.gui.window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow(source_spec(source=str(video)), registry, tmp / "rec", tmp / "history.csv")
+    holds = []
+    window.worker.recognised.connect(lambda live: holds.append(
+        live.recognition.latency_ms - live.recognition.prediction.latency_ms))
+    window.show()
+    window.start()
+    while window.state.entry is None:
+        app.processEvents()
+        time.sleep(0.005)
+    started = time.monotonic()
+    finished = []
+    window.worker.source_finished.connect(lambda: finished.append(time.monotonic()))
+    while not finished:
+        app.processEvents()
+        time.sleep(0.002)
+    for _ in range(50):
+        app.processEvents()
+        time.sleep(0.002)
+    seconds = finished[0] - started
+    capture = window.worker._capture
+    paint = np.array(window.video.paint_latencies_ms)
+    phrase = np.array(window.phrase_latencies_ms)
+    window.close()
+    return {"frames_in_file": frames, "frames_captured": capture.captured,
+            "frames_painted": window.video.painted_frames, "fps": round(capture.captured / seconds, 2),
+            "dropped": capture.dropped, "dropped_pct": round(100 * capture.dropped / max(capture.captured, 1), 2),
+            "frame_to_paint_ms": {"median": round(float(np.median(paint)), 1),
+                                  "p95": round(float(np.percentile(paint, 95)), 1)},
+            "utterances": int(len(phrase)),
+            "end_to_phrase_ms": {"median": round(float(np.median(phrase)), 1) if len(phrase) else None,
+                                 "max": round(float(phrase.max()), 1) if len(phrase) else None},
+            "segmenter_hold_ms": {"median": float(np.median(holds)) if holds else None}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sentences", type=int, default=12)
+    parser.add_argument("--registry", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        registry = args.registry or train_registry(tmp)
+        video = tmp / "grid_30fps.mp4"
+        frames = build_video(video, args.sentences)
+        result = play(video, registry, tmp, frames)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["goal"] = {"fps": 30, "dropped_pct": 1, "frame_to_paint_ms": 40, "end_to_phrase_ms": 100,
+                      "peak_rss_mb": 1536}
+    print(json.dumps({"benchmark": "app_speed", **result}))
+
+
+if __name__ == "__main__":
+    main()
