@@ -15,11 +15,11 @@ from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.grid import import_grid
 from features.video import Frame, read_frames
 from training.config import AugmentConfig, DataConfig
-from training.data import (CropDataset, LandmarkDataset, add_noise, apply_normalisation,
+from training.data import (CropDataset, resize_crops, LandmarkDataset, add_noise, apply_normalisation,
                            augment_sequence, clip_sequence, drop_frames, fit_normalisation,
                            load_dataset, mirror, mirror_plan, resample_linear, resample_nearest,
                            time_warp)
-from training.models import crops_to_clip
+from training.engine import model_input
 from tests.conftest import grid_ids
 
 WORDS = ("bin", "lay", "set")
@@ -88,11 +88,22 @@ def test_crop_kind_reads_the_same_cache(loaded, manifest):
     clips, _, cache = loaded
     crops = load_dataset(manifest, cache, CONFIG, kind="r2plus1d")
     assert crops.sequences is None and crops.crops.dtype == np.uint8
-    assert crops.crops.shape == (len(clips.rows), CONFIG.crop_frames, 96, 96)
+    size = CONFIG.crop_size
+    assert crops.crops.shape == (len(clips.rows), CONFIG.crop_frames, size, size)
     assert list(crops.rows["clip"]) == list(clips.rows["clip"])
     batch = next(iter(DataLoader(CropDataset(crops.crops, crops.labels, flip=0.5), batch_size=4)))
-    assert batch[0].dtype == torch.uint8 and batch[0].shape == (4, CONFIG.crop_frames, 96, 96)
-    assert crops_to_clip(batch[0]).shape == (4, 3, CONFIG.crop_frames, 112, 112)
+    assert batch[0].dtype == torch.uint8 and batch[0].shape == (4, CONFIG.crop_frames, size, size)
+    assert model_input("r2plus1d", batch[0], torch.device("cpu")).shape == (4, 3, CONFIG.crop_frames, size, size)
+
+
+def test_crops_are_resized_to_the_configured_size(loaded, manifest):
+    _, _, cache = loaded
+    small = load_dataset(manifest, cache, DataConfig(crop_frames=8, crop_size=56), kind="r2plus1d")
+    assert small.crops.shape[1:] == (8, 56, 56)
+    clip = torch.from_numpy(small.crops[:2])
+    assert model_input("r2plus1d", clip, torch.device("cpu")).shape == (2, 3, 8, 56, 56)
+    flat = np.full((3, 96, 96), 77, np.uint8)
+    assert (resize_crops(flat, 40) == 77).all() and resize_crops(flat, 96) is not flat
 
 
 def test_unknown_kind_is_refused(manifest, tmp_path):

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from features.cache import ClipFeatures, FeatureCache, extractor_key
@@ -96,10 +97,21 @@ def clip_sequence(clip: ClipFeatures, config: DataConfig) -> tuple[np.ndarray, t
 
 
 def clip_crops(clip: ClipFeatures, config: DataConfig) -> np.ndarray:
-    """One clip's mouth crops between its first and last face, (crop_frames, S, S) uint8."""
+    """One clip's mouth crops between its first and last face, resampled to
+    (crop_frames, crop_size, crop_size) uint8."""
     if not clip.valid.any():
         raise ValueError("no frame with a face")
-    return resample_nearest(clip.crops[_face_span(clip.valid)], config.crop_frames)
+    return resize_crops(resample_nearest(clip.crops[_face_span(clip.valid)], config.crop_frames),
+                        config.crop_size)
+
+
+def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W) uint8 -> (T, size, size) uint8, bilinear with antialiasing (a copy when already that size)."""
+    if crops.shape[1:] == (size, size):
+        return crops.copy()
+    frames = torch.from_numpy(np.ascontiguousarray(crops)).float()[:, None]
+    resized = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resized[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _fill_cache(paths: list, cache: FeatureCache, data_config: DataConfig,

@@ -33,7 +33,7 @@ def model_input(kind: str, batch: torch.Tensor, device: torch.device) -> torch.T
     """Turn a collated batch into the model's input on ``device``."""
     batch = batch.to(device, non_blocking=True)
     if kind == "r2plus1d":
-        return crops_to_clip(batch)
+        return crops_to_clip(batch, size=batch.shape[-1])   # clip_crops sized them already
     return batch.float()
 
 

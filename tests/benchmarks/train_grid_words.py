@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--grid", type=Path, default=ROOT.parent / "shared/data/grid_s1")
     parser.add_argument("--padding", type=int, default=4)
     parser.add_argument("--model")
+    parser.add_argument("--events", help="write training.run's progress events to this file")
     parser.add_argument("--config", type=Path, help="training config (default training/config.yaml)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=0)
@@ -53,6 +54,7 @@ def main() -> None:
         flags += ["--epochs", str(args.epochs)] if args.epochs else []
         flags += ["--model", args.model] if args.model else []
         flags += ["--config", str(args.config)] if args.config else []
+        flags += ["--events", args.events] if args.events else []
         train(flags)
         train_s = time.perf_counter() - start
         card = json.loads((Path(tmp) / "models" / "grid-words" / "card.json").read_text())
