@@ -13,21 +13,19 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QImage, QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
+from recognizer.gui.layout import form_with_buttons
 from recognizer.recording import DEFAULT_PHRASES, RecordingConfig, Take, sample_hint
 
 GENDERS = ("", "female", "male", "other")
@@ -83,22 +81,10 @@ class RecordPanel(QWidget):
         self.refresh_counts()
 
     def _build_layout(self) -> None:
-        for button in (self.record_button, self.cancel_button, self.keep_button, self.discard_button):
-            button.setFont(QFont("Sans", 14, QFont.Bold))
-            button.setMinimumHeight(40)
-        form = QFormLayout()
-        form.addRow("Phrase", self.phrase)
-        form.addRow("Speaker", self.speaker)
-        form.addRow("Gender", self.gender)
-        form.addRow("Age band", self.age_band)
-        form.addRow("Countdown", self.countdown)
-        form.addRow("Longest", self.max_length)
-        buttons = QHBoxLayout()
-        for button in (self.record_button, self.cancel_button, self.keep_button, self.discard_button):
-            buttons.addWidget(button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
+        layout = form_with_buttons(
+            self, [("Phrase", self.phrase), ("Speaker", self.speaker), ("Gender", self.gender),
+                   ("Age band", self.age_band), ("Countdown", self.countdown), ("Longest", self.max_length)],
+            [self.record_button, self.cancel_button, self.keep_button, self.discard_button])
         layout.addWidget(self.message)
         layout.addWidget(self.replay)
         layout.addWidget(QLabel("Samples per phrase"))

@@ -15,19 +15,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QProcess, Qt, Signal
-from PySide6.QtGui import QFont, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QTextBrowser,
-    QVBoxLayout,
     QWidget,
 )
+from recognizer.gui.layout import form_with_buttons
 
 ROOT = Path(__file__).resolve().parents[2]
 KIND_LABELS = {"landmark_cnn": "Landmark 1D-CNN", "r2plus1d": "R(2+1)D-18 video"}
@@ -104,18 +102,8 @@ class TrainPanel(QWidget):
         self.activate_button.setEnabled(False)
 
     def _build_layout(self) -> None:
-        for button in (self.start_button, self.cancel_button, self.activate_button):
-            button.setFont(QFont("Sans", 14, QFont.Bold))
-            button.setMinimumHeight(40)
-        form = QFormLayout()
-        form.addRow("Recogniser", self.kind)
-        form.addRow("Epochs (most)", self.epochs)
-        buttons = QHBoxLayout()
-        for button in (self.start_button, self.cancel_button, self.activate_button):
-            buttons.addWidget(button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
+        layout = form_with_buttons(self, [("Recogniser", self.kind), ("Epochs (most)", self.epochs)],
+                                   [self.start_button, self.cancel_button, self.activate_button])
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.summary, stretch=1)
