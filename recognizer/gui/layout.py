@@ -4,7 +4,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 def form_with_buttons(panel: QWidget, rows: Sequence[tuple[str, QWidget]],

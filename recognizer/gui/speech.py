@@ -18,6 +18,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QUrl
 from PySide6.QtWidgets import QApplication
 
+from features.files import atomic_output
+
 ALERT_PHRASES = frozenset({"help"})
 
 
@@ -78,7 +80,8 @@ class Speaker(QObject):
             return None                    # the alert falls back to the system beep
         path = Path(tempfile.gettempdir()) / "lipreader-alert.wav"
         if not path.is_file():
-            path.write_bytes(alert_tone())
+            with atomic_output(path) as tmp:
+                tmp.write_bytes(alert_tone())
         effect = QSoundEffect(self)
         effect.setSource(QUrl.fromLocalFile(str(path)))
         effect.setVolume(1.0)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QTextBrowser,
     QWidget,
 )
+
 from recognizer.gui.layout import form_with_buttons
 
 ROOT = Path(__file__).resolve().parents[2]

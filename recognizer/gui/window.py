@@ -44,7 +44,7 @@ class SourceSpec:
 class MainWindow(QMainWindow):
     """The app window. Call :meth:`start` once shown; closing it stops everything."""
 
-    predictor_loaded = Signal(object, object, str)   # Predictor | None, entry Path | None, error
+    predictor_loaded = Signal(object, object, str, int)   # Predictor | None, entry, error, pick number
 
     def __init__(self, source: SourceSpec, registry_root: str | Path, videos_root: str | Path,
                  history_path: str | Path, train_args: tuple[str, ...] = (), speaker: Speaker | None = None):
@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.history_log = HistoryLog(history_path, on_error=self.show_status)
         self.plot_history = PlotHistory()
         self.messages: list[str] = []
+        self._picks = 0
         self.phrase_latencies_ms: deque[float] = deque(maxlen=10_000)
         self.speaker = speaker or Speaker(self.show_status, self)
         self.worker = LiveWorker(source.open, retry=source.retry, parent=self)
@@ -150,7 +151,13 @@ class MainWindow(QMainWindow):
                                 "to play it again and again.")
 
     def _pick(self, kind: str, entry: Path | None) -> None:
-        """Load ``entry`` on a helper thread; the live view goes on meanwhile."""
+        """Load ``entry`` on a helper thread; the live view goes on meanwhile.
+
+        Only the latest pick takes effect: a slow load finishing after a newer
+        pick (a quick click through the model list) is dropped.
+        """
+        self._picks += 1
+        pick = self._picks
         if entry is None:
             self.worker.set_predictor(None)
             self.state.use_entry(kind, None, (), None)
@@ -161,12 +168,14 @@ class MainWindow(QMainWindow):
 
         def load():
             try:
-                self.predictor_loaded.emit(Predictor.from_entry(entry), entry, "")
+                self.predictor_loaded.emit(Predictor.from_entry(entry), entry, "", pick)
             except (ValueError, OSError, RuntimeError) as error:
-                self.predictor_loaded.emit(None, entry, str(error))
+                self.predictor_loaded.emit(None, entry, str(error), pick)
         threading.Thread(target=load, name="load-model", daemon=True).start()
 
-    def _on_predictor_loaded(self, predictor: Predictor | None, entry: Path, error: str) -> None:
+    def _on_predictor_loaded(self, predictor: Predictor | None, entry: Path, error: str, pick: int) -> None:
+        if pick != self._picks:
+            return
         if predictor is None:
             self.show_status(f"Cannot use the model {entry}: {error}")
             return
