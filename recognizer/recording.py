@@ -66,13 +66,13 @@ class RecorderStatus:
 
 
 def sample_hint(counts: dict[str, int], label: str) -> str | None:
-    """Why ``label`` is not ready to train yet (None when it has enough samples)."""
+    """What ``label`` still needs before training (None when it has enough samples)."""
     have = counts.get(label, 0)
     if have < MIN_CLIPS_TO_TRAIN:
-        return (f"{label}: {have} sample(s); training needs at least {MIN_CLIPS_TO_TRAIN} "
-                f"(one each for training, validation and test), {RECOMMENDED_CLIPS} or more to work well")
+        return (f"needs at least {MIN_CLIPS_TO_TRAIN} to train (one each for training, "
+                f"validation and test); {RECOMMENDED_CLIPS} or more work well")
     if have < RECOMMENDED_CLIPS:
-        return f"{label}: {have} samples; record {RECOMMENDED_CLIPS - have} more for reliable recognition"
+        return f"{RECOMMENDED_CLIPS - have} more recommended"
     return None
 
 

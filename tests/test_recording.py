@@ -123,5 +123,5 @@ def test_bad_recording_settings_and_sample_hints():
     with pytest.raises(ValueError, match="maximum length"):
         RecordingConfig(max_ms=0)
     assert "at least 3" in sample_hint({"help": 1}, "help")
-    assert "7 more" in sample_hint({"help": 3}, "help")
+    assert sample_hint({"help": 3}, "help") == "7 more recommended"
     assert sample_hint({"help": 12}, "help") is None

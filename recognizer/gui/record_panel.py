@@ -96,6 +96,7 @@ class RecordPanel(QWidget):
         self.cancel_button.setEnabled(mode == "recording")
         self.keep_button.setEnabled(mode == "review")
         self.discard_button.setEnabled(mode == "review")
+        self.replay.setVisible(mode == "review")
         self.phrase.setEnabled(mode == "idle")
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -115,8 +116,7 @@ class RecordPanel(QWidget):
         self.counts.clear()
         for label in list(DEFAULT_PHRASES) + sorted(set(counts) - set(DEFAULT_PHRASES)):
             hint = sample_hint(counts, label)
-            self.counts.addItem(f"{label}: {counts.get(label, 0)}" + (f"  \u2014 {hint.split(': ', 1)[1]}"
-                                                                     if hint else ""))
+            self.counts.addItem(f"{label}: {counts.get(label, 0)}" + (f"  \u2014 {hint}" if hint else ""))
 
     def record(self) -> None:
         try:
