@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--registry", default=str(ROOT / "models"), help="model registry (default models/)")
     parser.add_argument("--history", help="CSV log of recognised phrases "
                                           "(default: history.csv in the user's app-data folder)")
-    parser.add_argument("--max-seconds", type=float, help="close the window after this many seconds")
+    parser.add_argument("--max-seconds", type=float, help="stop (close the window) after this many seconds")
     parser.add_argument("--headless", action="store_true",
                         help="recognise utterances of --source and print them as JSON lines")
     parser.add_argument("--kind", default="landmark_cnn", choices=("landmark_cnn", "r2plus1d"),
@@ -44,10 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.source:
             print("error: --headless needs --source FILE", file=sys.stderr)
             return 2
-        return run_headless(args.source, args.registry, kind=args.kind, loop=args.loop)
-    if args.source and not Path(args.source).is_file():
-        print(f"error: {args.source}: no such video file", file=sys.stderr)
-        return 2
+        return run_headless(args.source, args.registry, kind=args.kind, loop=args.loop,
+                            max_seconds=args.max_seconds)
+    if args.source:
+        from features.video import VideoError, VideoFileSource
+
+        try:
+            VideoFileSource(args.source).close()    # a bad file is named here, before any window
+        except VideoError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     from recognizer.gui.app import run_app, source_spec
 
     return run_app(source_spec(args.camera, args.source, args.loop), args.registry, args.videos,

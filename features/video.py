@@ -44,6 +44,8 @@ class FrameSource(Protocol):
 
 
 def _open_capture(path: Path) -> cv2.VideoCapture:
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder; give a video file inside it")
     if not path.is_file():
         raise VideoError(f"{path}: no such video file")
     if path.stat().st_size == 0:
@@ -115,7 +117,13 @@ class CameraSource:
 
     def __init__(self, index: int = 0, *, width: int = 640, height: int = 480):
         self.index = index
-        self._capture = cv2.VideoCapture(index)
+        # OpenCV logs several lines per failed open; the VideoError below says it once.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self._capture = cv2.VideoCapture(index)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self._capture.isOpened():
             self._capture.release()
             raise VideoError(f"camera {index}: cannot be opened; check it is plugged "

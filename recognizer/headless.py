@@ -59,16 +59,19 @@ def load_predictor(registry_root: str | Path, kind: str, err: TextIO) -> Predict
         return None
 
 
-def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO
-                     ) -> tuple[int, int, int]:
-    """Print each recognition of ``source``'s frames as a JSON line.
+def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO,
+                     max_seconds: float | None = None) -> tuple[int, int, int]:
+    """Print each recognition of ``source``'s frames as a JSON line, for at most ``max_seconds``.
 
     Returns (frames, frames with a face, recognitions).
     """
     recognizer = LiveRecognizer(FEATURE_NAMES, predictor)
     frames = faces = found = 0
+    deadline = time.monotonic() + max_seconds if max_seconds else None
     with FeaturePipeline(crops=predictor.needs_crops) as pipeline:
         for frame in source:
+            if deadline is not None and time.monotonic() > deadline:
+                break
             result = recognizer.process(pipeline.process(frame))
             frames, faces = frames + 1, faces + result.has_face
             if result.error:
@@ -84,11 +87,12 @@ def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO
 
 def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_ROOT,
                  kind: str = "landmark_cnn", loop: bool = False,
-                 out: TextIO | None = None, err: TextIO | None = None) -> int:
+                 out: TextIO | None = None, err: TextIO | None = None,
+                 max_seconds: float | None = None) -> int:
     """Recognise every utterance of a video file; exit code 0, or 2 when it cannot start or read.
 
     Not paced: frames are read as fast as they are processed. ``loop`` runs
-    until interrupted (Ctrl-C ends it with exit code 0).
+    until interrupted (Ctrl-C ends it with exit code 0) or for ``max_seconds``.
     """
     out, err = out or sys.stdout, err or sys.stderr
     predictor = load_predictor(registry_root, kind, err)
@@ -98,7 +102,7 @@ def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_RO
     try:
         source = VideoFileSource(source_path, loop=loop)
         try:
-            frames, faces, found = recognise_stream(source, predictor, out, err)
+            frames, faces, found = recognise_stream(source, predictor, out, err, max_seconds)
         finally:
             source.close()
     except VideoError as error:
@@ -119,12 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--registry", default=str(DEFAULT_ROOT), help="model registry folder")
     parser.add_argument("--kind", choices=KINDS, default="landmark_cnn", help="recogniser kind")
     parser.add_argument("--loop", action="store_true", help="start the file again at its end")
+    parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_headless(args.source, args.registry, args.kind, args.loop)
+    return run_headless(args.source, args.registry, args.kind, args.loop, max_seconds=args.max_seconds)
 
 
 if __name__ == "__main__":

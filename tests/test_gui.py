@@ -287,3 +287,26 @@ def test_many_signal_emits_do_not_abort_the_interpreter():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_a_broken_file_keeps_its_error_on_screen(open_window, qtbot):
+    def broken():
+        raise VideoError("/data/clip.mp4: no frame could be decoded; the file is truncated")
+    window = open_window(SourceSpec(broken, retry=False, describe="The video file /data/clip.mp4",
+                                    missing_hint="Check the file"))
+    qtbot.waitUntil(lambda: window.worker.isFinished(), timeout=10000)
+    qtbot.wait(100)
+    assert "truncated" in window.video._message and "has ended" not in window.video._message
+
+
+def test_without_a_trained_model_the_phrase_panel_says_what_to_do(qtbot, tmp_path, grid_dir):
+    window = MainWindow(file_source(grid_dir), tmp_path / "models", tmp_path / "videos",
+                        tmp_path / "history.csv", speaker=FakeSpeaker())
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    try:
+        assert window.phrase.headline.text() == "No trained model yet"
+        assert any("Record tab" in m for m in window.messages)
+    finally:
+        window.close()

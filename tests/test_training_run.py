@@ -184,3 +184,13 @@ def test_config_overrides_and_unknown_keys(tmp_path):
     (tmp_path / "bad.yaml").write_text("optim: {epoch: 3}\n")
     with pytest.raises(ValueError, match="epoch"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_a_missing_or_empty_videos_folder_is_named_in_the_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for folder, reason in (("nope", "no such folder"), ("empty", "no clips found")):
+        assert main(["--videos", str(tmp_path / folder), "--registry", str(tmp_path / "models"),
+                     "--runs", str(tmp_path / "runs"), "--name", folder, "--no-progress"]) == 2
+        error = capsys.readouterr().err
+        assert str(tmp_path / folder) in error and reason in error
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())

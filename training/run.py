@@ -104,7 +104,8 @@ class EventOutput:
 
         self._stream = (sys.stdout if events == "-" else open(events, "a", encoding="utf-8")
                         if events else None)
-        self._bar = tqdm(unit="batch", dynamic_ncols=True, file=sys.stderr) if progress else None
+        self._progress = progress
+        self._bar = None                   # made at the first progress, so errors print alone
         self._tqdm = tqdm
         self._batch_interval = batch_interval
         self._last_batch = float("-inf")
@@ -122,9 +123,21 @@ class EventOutput:
         if self._stream is not None and self._wants(event):
             self._stream.write(json.dumps({"time": round(time.time(), 3), **event}) + "\n")
             self._stream.flush()
+        if event["event"] in ("message", "done", "error"):
+            self._tqdm.write(event.get("text", json.dumps(event)), file=sys.stderr)
+            return
+        if not self._progress:
+            return
+        if self._bar is None and event["event"] in ("extract", "batch", "epoch_start"):
+            self._bar = self._tqdm(unit="step", dynamic_ncols=True, file=sys.stderr)
         if self._bar is None:
             return
-        if event["event"] == "batch":
+        if event["event"] == "extract":
+            self._bar.set_description("extracting lip features (clips)")
+            self._bar.total = event["total"]
+            self._bar.n = event["done"]
+            self._bar.refresh()
+        elif event["event"] == "batch":
             self._bar.total = event["batches"]
             self._bar.update(1)
         elif event["event"] == "epoch_start":
@@ -133,8 +146,6 @@ class EventOutput:
         elif event["event"] == "epoch_end":
             self._bar.set_postfix(loss=f"{event['train_loss']:.3f}",
                                   val_acc=f"{event['val_accuracy']:.3f}")
-        elif event["event"] in ("message", "done", "error"):
-            self._tqdm.write(event.get("text", json.dumps(event)), file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -35,6 +35,9 @@ def _path(value: str) -> Path:
 def load_clips(config: TrainConfig, dist: DistributedContext, on_event: EventSink) -> ClipSet:
     """The manifest's clips as arrays; rank 0 fills the feature cache first."""
     videos = _path(config.data.videos)
+    if not videos.is_dir():
+        raise FileNotFoundError(f"{videos}: no such folder; give --videos the folder that holds "
+                                "<label>/<clip>.mp4 (default videos/)")
     manifest = build_manifest(videos)
     for path, reason in manifest.attrs.get("problems", []):
         on_event({"event": "message", "text": f"skipped {path}: {reason}"})

@@ -19,7 +19,8 @@ def source_spec(camera: int = 0, source: str | None = None, loop: bool = False) 
         def open_file():
             return VideoFileSource(path, realtime=True, loop=loop)
         return SourceSpec(open_file, retry=False, describe=f"The video file {path}",
-                          missing_hint="Check the file name, or convert the video to mp4 and try again.")
+                          missing_hint="Check the file, or convert the video to mp4 and try again.",
+                          ended_hint="" if loop else "Start the app with --loop to play it again and again.")
     return SourceSpec(lambda: CameraSource(camera), retry=True, describe=f"Camera {camera}",
                       missing_hint=NO_CAMERA_HINT)
 

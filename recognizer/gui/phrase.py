@@ -67,13 +67,16 @@ class PhrasePanel(QWidget):
             self.choices.append((button, bar))
         self._calm = QTimer(self, singleShot=True, interval=4000)
         self._calm.timeout.connect(lambda: self.setStyleSheet(PANEL_STYLE))
-        for field in ("phrase", "top3", "sure"):
+        for field in ("entry", "phrase", "top3", "sure"):
             state.subscribe(field, self._changed)
         self._changed(None)
 
     def _changed(self, change: Change | None) -> None:
         state = self.state
-        if state.phrase is None:
+        if state.entry is None:
+            self.headline.setText("No trained model yet")
+            self.phrase.setText("Record samples, then train")
+        elif state.phrase is None:
             self.headline.setText("Mouth a phrase")
             self.phrase.setText("\u2014")
         elif state.sure:

@@ -71,7 +71,14 @@ class Speaker(QObject):
             self._on_message("Phrases cannot be spoken aloud: no text-to-speech engine is installed "
                              "(e.g. speech-dispatcher or flite). They are still shown on screen.")
             return None
-        return QTextToSpeech(self)
+        tts = QTextToSpeech(self)
+        if tts.state() == QTextToSpeech.State.Error:
+            # e.g. the speech-dispatcher plug-in is listed but its daemon is not running
+            self._on_message(f"Phrases cannot be spoken aloud: the text-to-speech engine does not "
+                             f"work ({tts.errorString() or 'no reason given'}); is speech-dispatcher "
+                             "running? The phrases are still shown on screen.")
+            return None
+        return tts
 
     def _make_alert(self):
         try:
@@ -96,7 +103,8 @@ class Speaker(QObject):
             self._tts.say(spoken_text(phrase))
 
     def alert(self) -> None:
-        if self._alert is not None:
+        """The alert tone; the system beep where the sound device cannot play it."""
+        if self._alert is not None and self._alert.status() != self._alert.Status.Error:
             self._alert.play()
         else:
             QApplication.beep()

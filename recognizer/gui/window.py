@@ -33,12 +33,14 @@ from training.registry import activate, read_card
 @dataclass(frozen=True)
 class SourceSpec:
     """Where frames come from: ``open`` makes the source; ``retry`` reopens it after a failure
-    (cameras); ``describe`` names it for messages; ``missing_hint`` says what to do without one."""
+    (cameras); ``describe`` names it for messages; ``missing_hint`` says what to do without one;
+    ``ended_hint`` what to do when it ends (a file played once)."""
 
     open: SourceFactory
     retry: bool
     describe: str
     missing_hint: str = ""
+    ended_hint: str = ""
 
 
 class MainWindow(QMainWindow):
@@ -57,6 +59,7 @@ class MainWindow(QMainWindow):
         self.plot_history = PlotHistory()
         self.messages: list[str] = []
         self._picks = 0
+        self._source_error: str | None = None
         self.phrase_latencies_ms: deque[float] = deque(maxlen=10_000)
         self.speaker = speaker or Speaker(self.show_status, self)
         self.worker = LiveWorker(source.open, retry=source.retry, parent=self)
@@ -116,6 +119,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text)
 
     def on_frame(self, frame: LiveFrame) -> None:
+        self._source_error = None
         self.video.show_message("")
         self.video.show_frame(frame)
         self.plot_history.append(frame.result)
@@ -144,11 +148,12 @@ class MainWindow(QMainWindow):
     def on_source_status(self, level: str, text: str) -> None:
         self.show_status(text)
         if level == "error":
+            self._source_error = text
             self.video.show_message(f"{text}\n\n{self.source.missing_hint}".strip())
 
     def _on_source_finished(self) -> None:
-        self.video.show_message(f"{self.source.describe} has ended. Start the app with --loop "
-                                "to play it again and again.")
+        if self._source_error is None:      # else the error stays on screen: it is the reason
+            self.video.show_message(f"{self.source.describe} has ended. {self.source.ended_hint}".strip())
 
     def _pick(self, kind: str, entry: Path | None) -> None:
         """Load ``entry`` on a helper thread; the live view goes on meanwhile.
