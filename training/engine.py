@@ -220,10 +220,11 @@ def fit(model: nn.Module, train_loader, val_loader, step: Step, config: OptimCon
         metrics["lr"] = step.optimizer.param_groups[0]["lr"]
         if history.record(metrics, val["accuracy"] + 1e-3 * val["macro_f1"]):
             best_state = _cpu_state(model)
-        on_event({"event": "epoch_end", **metrics, "best_epoch": history.best_epoch})
         if is_main:
             save_checkpoint(checkpoint, {
                 "model": _cpu_state(model), "optimizer": step.optimizer.state_dict(),
                 "scheduler": step.scheduler.state_dict(), "scaler": step.scaler.state_dict(),
                 "epoch": epoch, "history": vars(history), "best_state": best_state})
+        # after the checkpoint: an epoch reported done survives a kill
+        on_event({"event": "epoch_end", **metrics, "best_epoch": history.best_epoch})
     return FitResult(best_state, history, resumed_from)
