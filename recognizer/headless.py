@@ -20,19 +20,9 @@ from typing import TextIO
 from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.video import VideoError, VideoFileSource
 from recognizer.live import LiveRecognizer, Recognition
-from recognizer.predictor import Predictor
-from training.registry import DEFAULT_ROOT, active_entry, list_entries
-
-KINDS = ("landmark_cnn", "r2plus1d")
-
-
-def find_entry(registry_root: str | Path, kind: str) -> Path | None:
-    """The active entry of ``kind``, else the newest entry of that kind, else None."""
-    active = active_entry(registry_root, kind)
-    if active is not None:
-        return active
-    entries = [e for e in list_entries(registry_root) if e.card["kind"] == kind]
-    return entries[-1].path if entries else None
+from recognizer.predictor import Predictor, find_entry
+from training.data import KINDS
+from training.registry import DEFAULT_ROOT
 
 
 def recognition_json(recognition: Recognition) -> str:

@@ -17,6 +17,7 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -29,9 +30,18 @@ from recognizer.segmenter import Utterance
 from training.data import apply_normalisation, clip_crops, clip_sequence
 from training.engine import model_input
 from training.evaluate import data_config_for
-from training.registry import LoadedEntry, load_entry
+from training.registry import LoadedEntry, active_entry, list_entries, load_entry
 
 TOP_K = 3
+
+
+def find_entry(registry_root: str | os.PathLike, kind: str) -> Path | None:
+    """The registry entry the app uses for ``kind``: the active one, else the newest, else None."""
+    active = active_entry(registry_root, kind)
+    if active is not None:
+        return active
+    entries = [e for e in list_entries(registry_root) if e.card["kind"] == kind]
+    return entries[-1].path if entries else None
 
 
 @dataclass(frozen=True)

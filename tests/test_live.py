@@ -19,8 +19,8 @@ from training import registry
 from training.config import DataConfig
 from training.evaluate import input_spec
 from training.models import build_model
+from tests.conftest import WORDS
 
-WORDS = ("bin", "lay", "place", "set")
 
 
 @pytest.fixture(scope="module")

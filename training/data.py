@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from features.cache import ClipFeatures, FeatureCache, extractor_key
@@ -29,6 +28,7 @@ from features.geometry import LIP_POINT_NAMES
 from features.sequence import SequenceConfig, sequence_transform
 from features.topology import LIP_MIRROR_ORDER
 from training.config import AugmentConfig, DataConfig
+from training.models import resize_frames
 
 KINDS = ("landmark_cnn", "r2plus1d")
 # Channels that barely vary (a teeth ratio always 0) would divide by ~0.
@@ -106,12 +106,12 @@ def clip_crops(clip: ClipFeatures, config: DataConfig) -> np.ndarray:
 
 
 def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W) uint8 -> (T, size, size) uint8, bilinear with antialiasing (a copy when already that size)."""
+    """(T, H, W) uint8 -> (T, size, size) uint8 with :func:`training.models.resize_frames`
+    (a copy when already that size)."""
     if crops.shape[1:] == (size, size):
         return crops.copy()
-    frames = torch.from_numpy(np.ascontiguousarray(crops)).float()[:, None]
-    resized = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return resized[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+    resized = resize_frames(torch.from_numpy(np.ascontiguousarray(crops)).float(), size)
+    return resized.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _fill_cache(paths: list, cache: FeatureCache, data_config: DataConfig,

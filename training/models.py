@@ -115,6 +115,15 @@ def build_r2plus1d(config: R2Plus1DConfig) -> VideoResNet:
     return model
 
 
+def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, H, W) float frames -> (N, size, size): bilinear with antialiasing, skipped when
+    they already have that size (``training.data.clip_crops`` sizes crops ahead)."""
+    if frames.shape[1:] == (size, size):
+        return frames
+    return F.interpolate(frames[:, None], size=(size, size), mode="bilinear",
+                         align_corners=False, antialias=True)[:, 0]
+
+
 def crops_to_clip(crops: np.ndarray | torch.Tensor, size: int = 112,
                   frames: int | None = None) -> torch.Tensor:
     """(N, T, H, W) uint8 grayscale crops -> (N, 3, T', size, size) float32.
@@ -130,9 +139,7 @@ def crops_to_clip(crops: np.ndarray | torch.Tensor, size: int = 112,
         index = torch.linspace(0, clip.shape[1] - 1, frames, device=clip.device).round().long()
         clip = clip[:, index]
     n, t, h, w = clip.shape
-    resized = F.interpolate(clip.reshape(n * t, 1, h, w).float() / 255.0, size=(size, size),
-                            mode="bilinear", align_corners=False, antialias=True)
-    gray = resized.reshape(n, 1, t, size, size)
+    gray = resize_frames(clip.reshape(n * t, h, w).float() / 255.0, size).reshape(n, 1, t, size, size)
     mean = torch.tensor(KINETICS_MEAN, device=clip.device).view(1, 3, 1, 1, 1)
     std = torch.tensor(KINETICS_STD, device=clip.device).view(1, 3, 1, 1, 1)
     return ((gray - mean) / std).contiguous()

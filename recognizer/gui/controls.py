@@ -16,8 +16,9 @@ from PySide6.QtWidgets import (
 )
 
 from recognizer.gui.train_panel import KIND_LABELS
+from recognizer.predictor import find_entry
 from recognizer.state import AppState, Change
-from training.registry import active_entry, list_entries
+from training.registry import list_entries
 
 
 def entry_label(name: str, card: dict) -> str:
@@ -68,8 +69,8 @@ class RecogniserBar(QWidget):
         kind = self.kind.currentData()
         entries = [e for e in list_entries(self.registry_root) if e.card.get("kind") == kind]
         if select is None:
-            active = active_entry(self.registry_root, kind)
-            select = active.name if active else (entries[-1].name if entries else None)
+            chosen = find_entry(self.registry_root, kind)
+            select = chosen.name if chosen else None
         self.model.blockSignals(True)
         self.model.clear()
         for entry in entries:

@@ -109,12 +109,13 @@ class RecordPanel(QWidget):
 
     def refresh_counts(self) -> None:
         counts = self.label_counts()
+        phrases = list(DEFAULT_PHRASES) + sorted(set(counts) - set(DEFAULT_PHRASES))
         current = self.phrase.currentText()
         self.phrase.clear()
-        self.phrase.addItems(list(DEFAULT_PHRASES) + sorted(set(counts) - set(DEFAULT_PHRASES)))
+        self.phrase.addItems(phrases)
         self.phrase.setEditText(current or DEFAULT_PHRASES[0])
         self.counts.clear()
-        for label in list(DEFAULT_PHRASES) + sorted(set(counts) - set(DEFAULT_PHRASES)):
+        for label in phrases:
             hint = sample_hint(counts, label)
             self.counts.addItem(f"{label}: {counts.get(label, 0)}" + (f"  \u2014 {hint}" if hint else ""))
 

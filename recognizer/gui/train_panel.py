@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from recognizer.gui.layout import form_with_buttons
+from training.config import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 KIND_LABELS = {"landmark_cnn": "Landmark 1D-CNN", "r2plus1d": "R(2+1)D-18 video"}
 
 

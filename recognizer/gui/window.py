@@ -128,21 +128,23 @@ class MainWindow(QMainWindow):
     def on_recognised(self, live: LiveRecognition) -> None:
         prediction = live.recognition.prediction
         sure = prediction.confidence >= self.state.confidence_threshold
-        item = self.state.record(prediction.phrase, prediction.confidence, prediction.top3, sure)
-        self.phrase.repaint()
-        self.phrase_latencies_ms.append((time.monotonic() - live.arrived) * 1000)
-        self.history_log.append(item)
-        if sure and self.state.speak_aloud:
-            self.speaker.say(prediction.phrase)
+        self._announce(prediction.phrase, prediction.confidence, prediction.top3, sure, live.arrived)
 
     def choose(self, phrase: str) -> None:
         """The caregiver or patient picked ``phrase`` from the top 3 of an unsure recognition."""
-        if not phrase:
-            return
-        confidence = dict(self.state.top3).get(phrase, 0.0)
-        item = self.state.record(phrase, confidence, self.state.top3, True)
+        if phrase:
+            self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3, True)
+
+    def _announce(self, phrase: str, confidence: float, top3, sure: bool,
+                  arrived: float | None = None) -> None:
+        """Show the phrase at once, log it, and speak it when sure; ``arrived`` (monotonic s)
+        of the frame that ended the utterance times the latency."""
+        item = self.state.record(phrase, confidence, top3, sure)
+        self.phrase.repaint()
+        if arrived is not None:
+            self.phrase_latencies_ms.append((time.monotonic() - arrived) * 1000)
         self.history_log.append(item)
-        if self.state.speak_aloud:
+        if sure and self.state.speak_aloud:
             self.speaker.say(phrase)
 
     def on_source_status(self, level: str, text: str) -> None:

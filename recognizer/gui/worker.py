@@ -115,9 +115,9 @@ class LiveWorker(QThread):
     def run(self) -> None:
         rate = RateMeter()
         generation = None
-        predictor = self._recognizer.predictor
-        with FeaturePipeline(crops=bool(predictor and predictor.needs_crops)) as pipeline:
+        with FeaturePipeline(crops=False) as pipeline:
             self._pipeline = pipeline
+            self._use_predictor(self._recognizer.predictor)     # crops only for the video model
             self._capture.start()
             while self._running:
                 self._apply_requests()
