@@ -23,15 +23,19 @@ run of frames whose smoothed activity stays above ``off_threshold`` and that
 reaches ``on_threshold``; runs separated by at most ``max_pause`` quiet frames
 are merged, utterances shorter than ``min_frames`` are dropped, and one that
 reaches ``max_frames`` is emitted there (what follows starts a new one once it
-crosses ``on_threshold`` again).
+crosses ``on_threshold`` again). Lips held still for ``hold_frames`` frames in a
+row (lip speed under ``still_threshold``), however open, also end a run before an
+utterance: someone who parts their lips, to breathe in or to get ready, and waits
+has not started mouthing yet.
 
 On the 300 GRID speaker-1 sentences (``tests/benchmarks/segmentation_grid.py``)
 the end of speech is found within 4 frames in 96% of sentences, the start in
-67%, both in 65%: people part their lips to breathe in before speaking, and
-the acoustic alignment does not count that as speech. A cross-validated,
-learned speech/breath classifier raises "both ends" to 85%
-(``tests/benchmarks/segmentation_learned_onset.py``) but learns one speaker's
-voiced-speech breathing, which a voiceless patient does not have, so it is not used.
+70%, both in 68%: the lips move before the sound starts (a breath in, the
+shape of the first consonant), and the acoustic alignment does not count that
+as speech. A cross-validated, learned speech/breath classifier raises "both
+ends" to 85% (``tests/benchmarks/segmentation_learned_onset.py``) but learns one
+speaker's voiced-speech breathing, which a voiceless patient does not have, so
+it is not used.
 """
 from __future__ import annotations
 
@@ -60,6 +64,10 @@ class SegmenterConfig:
     ``smoothing_radius`` is 0 because averaging lowers the short peaks that
     mark an onset; hysteresis and ``min_frames`` already reject jitter.
     ``baseline_window`` (10 s) sets how fast the rest level adapts.
+    ``still_threshold`` is in activity units of motion (0.1: lip points 0.002
+    inter-ocular distances per frame above rest; the median in GRID speech is
+    0.22); ``hold_frames`` (6 frames, 240 ms) of such stillness before the
+    onset end the run that the start goes back to.
     """
 
     opening_feature: str = "inner_mar"
@@ -73,6 +81,8 @@ class SegmenterConfig:
     max_pause: int = 8
     baseline_quantile: float = 0.05
     baseline_window: int = 250
+    still_threshold: float = 0.1
+    hold_frames: int = 6
 
 
 @dataclass(frozen=True)
@@ -106,10 +116,11 @@ def running_low_quantile(history: Sequence[float], quantile: float) -> float:
 
 
 def frame_activity(opening: float, speed: float, opening_rest: float, speed_rest: float,
-                   config: SegmenterConfig) -> float:
-    """Activity of one frame: opening and lip speed above their rest levels, in threshold units."""
-    return (max(opening - opening_rest, 0.0) / config.opening_scale
-            + max(speed - speed_rest, 0.0) / config.motion_scale)
+                   config: SegmenterConfig) -> tuple[float, float]:
+    """(activity, motion) of one frame: opening plus lip speed above their rest levels, and
+    the lip-speed part alone, both in threshold units."""
+    motion = max(speed - speed_rest, 0.0) / config.motion_scale
+    return max(opening - opening_rest, 0.0) / config.opening_scale + motion, motion
 
 
 def lip_point_columns(names: Sequence[str]) -> np.ndarray:
@@ -148,11 +159,12 @@ class UtteranceSegmenter:
         self._speeds: deque[float] = deque(maxlen=window)
         self._previous_points: np.ndarray | None = None
         self._previous_index: int | None = None
-        self._recent: deque[tuple[int, int | None, float | None]] = deque(
+        self._recent: deque[tuple[int, int | None, tuple[float, float] | None]] = deque(
             maxlen=2 * self.config.smoothing_radius + 1)
         self._undecided = 0
         self._state = RESTING
         self._run_start: tuple[int, int | None] | None = None
+        self._held = 0
         self._start: tuple[int, int | None] | None = None
         self._last_active: tuple[int, int | None] | None = None
 
@@ -187,7 +199,8 @@ class UtteranceSegmenter:
         self.reset()
         return ended
 
-    def _activity(self, index: int, features: np.ndarray | None, valid: bool) -> float | None:
+    def _activity(self, index: int, features: np.ndarray | None,
+                  valid: bool) -> tuple[float, float] | None:
         row = None if features is None else np.asarray(features, dtype=float)
         if not valid or row is None or not np.isfinite(row).all():
             self._previous_points = None
@@ -215,17 +228,22 @@ class UtteranceSegmenter:
                                                     min(position + radius + 1, len(self._recent)))]
         known = [a for a in window if a is not None]
         # A frame without a face cannot be active, whatever its neighbours did.
-        smoothed = float(np.mean(known)) if activity is not None else 0.0
-        return self._step((index, timestamp), smoothed)
+        smoothed, motion = np.mean(known, axis=0) if activity is not None else (0.0, 0.0)
+        return self._step((index, timestamp), float(smoothed), float(motion))
 
-    def _step(self, frame: tuple[int, int | None], activity: float) -> list[Utterance]:
+    def _step(self, frame: tuple[int, int | None], activity: float,
+              motion: float) -> list[Utterance]:
         """Hysteresis state machine over one decided frame."""
         config = self.config
         above_off = activity > config.off_threshold
         if self._state == RESTING:
-            self._run_start = (self._run_start or frame) if above_off else None
+            self._held = self._held + 1 if above_off and motion < config.still_threshold else 0
+            if not above_off or self._held >= config.hold_frames:
+                self._run_start = None
+            else:
+                self._run_start = self._run_start or frame
             if activity > config.on_threshold:
-                self._state, self._start, self._last_active = MOUTHING, self._run_start, frame
+                self._state, self._start, self._last_active = MOUTHING, self._run_start or frame, frame
             return []
         if above_off:
             self._state, self._last_active = MOUTHING, frame
@@ -241,6 +259,7 @@ class UtteranceSegmenter:
         """End the open utterance at its last active frame; keep it if long enough."""
         (start, start_ms), (end, end_ms) = self._start, self._last_active
         self._state, self._run_start, self._start, self._last_active = RESTING, None, None, None
+        self._held = 0
         if end - start + 1 < self.config.min_frames:
             return []
         return [Utterance(start, end, start_ms, end_ms)]

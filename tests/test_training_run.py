@@ -102,7 +102,8 @@ def test_the_entry_loads_and_predicts_probabilities(trained):
     assert probs.shape == (3, 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
-def test_evaluate_cli_reports_and_compares(trained, words, tmp_path):
+def test_evaluate_cli_reports_compares_and_warns_about_training_clips(trained, words, tmp_path,
+                                                                      capsys):
     from training.evaluate import main as evaluate
 
     _, entry, _ = trained
@@ -112,6 +113,11 @@ def test_evaluate_cli_reports_and_compares(trained, words, tmp_path):
     result = json.loads((out / "evaluation.json").read_text())
     assert result["test"]["n"] == 48 and result["compare"]["mcnemar"]["p_value"] == 1.0
     assert (out / "confusion_matrix.png").is_file()
+    digests = json.loads((entry / registry.CLIPS_FILE).read_text())
+    assert len(digests["test"]) == json.loads((entry / "card.json").read_text())["metrics"]["test_clips"]
+    assert len(set(digests["train"]) | set(digests["val"])) == 48 - len(digests["test"])
+    assert result["clips_seen_in_training"] == 48 - len(digests["test"])
+    assert f"warning: {48 - len(digests['test'])} of 48 clips were used to train" in capsys.readouterr().err
 
 
 def _cli(*args):

@@ -158,6 +158,18 @@ def evaluate_entry(entry_path: Path, videos: Path, cache_dir: Path, workers: int
     return loaded, clips, predictions, skipped
 
 
+def seen_in_training(entry_path: Path, clip_paths) -> int | None:
+    """How many of ``clip_paths`` (by content) ``entry_path`` was trained or validated on;
+    None when the entry does not record its clips."""
+    from features.cache import file_digest
+    from training.registry import training_digests
+
+    seen = training_digests(entry_path)
+    if seen is None:
+        return None
+    return sum(file_digest(path) in seen for path in clip_paths)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from training.config import ROOT
 
@@ -189,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or ROOT / "reports" / f"{loaded.name}-on-{args.videos.resolve().name}"
         index = np.arange(len(clips.labels))
         metrics = write_reports(out, loaded.card, clips, index, predictions)
+        seen = seen_in_training(first, clips.rows["path"])
         report = {"entry": loaded.name, "videos": str(args.videos), "test": metrics,
-                  "skipped_labels": skipped}
+                  "skipped_labels": skipped, "clips_seen_in_training": seen}
         if args.compare:
             other, other_clips, other_predictions, _ = evaluate_entry(
                 _entry_path(args.compare, args.registry), args.videos, args.cache)
@@ -211,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     if "compare" in report:
         c = report["compare"]
         print(f"vs {c['entry']}: accuracy {c['accuracy']:.3f}, McNemar p = {c['mcnemar']['p_value']:.3g}")
+    if seen:
+        print(f"warning: {seen} of {metrics['n']} clips were used to train or validate "
+              f"{loaded.name}, so these figures overstate how it does on new clips; "
+              "evaluate on clips it has not seen", file=sys.stderr)
     print(f"reports in {out}")
     return 0
 

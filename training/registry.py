@@ -35,6 +35,7 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "models"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "weights.safetensors"
 ACTIVE_FILE = "active.json"
+CLIPS_FILE = "clips.json"
 RESERVED_NAMES = {"assets", ACTIVE_FILE}
 LEGACY_WEIGHTS = ("weights.pt", "weights.pth")
 TEMP_PREFIXES = (".tmp-", ".del-")
@@ -249,6 +250,16 @@ def delete(root: str | Path, name: str, force: bool = False) -> None:
     doomed = Path(root) / f".del-{name}-{os.getpid()}"
     os.rename(path, doomed)
     shutil.rmtree(doomed)
+
+
+def training_digests(entry: str | Path) -> set[str] | None:
+    """SHA-256 digests of the clips ``entry`` was trained or validated on, from its
+    :data:`CLIPS_FILE`; None for an entry written without one."""
+    path = Path(entry) / CLIPS_FILE
+    if not path.is_file():
+        return None
+    splits = json.loads(path.read_text(encoding="utf-8"))
+    return set(splits.get("train", [])) | set(splits.get("val", []))
 
 
 def load_entry(path: str | Path, device: str | torch.device | None = None) -> LoadedEntry:

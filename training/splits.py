@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.cache import file_digest
 from features.files import write_json_atomic
 from training.config import SplitConfig
 
@@ -24,6 +25,16 @@ SPLITS = ("train", "val", "test")
 STRATEGIES = ("stratified", "speaker", "holdout")
 DEMOGRAPHIC_COLUMNS = ("gender", "age_band")
 UNKNOWN = "unknown"
+
+
+def split_digests(rows: pd.DataFrame, splits: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """SHA-256 of the clip files of each split (sorted, without balancing repeats).
+
+    Stored with a registry entry, so that an evaluation can tell which of its
+    clips the entry was trained or validated on, even after a rename or copy.
+    """
+    paths = rows["path"].to_numpy()
+    return {name: sorted({file_digest(paths[i]) for i in index}) for name, index in splits.items()}
 
 
 def parse_group(spec: str, columns) -> dict[str, str]:

@@ -5,6 +5,7 @@ them together. Only rank 0 writes reports and the entry.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +25,7 @@ from training.distributed import DistributedContext
 from training.engine import EventSink, Step, fit, make_optimizer, make_scheduler
 from training.evaluate import input_spec, predict_with_embeddings, write_reports
 from training.models import build_model, freeze_for_stage, load_pretrained
-from training.splits import make_splits, split_analysis, write_split_analysis
+from training.splits import make_splits, split_analysis, split_digests, write_split_analysis
 
 
 def _path(value: str) -> Path:
@@ -180,7 +181,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distributed
                          "seconds": round(time.monotonic() - started, 1),
                          "device": str(dist.device), "world_size": dist.world_size,
                          "pretrained": config.pretrained}}
-    return register(config, run_dir, card, clips, splits["test"], datasets["test"], raw_model,
+    return register(config, run_dir, card, clips, splits, datasets["test"], raw_model,
                     result.history.epochs, dist.device, on_event)
 
 
@@ -194,9 +195,11 @@ def data_summary(config: TrainConfig, clips: ClipSet, splits: dict) -> dict:
                        f"{config.data.videos}, {config.split.strategy} split {sizes}"}
 
 
-def register(config: TrainConfig, run_dir: Path, card: dict, clips: ClipSet, test_index,
+def register(config: TrainConfig, run_dir: Path, card: dict, clips: ClipSet, splits: dict,
              test_set, model: nn.Module, history: list[dict], device, on_event: EventSink) -> Path:
-    """Evaluate on the test split, write the reports and the registry entry; activate if first."""
+    """Evaluate on the test split, write the reports and the registry entry (with the
+    digests of each split's clips, :data:`registry.CLIPS_FILE`); activate if first."""
+    test_index = splits["test"]
     name = run_dir.name
     card = {**card, "name": name}
     folder = run_dir / "reports"
@@ -215,6 +218,7 @@ def register(config: TrainConfig, run_dir: Path, card: dict, clips: ClipSet, tes
                                                 encoding="utf-8")
     files = {p.name: p for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
     files["split_analysis.json"] = run_dir / "split_analysis.json"
+    files[registry.CLIPS_FILE] = json.dumps(split_digests(clips.rows, splits)).encode()
     root = _path(config.registry)
     entry = registry.write_entry(root, name, model, card, files)
     if registry.active_entry(root, config.model) is None:
