@@ -14,6 +14,7 @@ from training import registry
 from training.models import build_model, load_pretrained
 from training.registry import (activate, active_entry, delete, list_entries, load_entry,
                                write_entry)
+from training.registry import cli as registry_cli
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ARCH_ARGS = {"in_channels": 4, "num_classes": 2, "length": 8, "width": 8, "depth": 1}
@@ -23,6 +24,7 @@ CARD = {"kind": "landmark_cnn", "arch_args": ARCH_ARGS, "classes": ["yes", "no"]
 KILLED_WRITER = f"""
 import sys, time
 from training import registry
+from training.registry import cli as registry_cli
 from training.models import build_model
 
 def stalled_card_write(path, data):
@@ -159,16 +161,16 @@ def test_pretrained_weights_come_only_from_a_named_local_file(tmp_path):
 def test_cli_list_show_activate_delete(tmp_path, capsys):
     write_entry(tmp_path, "landmark_cnn-20250101-120000", _model(), CARD)
     root = ["--root", str(tmp_path)]
-    assert registry.main(["activate", "landmark_cnn-20250101-120000", *root]) == 0
-    assert registry.main(["list", *root]) == 0
+    assert registry_cli.main(["activate", "landmark_cnn-20250101-120000", *root]) == 0
+    assert registry_cli.main(["list", *root]) == 0
     row = next(line.split() for line in capsys.readouterr().out.splitlines()
                if "landmark_cnn-20250101-120000" in line and not line.startswith("activated"))
     assert row[:5] == ["*", "landmark_cnn-20250101-120000", "landmark_cnn", "2", "87.5%"]
-    assert registry.main(["show", "landmark_cnn-20250101-120000", *root]) == 0
+    assert registry_cli.main(["show", "landmark_cnn-20250101-120000", *root]) == 0
     assert '"kind": "landmark_cnn"' in capsys.readouterr().out
-    assert registry.main(["show", "missing", *root]) == 1
+    assert registry_cli.main(["show", "missing", *root]) == 1
     assert "missing" in capsys.readouterr().err
-    assert registry.main(["delete", "landmark_cnn-20250101-120000", *root]) == 1
+    assert registry_cli.main(["delete", "landmark_cnn-20250101-120000", *root]) == 1
 
     done = subprocess.run([sys.executable, "-m", "training.registry", "list", *root],
                           cwd=PROJECT_ROOT, env=_subprocess_env(), capture_output=True,

@@ -6,18 +6,14 @@ data summary, metrics, created_at, parent) plus report files. Entries are
 written into a hidden temporary folder and renamed into place, so a killed
 writer never leaves a listed entry. ``<root>/active.json`` maps each kind to
 its active entry. :func:`load_entry` is the one loader of the app and the
-evaluator; it never unpickles code.
-
-    python -m training.registry list|show NAME|activate NAME|delete NAME [--root models]
+evaluator; it never unpickles code. Its command line is :mod:`training.registry.cli`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +27,7 @@ from torch import nn
 from features.files import fsync_path, write_json_atomic
 from training.models import MODEL_KINDS, build_model, default_device, read_state_dict
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "models"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "weights.safetensors"
 ACTIVE_FILE = "active.json"
@@ -197,7 +193,8 @@ def list_entries(root: str | Path = DEFAULT_ROOT) -> list[RegistryEntry]:
     return sorted(entries, key=lambda e: (str(e.card.get("created_at", "")), e.name))
 
 
-def _entry_path(root: str | Path, name: str) -> Path:
+def entry_path(root: str | Path, name: str) -> Path:
+    """The folder of entry ``name`` in ``root``; FileNotFoundError if there is none."""
     path = Path(root) / _check_name(name)
     if not path.is_dir():
         raise FileNotFoundError(f"no registry entry {name!r} in {root}")
@@ -220,7 +217,7 @@ def active_names(root: str | Path = DEFAULT_ROOT) -> dict[str, str]:
 
 def activate(root: str | Path, name: str) -> None:
     """Make entry ``name`` the active one of its kind."""
-    card = read_card(_entry_path(root, name))
+    card = read_card(entry_path(root, name))
     _write_json(Path(root) / ACTIVE_FILE, {**active_names(root), card["kind"]: name})
 
 
@@ -238,7 +235,7 @@ def active_entry(root: str | Path, kind: str) -> Path | None:
 
 def delete(root: str | Path, name: str, force: bool = False) -> None:
     """Delete entry ``name``; an active entry only with ``force``, which clears its pointer."""
-    path = _entry_path(root, name)
+    path = entry_path(root, name)
     pointers = active_names(root)
     active = sorted(kind for kind, entry in pointers.items() if entry == name)
     if active and not force:
@@ -286,74 +283,3 @@ def predict_proba(entry: LoadedEntry, batch: np.ndarray | torch.Tensor) -> np.nd
     with torch.inference_mode():
         x = torch.as_tensor(batch, dtype=torch.float32, device=entry.device)
         return torch.softmax(entry.model(x), dim=1).cpu().numpy()
-
-
-def _accuracy(card: dict) -> str:
-    metrics = card.get("metrics") or {}
-    for key in ("accuracy", "val_accuracy", "test_accuracy"):
-        if isinstance(metrics.get(key), (int, float)):
-            return f"{100 * metrics[key]:.1f}%"
-    return "-"
-
-
-def _print_list(root: Path) -> None:
-    active = set(active_names(root).values())
-    rows = [("", "NAME", "KIND", "CLASSES", "ACCURACY", "CREATED")]
-    rows += [("*" if e.name in active else "", e.name, e.card["kind"],
-              str(len(e.card["classes"])), _accuracy(e.card), str(e.card.get("created_at", "-")))
-             for e in list_entries(root)]
-    if len(rows) == 1:
-        print(f"no entries in {root}")
-        return
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    print("* = active")
-
-
-def _print_show(root: Path, name: str) -> None:
-    path = _entry_path(root, name)
-    card = read_card(path)
-    is_active = active_names(root).get(card["kind"]) == name
-    print(f"{name}  ({path}){'  [active]' if is_active else ''}")
-    print(f"files: {', '.join(sorted(p.name for p in path.iterdir()))}")
-    print(json.dumps(card, indent=2, sort_keys=True))
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="registry folder")
-    parser = argparse.ArgumentParser(prog="python -m training.registry",
-                                     description="List and manage trained models.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", parents=[common], help="list entries; * marks active ones")
-    for command, text in (("show", "print an entry's card"), ("activate", "make it active"),
-                          ("delete", "delete an entry")):
-        sub = commands.add_parser(command, parents=[common], help=text)
-        sub.add_argument("name")
-    commands.choices["delete"].add_argument("--force", action="store_true",
-                                            help="also delete an active entry")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.command == "list":
-            _print_list(args.root)
-        elif args.command == "show":
-            _print_show(args.root, args.name)
-        elif args.command == "activate":
-            activate(args.root, args.name)
-            print(f"activated {args.name}")
-        elif args.command == "delete":
-            delete(args.root, args.name, force=args.force)
-            print(f"deleted {args.name}")
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

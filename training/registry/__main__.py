@@ -1,0 +1,5 @@
+import sys
+
+from training.registry.cli import main
+
+sys.exit(main())
