@@ -21,7 +21,7 @@ from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.video import VideoError, VideoFileSource
 from recognizer.live import LiveRecognizer, Recognition
 from recognizer.predictor import Predictor, find_entry
-from training.data import KINDS
+from training.config import KINDS
 from training.registry import DEFAULT_ROOT
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from training.config import KINDS
 from training.models import (KINETICS_MEAN, KINETICS_STD, MODEL_KINDS, build_model,
                              crops_to_clip, embed, freeze_for_stage, input_shape)
 from training.registry import load_entry, predict_proba, write_entry
@@ -21,6 +22,10 @@ def _randomise_batchnorm(model: torch.nn.Module) -> None:
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.9, 1.1)
+
+
+def test_every_kind_the_clis_offer_has_a_model():
+    assert sorted(MODEL_KINDS) == sorted(KINDS)
 
 
 @pytest.mark.parametrize("kind", sorted(MODEL_KINDS))

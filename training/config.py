@@ -13,6 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
+KINDS = ("landmark_cnn", "r2plus1d")  # the model kinds; training.models.MODEL_KINDS builds them
 
 
 @dataclass(frozen=True)

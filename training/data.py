@@ -27,10 +27,9 @@ from features.frame_features import FeatureConfig
 from features.geometry import LIP_POINT_NAMES
 from features.sequence import SequenceConfig, sequence_transform
 from features.topology import LIP_MIRROR_ORDER
-from training.config import AugmentConfig, DataConfig
+from training.config import KINDS, AugmentConfig, DataConfig
 from training.models import resize_frames
 
-KINDS = ("landmark_cnn", "r2plus1d")
 # Channels that barely vary (a teeth ratio always 0) would divide by ~0.
 MIN_STD = 1e-4
 

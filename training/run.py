@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from features.files import write_json_atomic
-from training.config import DEFAULT_CONFIG, ROOT, TrainConfig, load_config
+from training.config import DEFAULT_CONFIG, KINDS, ROOT, TrainConfig, load_config
 
 RUNS_DIR = ROOT / ".cache" / "runs"
 
@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config")
-    parser.add_argument("--model", choices=("landmark_cnn", "r2plus1d"))
+    parser.add_argument("--model", choices=KINDS)
     parser.add_argument("--videos", help="clip folder (videos/<label>/...)")
     parser.add_argument("--cache", help="feature cache folder")
     parser.add_argument("--registry", help="model registry folder (default models/)")
