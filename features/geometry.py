@@ -31,7 +31,8 @@ def interocular_distance(points: np.ndarray) -> float:
 def polygon_area(xy: np.ndarray) -> float:
     """Area of a simple polygon given as (N, 2) vertices in order (shoelace)."""
     x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    wrap = x[-1] * y[0] - y[-1] * x[0]  # the edge from the last vertex back to the first
+    return 0.5 * abs(float(x[:-1] @ y[1:] - y[:-1] @ x[1:] + wrap))
 
 
 def lip_geometry(points: np.ndarray) -> np.ndarray:

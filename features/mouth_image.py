@@ -86,8 +86,9 @@ def mouth_colour(rgb: np.ndarray, points: np.ndarray,
     """(teeth_ratio, tongue_ratio) as (2,) float32, shares in [0, 1].
 
     Each is the share of pixels inside the inner-lip polygon whose HSV value
-    falls in the configured range, after CLAHE on V over the mouth region so
-    a brighter or darker lamp gives the same ratios.
+    falls in the configured range, after the mouth region's brightness is
+    normalised (``_normalise_brightness``) so a brighter or darker lamp gives
+    the same ratios.
     """
     inner = points[_INNER_INDEX, :2]
     iod = float(np.hypot(*(points[263, :2] - points[33, :2])))
