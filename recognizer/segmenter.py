@@ -24,18 +24,26 @@ reaches ``on_threshold``; runs separated by at most ``max_pause`` quiet frames
 are merged, utterances shorter than ``min_frames`` are dropped, and one that
 reaches ``max_frames`` is emitted there (what follows starts a new one once it
 crosses ``on_threshold`` again). Lips held still for ``hold_frames`` frames in a
-row (lip speed under ``still_threshold``), however open, also end a run before an
-utterance: someone who parts their lips, to breathe in or to get ready, and waits
-has not started mouthing yet.
+row (lip speed under ``still_threshold``), however open, leave only their last
+``hold_lead`` frames in the run before an utterance: someone who parts their lips,
+to breathe in or to get ready, and waits has not started mouthing yet, but the
+sound (or the tongue, behind lips held still) starts just before the lips move.
+Inside an utterance only frames whose lips move (motion of at least ``end_motion``)
+count as mouthing, so a mouth left parted, or slowly relaxing, after the phrase
+does not stretch its end.
 
 On the 300 GRID speaker-1 sentences (``tests/benchmarks/segmentation_grid.py``)
-the end of speech is found within 4 frames in 96% of sentences, the start in
-70%, both in 68%: the lips move before the sound starts (a breath in, the
-shape of the first consonant), and the acoustic alignment does not count that
-as speech. Cross-validated, learned speech/breath detectors (gradient-boosted
-trees, a dilated 1D CNN: ``tests/benchmarks/segmentation_learned_onset.py``)
-raise "both ends" to 85%, no further; they learn one speaker's voiced-speech
-breathing, which a voiceless patient does not have, so they are not used.
+the end of speech is found within 4 frames in 97% of sentences, the start in
+72%, both in 71%. The starts that miss are where the lips show nothing the
+alignment can be matched to: the speaker opens the mouth to breathe in, then
+either holds it open while the tongue or teeth make the first sound (lay, set),
+or closes it for a silent lip closure (bin, place), and the acoustic alignment
+places the word's start somewhere in that still or closed stretch. Cross-validated,
+learned detectors (gradient-boosted trees, a dilated 1D CNN:
+``tests/benchmarks/segmentation_learned_onset.py``) place 90% of starts within 4
+frames at best and raise "both ends" to 85-87%, no further; they learn one
+speaker's voiced-speech breathing, which a voiceless patient does not have, so
+they are not used.
 """
 from __future__ import annotations
 
@@ -66,8 +74,10 @@ class SegmenterConfig:
     ``baseline_window`` (10 s) sets how fast the rest level adapts.
     ``still_threshold`` is in activity units of motion (0.1: lip points 0.002
     inter-ocular distances per frame above rest; the median in GRID speech is
-    0.22); ``hold_frames`` (6 frames, 240 ms) of such stillness before the
-    onset end the run that the start goes back to.
+    0.22); of ``hold_frames`` (6 frames, 240 ms) of such stillness before the
+    onset, only the last ``hold_lead`` (4, 160 ms) stay in the utterance.
+    ``end_motion`` (0.06, in the same units) is the least motion of a frame that
+    keeps an utterance going; a still frame inside one counts towards ``max_pause``.
     """
 
     opening_feature: str = "inner_mar"
@@ -83,6 +93,8 @@ class SegmenterConfig:
     baseline_window: int = 250
     still_threshold: float = 0.1
     hold_frames: int = 6
+    hold_lead: int = 4
+    end_motion: float = 0.06
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,8 @@ class UtteranceSegmenter:
             raise ValueError(f"opening feature {config.opening_feature!r} is not among the feature names")
         if not 0.0 < config.off_threshold <= config.on_threshold:
             raise ValueError("need 0 < off_threshold <= on_threshold")
+        if not 0 <= config.hold_lead < config.hold_frames:
+            raise ValueError("need 0 <= hold_lead < hold_frames")
         self.config = config
         self._opening_column = names.index(config.opening_feature)
         self._lip_columns = lip_point_columns(names)
@@ -165,6 +179,7 @@ class UtteranceSegmenter:
         self._state = RESTING
         self._run_start: tuple[int, int | None] | None = None
         self._held = 0
+        self._resting_frames: deque[tuple[int, int | None]] = deque(maxlen=self.config.hold_lead + 1)
         self._start: tuple[int, int | None] | None = None
         self._last_active: tuple[int, int | None] | None = None
 
@@ -237,21 +252,28 @@ class UtteranceSegmenter:
         config = self.config
         above_off = activity > config.off_threshold
         if self._state == RESTING:
-            self._held = self._held + 1 if above_off and motion < config.still_threshold else 0
-            if not above_off or self._held >= config.hold_frames:
-                self._run_start = None
+            self._resting_frames.append(frame)
+            if not above_off:
+                self._run_start, self._held = None, 0
             else:
                 self._run_start = self._run_start or frame
+                if motion < config.still_threshold:
+                    self._held += 1
+                else:
+                    if self._held >= config.hold_frames:
+                        # Only the hold's last hold_lead frames stay in: the sound (or the
+                        # tongue, behind lips held still) starts just before the lips move.
+                        self._run_start = self._resting_frames[-1 - config.hold_lead]
+                    self._held = 0
             if activity > config.on_threshold:
                 self._state, self._start, self._last_active = MOUTHING, self._run_start or frame, frame
             return []
-        if above_off:
+        if above_off and motion >= config.end_motion:
             self._state, self._last_active = MOUTHING, frame
-            if frame[0] - self._start[0] + 1 >= config.max_frames:
-                return self._close()
-            return []
-        self._state = PAUSING
-        if frame[0] - self._last_active[0] > config.max_pause:
+        else:
+            self._state = PAUSING
+        if (frame[0] - self._last_active[0] > config.max_pause
+                or frame[0] - self._start[0] + 1 >= config.max_frames):
             return self._close()
         return []
 
