@@ -1,12 +1,14 @@
-"""Experiment: can a learned per-frame speech detector fix the segmenter's early starts on GRID?
+"""Experiment: can a learned detector fix the segmenter's starts on GRID?
 
     python tests/benchmarks/segmentation_learned_onset.py [--learner boosting|cnn|onset] [--folds 5]
 
-The streaming segmenter starts too early on about a quarter of the GRID
-sentences: the speaker opens the mouth to breathe in before "bin"/"place" and
-the acoustic alignment does not count that as speech. Here a learner labels
-each frame speech / not speech from the non-landmark features (geometry,
-colour, blendshapes) and the lip speed, cross-validated by sentence:
+The streaming segmenter misses the spoken start by more than 4 frames on about a
+quarter of the GRID sentences: the speaker breathes in through the mouth, then
+makes the first sound behind lips held open ("lay", "set") or closed ("bin",
+"place"), and the acoustic alignment puts the start somewhere in that stretch.
+Here a learner works from the non-landmark features (geometry, colour,
+blendshapes) and the lip speed, cross-validated by sentence. The first two label
+each frame speech / not speech:
 
 - ``boosting``: gradient-boosted trees over the features of +-``context`` frames;
 - ``cnn``: a dilated 1D CNN over the whole clip (receptive field +-31 frames).
@@ -165,7 +167,8 @@ def main() -> None:
     args = parser.parse_args()
     cache = FeatureCache(args.cache)
     clips = []
-    for video in sorted((args.data / "video").glob("*.mp4")):
+    videos = sorted((args.data / "video").glob("*.mp4"))
+    for video in videos:
         clip = cache.load(video, crops=False)
         span = speech_span(args.data / "align" / f"{video.stem}.align")
         found = segment_clip(clip.features, clip.valid, clip.names)
@@ -183,7 +186,7 @@ def main() -> None:
             _, _, utterance, span = clips[i]
             plain += within(utterance.start, utterance.end, span)
             refined += within(start, end, span)
-    count = len(sorted((args.data / "video").glob("*.mp4")))
+    count = len(videos)
     print(json.dumps({"benchmark": "segmentation_learned_onset", "learner": args.learner,
                       "sentences": count, "folds": args.folds,
                       "within_4_start_segmenter": round(plain[0] / count, 4),
