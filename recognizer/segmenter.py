@@ -39,9 +39,10 @@ alignment can be matched to: the speaker opens the mouth to breathe in, then
 either holds it open while the tongue or teeth make the first sound (lay, set),
 or closes it for a silent lip closure (bin, place), and the acoustic alignment
 places the word's start somewhere in that still or closed stretch. Cross-validated,
-learned detectors (gradient-boosted trees, a dilated 1D CNN:
-``tests/benchmarks/segmentation_learned_onset.py``) place 90% of starts within 4
-frames at best and raise "both ends" to 85-87%, no further; they learn one
+learned detectors (gradient-boosted trees, a dilated 1D CNN, trees trained on the
+start alone, with or without the mouth crops:
+``tests/benchmarks/segmentation_learned_onset.py``) place at most 90% of starts
+within 4 frames and raise "both ends" to 86-88%, no further; they learn one
 speaker's voiced-speech breathing, which a voiceless patient does not have, so
 they are not used.
 """

@@ -20,6 +20,8 @@ moved to the first and last frames of a run of ``run`` frames with P(speech)
 - ``onset``: gradient-boosted trees trained only on the frames within
   ``onset_reach`` of the segmenter's start, each labelled "within a frame of the
   spoken start"; the start moves to the likeliest such frame, the end stays.
+  ``--crop-components N`` adds N principal components of the mouth crops and
+  their change per frame (does the tongue or the teeth show the start?).
 
 Prints JSON: the share of sentences with the start, and with both ends, within 4
 frames, with and without refinement.
@@ -53,6 +55,29 @@ def clip_features(features: np.ndarray, names: list[str]) -> np.ndarray:
     columns = [i for i, name in enumerate(names) if not name.startswith("lip")]
     base = np.c_[values[:, columns], speed]
     return base - np.quantile(base, 0.05, axis=0)
+
+
+def small_crops(crops: np.ndarray, size: int = 24) -> np.ndarray:
+    """(T, size * size) float32 in [0, 1]: each frame's mouth crop shrunk to size x size."""
+    import cv2
+
+    return np.stack([cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+                     for crop in crops]).reshape(len(crops), -1).astype(np.float32) / 255
+
+
+def with_crop_components(clips: list, train: np.ndarray, components: int) -> list[np.ndarray]:
+    """Each clip's features beside the first ``components`` principal components of its
+    shrunk mouth crops (fitted on the ``train`` clips) and the crops' mean change from the
+    frame before, these minus the clip's 5% quantile."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(components, random_state=0).fit(np.concatenate([clips[i][4] for i in train])[::5])
+    bases = []
+    for base, _, _, _, crops in clips:
+        change = np.r_[0.0, np.abs(np.diff(crops, axis=0)).mean(1)]
+        extra = np.c_[pca.transform(crops), change]
+        bases.append(np.c_[base, extra - np.quantile(extra, 0.05, axis=0)])
+    return bases
 
 
 def with_context(base: np.ndarray, context: int) -> np.ndarray:
@@ -127,8 +152,10 @@ def onset_starts(train: list[tuple[np.ndarray, Utterance, int]],
 def learned_spans(clips: list, train: np.ndarray, tested: np.ndarray, args) -> list[tuple[int, int]]:
     """(start, end) of each ``tested`` clip, refined by a learner fitted on the ``train`` clips."""
     if args.learner == "onset":
-        starts = onset_starts([(clips[i][0], clips[i][2], clips[i][3][0]) for i in train],
-                              [(clips[i][0], clips[i][2]) for i in tested],
+        bases = (with_crop_components(clips, train, args.crop_components) if args.crop_components
+                 else [clip[0] for clip in clips])
+        starts = onset_starts([(bases[i], clips[i][2], clips[i][3][0]) for i in train],
+                              [(bases[i], clips[i][2]) for i in tested],
                               args.context, args.onset_reach)
         return [(start, clips[i][2].end) for start, i in zip(starts, tested)]
     fitted = [clips[i][:2] for i in train]
@@ -164,26 +191,29 @@ def main() -> None:
     parser.add_argument("--run", type=int, default=3)
     parser.add_argument("--reach", type=int, default=10)
     parser.add_argument("--onset-reach", type=int, default=15)
+    parser.add_argument("--crop-components", type=int, default=0,
+                        help="onset: also use this many principal components of the mouth crops")
     args = parser.parse_args()
     cache = FeatureCache(args.cache)
     clips = []
     videos = sorted((args.data / "video").glob("*.mp4"))
     for video in videos:
-        clip = cache.load(video, crops=False)
+        clip = cache.load(video, crops=args.crop_components > 0)
         span = speech_span(args.data / "align" / f"{video.stem}.align")
         found = segment_clip(clip.features, clip.valid, clip.names)
         labels = np.zeros(len(clip.valid), int)
         labels[span[0]:span[1] + 1] = 1
         if found:
             clips.append((clip_features(clip.features, list(clip.names)), labels,
-                          max(found, key=lambda u: u.length), span))
+                          max(found, key=lambda u: u.length), span,
+                          small_crops(clip.crops) if args.crop_components else None))
     fold = np.arange(len(clips)) % args.folds
     plain, refined = np.zeros(2), np.zeros(2)
     for k in range(args.folds):
         tested = np.flatnonzero(fold == k)
         spans = learned_spans(clips, np.flatnonzero(fold != k), tested, args)
         for i, (start, end) in zip(tested, spans):
-            _, _, utterance, span = clips[i]
+            _, _, utterance, span, _ = clips[i]
             plain += within(utterance.start, utterance.end, span)
             refined += within(start, end, span)
     count = len(videos)
