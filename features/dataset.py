@@ -249,7 +249,7 @@ def save_clip(videos_root: str | os.PathLike, label: str, frames_rgb: list[np.nd
         raise FileExistsError(f"{final}: a clip of that name exists; choose another clip name")
     tmp = temporary_sibling(final)
     try:
-        write_video(tmp, list(frames_rgb), fps)  # flushed to disk before it is linked
+        write_video(tmp, frames_rgb, fps)  # flushed to disk before it is linked
         _publish(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,11 +8,12 @@ so a file can stand in for the camera in tests and replays.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -155,18 +156,24 @@ def read_frames(path: str | os.PathLike) -> list[Frame]:
     return list(VideoFileSource(path))
 
 
-def write_video(path: str | os.PathLike, frames_rgb: list[np.ndarray], fps: float) -> Path:
-    """Write RGB frames to an mp4 atomically (temporary name, then rename)."""
+def write_video(path: str | os.PathLike, frames_rgb: Iterable[np.ndarray], fps: float) -> Path:
+    """Write RGB frames to an mp4 atomically (temporary name, then rename).
+
+    ``frames_rgb`` may be any iterable, a generator included: frames are written
+    as they come, never held together.
+    """
     path = Path(path)
-    if not frames_rgb:
+    frames = iter(frames_rgb)
+    first = next(frames, None)
+    if first is None:
         raise VideoError(f"{path}: refusing to write a video with no frames")
-    height, width = frames_rgb[0].shape[:2]
+    height, width = first.shape[:2]
     with atomic_output(path) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
         if not writer.isOpened():
             raise VideoError(f"{path}: OpenCV cannot write mp4 here")
         try:
-            for rgb in frames_rgb:
+            for rgb in itertools.chain([first], frames):
                 writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         finally:
             writer.release()

@@ -53,3 +53,11 @@ def test_write_video_round_trip_is_atomic(tmp_path, grid_dir):
     back = read_frames(out)
     assert len(back) == 10 and back[0].rgb.shape == frames[0].shape
     assert np.abs(back[5].rgb.astype(int) - frames[5]).mean() < 12
+
+
+def test_write_video_takes_a_generator_and_refuses_no_frames(tmp_path, grid_dir):
+    frames = (f.rgb for f in VideoFileSource(grid_dir / "video" / "bbaf2n.mp4"))
+    assert len(read_frames(write_video(tmp_path / "streamed.mp4", frames, fps=25))) == 75
+    with pytest.raises(VideoError, match="empty.mp4"):
+        write_video(tmp_path / "empty.mp4", iter([]), fps=25)
+    assert not (tmp_path / "empty.mp4").exists()

@@ -42,11 +42,19 @@ GRID = ROOT.parent / "shared" / "data" / "grid_s1"
 
 
 def build_video(path: Path, sentences: int) -> int:
-    frames = []
-    for video in sorted((GRID / "video").glob("*.mp4"))[:sentences]:
-        frames += [f.rgb for f in VideoFileSource(video)]
-    write_video(path, frames, 30.0)
-    return len(frames)
+    """The first ``sentences`` GRID sentences back to back as one 30 fps video, written
+    frame by frame so that the frames do not count towards this process's memory."""
+    written = 0
+
+    def frames():
+        nonlocal written
+        for video in sorted((GRID / "video").glob("*.mp4"))[:sentences]:
+            for frame in VideoFileSource(video):
+                written += 1
+                yield frame.rgb
+
+    write_video(path, frames(), 30.0)
+    return written
 
 
 def train_registry(tmp: Path) -> Path:
