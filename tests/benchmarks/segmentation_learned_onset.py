@@ -35,6 +35,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -45,6 +46,16 @@ from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from features.cache import FeatureCache  # noqa: E402
 from recognizer.segmenter import Utterance, lip_point_columns, segment_clip  # noqa: E402
 from segmentation_grid import speech_span  # noqa: E402
+
+
+class Sentence(NamedTuple):
+    """One GRID sentence as the learners see it."""
+
+    base: np.ndarray             # (T, C) from clip_features
+    labels: np.ndarray           # (T,) 1 inside the spoken span
+    utterance: Utterance         # the segmenter's longest utterance
+    span: tuple[int, int]        # spoken (first, last) frame
+    crops: np.ndarray | None     # (T, 576) shrunk mouth crops, when asked for
 
 
 def clip_features(features: np.ndarray, names: list[str]) -> np.ndarray:
@@ -65,18 +76,18 @@ def small_crops(crops: np.ndarray, size: int = 24) -> np.ndarray:
                      for crop in crops]).reshape(len(crops), -1).astype(np.float32) / 255
 
 
-def with_crop_components(clips: list, train: np.ndarray, components: int) -> list[np.ndarray]:
+def with_crop_components(clips: list[Sentence], train: np.ndarray, components: int) -> list[np.ndarray]:
     """Each clip's features beside the first ``components`` principal components of its
     shrunk mouth crops (fitted on the ``train`` clips) and the crops' mean change from the
     frame before, these minus the clip's 5% quantile."""
     from sklearn.decomposition import PCA
 
-    pca = PCA(components, random_state=0).fit(np.concatenate([clips[i][4] for i in train])[::5])
+    pca = PCA(components, random_state=0).fit(np.concatenate([clips[i].crops for i in train])[::5])
     bases = []
-    for base, _, _, _, crops in clips:
-        change = np.r_[0.0, np.abs(np.diff(crops, axis=0)).mean(1)]
-        extra = np.c_[pca.transform(crops), change]
-        bases.append(np.c_[base, extra - np.quantile(extra, 0.05, axis=0)])
+    for clip in clips:
+        change = np.r_[0.0, np.abs(np.diff(clip.crops, axis=0)).mean(1)]
+        extra = np.c_[pca.transform(clip.crops), change]
+        bases.append(np.c_[clip.base, extra - np.quantile(extra, 0.05, axis=0)])
     return bases
 
 
@@ -149,20 +160,20 @@ def onset_starts(train: list[tuple[np.ndarray, Utterance, int]],
     return starts
 
 
-def learned_spans(clips: list, train: np.ndarray, tested: np.ndarray, args) -> list[tuple[int, int]]:
+def learned_spans(clips: list[Sentence], train: np.ndarray, tested: np.ndarray, args) -> list[tuple[int, int]]:
     """(start, end) of each ``tested`` clip, refined by a learner fitted on the ``train`` clips."""
     if args.learner == "onset":
         bases = (with_crop_components(clips, train, args.crop_components) if args.crop_components
-                 else [clip[0] for clip in clips])
-        starts = onset_starts([(bases[i], clips[i][2], clips[i][3][0]) for i in train],
-                              [(bases[i], clips[i][2]) for i in tested],
+                 else [clip.base for clip in clips])
+        starts = onset_starts([(bases[i], clips[i].utterance, clips[i].span[0]) for i in train],
+                              [(bases[i], clips[i].utterance) for i in tested],
                               args.context, args.onset_reach)
-        return [(start, clips[i][2].end) for start, i in zip(starts, tested)]
-    fitted = [clips[i][:2] for i in train]
-    inputs = [clips[i][0] for i in tested]
+        return [(start, clips[i].utterance.end) for start, i in zip(starts, tested)]
+    fitted = [(clips[i].base, clips[i].labels) for i in train]
+    inputs = [clips[i].base for i in tested]
     speech = (boosting_speech(fitted, inputs, args.context) if args.learner == "boosting"
               else cnn_speech(fitted, inputs))
-    return [refine(clips[i][2], probabilities, args.threshold, args.run, args.reach)
+    return [refine(clips[i].utterance, probabilities, args.threshold, args.run, args.reach)
             for i, probabilities in zip(tested, speech)]
 
 
@@ -204,16 +215,16 @@ def main() -> None:
         labels = np.zeros(len(clip.valid), int)
         labels[span[0]:span[1] + 1] = 1
         if found:
-            clips.append((clip_features(clip.features, list(clip.names)), labels,
-                          max(found, key=lambda u: u.length), span,
-                          small_crops(clip.crops) if args.crop_components else None))
+            clips.append(Sentence(clip_features(clip.features, list(clip.names)), labels,
+                                  max(found, key=lambda u: u.length), span,
+                                  small_crops(clip.crops) if args.crop_components else None))
     fold = np.arange(len(clips)) % args.folds
     plain, refined = np.zeros(2), np.zeros(2)
     for k in range(args.folds):
         tested = np.flatnonzero(fold == k)
         spans = learned_spans(clips, np.flatnonzero(fold != k), tested, args)
         for i, (start, end) in zip(tested, spans):
-            _, _, utterance, span, _ = clips[i]
+            utterance, span = clips[i].utterance, clips[i].span
             plain += within(utterance.start, utterance.end, span)
             refined += within(start, end, span)
     count = len(videos)
