@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from training.config import KINDS
+from training.kinds import DEFAULT_KIND, KINDS
 
 ROOT = Path(__file__).resolve().parent
 
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, help="stop (close the window) after this many seconds")
     parser.add_argument("--headless", action="store_true",
                         help="recognise utterances of --source and print them as JSON lines")
-    parser.add_argument("--kind", default="landmark_cnn", choices=KINDS,
+    parser.add_argument("--kind", default=DEFAULT_KIND, choices=KINDS,
                         help="recogniser for --headless (default landmark_cnn)")
     return parser.parse_args(argv)
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from recognizer.gui.app import source_spec  # noqa: E402
 from recognizer.gui.window import MainWindow  # noqa: E402
+from recognizer.live import LiveState  # noqa: E402
 
 
 def main() -> int:
@@ -44,7 +45,7 @@ def main() -> int:
             app.processEvents()
             time.sleep(0.01)
             frame = window.video._frame
-            if window.state.history and frame is not None and frame.result.state == "mouthing":
+            if window.state.history and frame is not None and frame.result.state == LiveState.MOUTHING:
                 break
         else:
             print("no phrase was recognised in time", file=sys.stderr)

@@ -9,8 +9,10 @@ label and the folder name needs no quoting in a shell.
 
 The sidecar holds what is known about the recording -- ``speaker``, ``gender``,
 ``age_band``, ``source`` (the original recording a clip was cut from, so that
-clips of one recording stay in one split) and ``recorded_at`` (ISO 8601) --
-all optional, plus any extra keys, e.g. GRID's word timings.
+clips of one recording stay in one split), ``recorded_at`` (ISO 8601) and
+``text`` (what was said, when it is more than the label) -- all optional, plus
+any extra keys, e.g. GRID's word timings. A clip's transcript
+(:func:`transcript`) is its ``text``, else its label read with ``_`` as spaces.
 
 Nothing recorded is overwritten or left half-written: a clip is written under a
 hidden temporary name and then linked to its final name, which fails rather
@@ -22,17 +24,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import unicodedata
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from features.extract import VIDEO_SUFFIXES
-from features.files import temporary_sibling, write_text_atomic
+from features.files import fsync_path, temporary_sibling, write_text_atomic
 from features.video import write_video
 
 SIDECAR_SUFFIX = ".json"
@@ -118,7 +121,8 @@ class Sidecar:
     """What is known about one clip; every field optional.
 
     ``source`` names the original recording the clip was cut from;
-    ``recorded_at`` is ISO 8601 text. ``extra`` holds any other JSON-valued
+    ``recorded_at`` is ISO 8601 text; ``text`` is what was said (any Unicode).
+    ``extra`` holds any other JSON-valued
     keys (GRID: ``sentence``, ``word_index``, ``start_frame``, ...); in the
     file they sit beside the named fields, so their names must differ from them
     and from the manifest's ``path``, ``label`` and ``clip``.
@@ -129,6 +133,7 @@ class Sidecar:
     age_band: str | None = None
     source: str | None = None
     recorded_at: str | None = None
+    text: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -241,6 +246,27 @@ def save_clip(videos_root: str | os.PathLike, label: str, frames_rgb: list[np.nd
     once. If the sidecar cannot be written the video is kept and the error raised.
     """
     _check_frames(frames_rgb)
+    return _store(videos_root, label, clip_name, sidecar,
+                  lambda tmp: write_video(tmp, frames_rgb, fps))
+
+
+def copy_clip(videos_root: str | os.PathLike, label: str, video: str | os.PathLike,
+              sidecar: Sidecar | None = None, clip_name: str | None = None) -> Path:
+    """Copy an ``.mp4`` file byte for byte into the clip folder, as :func:`save_clip` stores
+    a recording (same naming, no overwrite, complete before it is named)."""
+    video = Path(video)
+    if video.suffix.lower() != CLIP_SUFFIX:
+        raise ValueError(f"{video}: only {CLIP_SUFFIX} files are copied as they are; "
+                         f"decode it and use save_clip")
+
+    def write(tmp: Path) -> None:
+        shutil.copyfile(video, tmp)
+        fsync_path(tmp)
+    return _store(videos_root, label, clip_name, sidecar, write)
+
+
+def _store(videos_root, label: str, clip_name: str | None, sidecar: Sidecar | None,
+           write: Callable[[Path], object]) -> Path:
     folder = label_dir(videos_root, label)
     folder.mkdir(parents=True, exist_ok=True)
     clip = _clean_name(clip_name, "clip name") if clip_name is not None else _free_clip_name(folder)
@@ -249,7 +275,7 @@ def save_clip(videos_root: str | os.PathLike, label: str, frames_rgb: list[np.nd
         raise FileExistsError(f"{final}: a clip of that name exists; choose another clip name")
     tmp = temporary_sibling(final)
     try:
-        write_video(tmp, frames_rgb, fps)  # flushed to disk before it is linked
+        write(tmp)  # flushed to disk before it is linked
         _publish(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -310,12 +336,19 @@ def _label_folders(root: Path, problems: list[tuple[Path, str]]) -> list[tuple[P
     return found
 
 
+def transcript(label: str, text: str | None = None) -> str:
+    """What a clip says: its sidecar's ``text``, else its label with ``_`` read as spaces."""
+    chosen = text if isinstance(text, str) and text.strip() else label.replace("_", " ")
+    return " ".join(unicodedata.normalize("NFC", chosen).split())
+
+
 def build_manifest(videos_root: str | os.PathLike) -> pd.DataFrame:
     """One row per clip under ``videos_root/<label>/``, sorted by label then clip.
 
     Columns: ``path`` (str), ``label``, ``clip``, the named sidecar fields,
-    then any extra sidecar keys (sorted); unknown values are ``None``. A clip
-    without a ``source`` is its own recording: ``source`` is ``<label>/<clip>``.
+    then any extra sidecar keys (sorted); unknown values are ``None``, but
+    ``text`` is always the clip's :func:`transcript`. A clip without a
+    ``source`` is its own recording: ``source`` is ``<label>/<clip>``.
     Dot-files, temporary ``.partial`` files and dot-folders are skipped; a
     missing or empty folder gives an empty frame with the columns. What cannot
     be used is listed, as ``(path, reason)``, in ``manifest.attrs["problems"]``.
@@ -333,6 +366,8 @@ def build_manifest(videos_root: str | os.PathLike) -> pd.DataFrame:
     if len(manifest):
         missing = manifest["source"].isna()
         manifest.loc[missing, "source"] = manifest.loc[missing, "label"] + "/" + manifest.loc[missing, "clip"]
+        manifest["text"] = [transcript(label, text)
+                            for label, text in zip(manifest["label"], manifest["text"])]
         manifest = manifest.sort_values(["label", "clip"], ignore_index=True)
     manifest.attrs["problems"] = problems
     return manifest

@@ -21,6 +21,7 @@ import numpy as np
 from features.cache import DEFAULT_CACHE_DIR, ClipFeatures, FeatureCache
 from features.files import atomic_output
 from features.frame_features import FEATURE_NAMES, FeatureConfig, FeaturePipeline, FrameFeatures
+from features.progress import ProgressOutput, add_common_flags, stage_progress
 from features.video import VideoError, VideoFileSource
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mpg", ".mpeg", ".mov", ".mkv", ".webm")
@@ -169,15 +170,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m features.extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", type=Path, help="folder of clips (searched recursively) or one file")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR, help="cache folder")
+    add_common_flags(parser, cache=DEFAULT_CACHE_DIR, uses_registry=False)
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--csv", type=Path, help="also write one CSV per clip under this folder")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
-
     args = parse_args(argv)
     try:
         paths = find_videos(args.videos)
@@ -186,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = FeatureConfig()
     cache = FeatureCache(args.cache, config)
-    with tqdm(total=len(paths), unit="clip", desc="extracting") as bar:
+    with ProgressOutput(args.events, progress=not args.no_progress) as output:
         summary = extract_many(paths, cache, config, args.workers,
-                               on_progress=lambda path, error: bar.update())
+                               on_progress=stage_progress(output, "extract", len(paths)))
     if args.csv:
         root = args.videos if args.videos.is_dir() else args.videos.parent
         for path in summary.entries:

@@ -1,11 +1,15 @@
-"""Cut word clips out of GRID sentence videos into the clip folder.
+"""Cut word clips, or copy whole sentences, out of GRID sentence videos into the clip folder.
 
     python -m features.grid GRID_DIR VIDEOS_DIR [--words bin lay ...] [--padding N] [--speaker s1]
+    python -m features.grid GRID_DIR VIDEOS_DIR --sentences [--speaker s1]
 
 ``GRID_DIR`` holds ``video/<id>.mp4`` (25 fps) and ``align/<id>.align``. Each
 spoken word becomes ``VIDEOS_DIR/<word>/<id>_<index>_<word>.mp4`` (``index``:
 the word's place among the sentence's spoken words, from 0) with a sidecar
 naming the speaker, the sentence id as ``source`` and the word's frames.
+With ``--sentences`` each sentence is kept whole (all its frames) as
+``VIDEOS_DIR/<transcript>/<id>.mp4``, the transcript (its non-silence words)
+in the sidecar's ``text``.
 Clips already there are skipped, so a second run only fills gaps; a sentence or
 word that cannot be cut is named in the summary and the rest go on.
 """
@@ -20,8 +24,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from features.dataset import CLIP_SUFFIX, Sidecar, label_dir, save_clip, validate_label
+from features.dataset import CLIP_SUFFIX, Sidecar, copy_clip, label_dir, save_clip, validate_label
 from features.extract import VIDEO_SUFFIXES
+from features.progress import ProgressOutput, stage_progress
 from features.video import VideoError, read_frames
 
 GRID_FPS = 25.0
@@ -180,11 +185,38 @@ def _import_sentence(grid_dir: Path, sentence: str, videos_root: Path, words: fr
             summary.failed[clip.name] = str(error)
 
 
+def _import_whole(grid_dir: Path, sentence: str, videos_root: Path, speaker: str,
+                  summary: ImportSummary) -> None:
+    """Copy one sentence whole, labelled by its transcript."""
+    tokens = parse_align(grid_dir / "align" / f"{sentence}.align")
+    text = " ".join(token.word for token in tokens if not token.is_silence)
+    if not text:
+        raise AlignError(f"{grid_dir / 'align' / sentence}.align: no spoken word")
+    target = label_dir(videos_root, text) / f"{sentence}{CLIP_SUFFIX}"
+    if target.exists():
+        summary.skipped.append(target)
+        return
+    video = _sentence_video(grid_dir, sentence)
+    spoken = [token for token in tokens if not token.is_silence]
+    sidecar = Sidecar(speaker=speaker, source=sentence, text=text, extra={
+        "corpus": "GRID", "start_frame": spoken[0].start_frame, "end_frame": spoken[-1].end_frame})
+    try:
+        if video.suffix.lower() == CLIP_SUFFIX:     # the same bytes: the feature cache knows them
+            written = copy_clip(videos_root, text, video, sidecar, clip_name=sentence)
+        else:
+            frames = [frame.rgb for frame in read_frames(video)]
+            written = save_clip(videos_root, text, frames, GRID_FPS, sidecar, clip_name=sentence)
+        summary.written.append(written)
+    except FileExistsError:
+        summary.skipped.append(target)
+
+
 def import_grid(grid_dir: str | os.PathLike, videos_root: str | os.PathLike, *,
                 words: Iterable[str] | None = None, padding: int = 0, speaker: str = "s1",
-                sentences: Iterable[str] | None = None,
+                sentences: Iterable[str] | None = None, whole: bool = False,
                 on_progress: Callable[[str, str | None], None] | None = None) -> ImportSummary:
-    """Cut the words of GRID sentences into ``videos_root/<word>/`` clips.
+    """Cut the words of GRID sentences into ``videos_root/<word>/`` clips, or with
+    ``whole`` copy each sentence whole into ``videos_root/<transcript>/``.
 
     ``words``: keep only these (default: every spoken word, never ``sil``/``sp``);
     ``padding``: extra frames each side, clipped to the video; ``speaker``: the
@@ -196,13 +228,18 @@ def import_grid(grid_dir: str | os.PathLike, videos_root: str | os.PathLike, *,
     grid_dir, videos_root = Path(grid_dir), Path(videos_root)
     if padding < 0:
         raise ValueError(f"padding {padding}: must be 0 or more frames")
+    if whole and (words is not None or padding):
+        raise ValueError("whole sentences take all their frames: give no words and no padding")
     keep = None if words is None else frozenset(validate_label(w.lower()) for w in words)
     ids = grid_sentences(grid_dir) if sentences is None else list(sentences)
     summary = ImportSummary(sentences=len(ids))
     for sentence in ids:
         error = None
         try:
-            _import_sentence(grid_dir, sentence, videos_root, keep, padding, speaker, summary)
+            if whole:
+                _import_whole(grid_dir, sentence, videos_root, speaker, summary)
+            else:
+                _import_sentence(grid_dir, sentence, videos_root, keep, padding, speaker, summary)
         except (AlignError, VideoError, ValueError, OSError) as failure:
             error = summary.failed[sentence] = str(failure)
         if on_progress:
@@ -217,24 +254,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("videos", type=Path, help="clip folder to fill (videos/<word>/...)")
     parser.add_argument("--words", nargs="+", help="only these words (default: all spoken words)")
     parser.add_argument("--padding", type=int, default=0, help="extra frames each side (default 0)")
+    parser.add_argument("--sentences", action="store_true",
+                        help="copy whole sentences with their transcripts instead of cutting words")
     parser.add_argument("--speaker", default="s1", help="speaker id for the sidecars (default s1)")
+    parser.add_argument("--events", metavar="FILE",
+                        help="write progress events as JSON lines to FILE ('-': stdout)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar or progress lines on stderr")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
-
     args = parse_args(argv)
     try:
         ids = grid_sentences(args.grid)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with tqdm(total=len(ids), unit="sentence", desc="importing") as bar:
+    with ProgressOutput(args.events, progress=not args.no_progress) as output:
         try:
             summary = import_grid(args.grid, args.videos, words=args.words, padding=args.padding,
-                                  speaker=args.speaker, sentences=ids,
-                                  on_progress=lambda sentence, error: bar.update())
+                                  speaker=args.speaker, sentences=ids, whole=args.sentences,
+                                  on_progress=stage_progress(output, "import", len(ids)))
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

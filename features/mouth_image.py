@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from features.geometry import face_frame, polygon_area
+from features.geometry import face_frame, interocular_distance, polygon_area
 from features.topology import INNER_LIP, OUTER_LIP
 
 COLOUR_NAMES = ("teeth_ratio", "tongue_ratio")
@@ -91,7 +91,7 @@ def mouth_colour(rgb: np.ndarray, points: np.ndarray,
     the same ratios.
     """
     inner = points[_INNER_INDEX, :2]
-    iod = float(np.hypot(*(points[263, :2] - points[33, :2])))
+    iod = interocular_distance(points)
     if polygon_area(inner) / iod ** 2 < config.min_inner_area:
         return np.zeros(2, dtype=np.float32)
     x0, y0, x1, y1 = _inside_bounds(points[_OUTER_INDEX, :2], rgb.shape, config.roi_margin)

@@ -21,8 +21,8 @@ from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.video import VideoError, VideoFileSource
 from recognizer.live import LiveRecognizer, Recognition
 from recognizer.predictor import Predictor, find_entry
-from training.config import KINDS
-from training.registry import DEFAULT_ROOT
+from training.kinds import DEFAULT_KIND, KINDS
+from training.registry import DEFAULT_ROOT, damaged_entries
 
 
 def recognition_json(recognition: Recognition) -> str:
@@ -38,9 +38,11 @@ def load_predictor(registry_root: str | Path, kind: str, err: TextIO) -> Predict
     """The predictor of the registry's entry of ``kind``, or None after printing why not."""
     entry = find_entry(registry_root, kind)
     if entry is None:
-        print(f"error: no trained {kind} model in the registry folder {Path(registry_root)}; "
-              f"train one first: python -m training.run --model {kind} --videos VIDEOS_DIR "
-              f"--registry {registry_root}", file=err)
+        damaged = "".join(f"; cannot use the damaged entry {d.path}: {d.reason}"
+                          for d in damaged_entries(registry_root))
+        print(f"error: no usable trained {kind} model in the registry folder "
+              f"{Path(registry_root)}{damaged}; train one: python -m training.run --model {kind} "
+              f"--videos VIDEOS_DIR --registry {registry_root}", file=err)
         return None
     try:
         return Predictor.from_entry(entry)
@@ -76,7 +78,7 @@ def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO,
 
 
 def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_ROOT,
-                 kind: str = "landmark_cnn", loop: bool = False,
+                 kind: str = DEFAULT_KIND, loop: bool = False,
                  out: TextIO | None = None, err: TextIO | None = None,
                  max_seconds: float | None = None) -> int:
     """Recognise every utterance of a video file; exit code 0, or 2 when it cannot start or read.
@@ -111,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="video file to recognise")
     parser.add_argument("--registry", default=str(DEFAULT_ROOT), help="model registry folder")
-    parser.add_argument("--kind", choices=KINDS, default="landmark_cnn", help="recogniser kind")
+    parser.add_argument("--kind", choices=KINDS, default=DEFAULT_KIND, help="recogniser kind")
     parser.add_argument("--loop", action="store_true", help="start the file again at its end")
     parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     return parser.parse_args(argv)

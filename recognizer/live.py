@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Sequence
 
 import numpy as np
@@ -21,12 +22,24 @@ from features.frame_features import FrameFeatures
 from features.mouth_image import CropConfig, mouth_crop_box
 from features.topology import INNER_LIP, OUTER_LIP
 from recognizer.predictor import Prediction, Predictor, utterance_clip
-from recognizer.segmenter import RESTING, SegmenterConfig, Utterance, UtteranceSegmenter
+from recognizer.segmenter import SegmenterConfig, SegmenterState, Utterance, UtteranceSegmenter
 
-MOUTHING, RECOGNISED = "mouthing", "recognised"
 PLOT_NAMES = ("inner_mar", "outer_mar", "inner_area", "teeth_ratio", "tongue_ratio", "jawOpen")
 _OUTER = np.array(OUTER_LIP)
 _INNER = np.array(INNER_LIP)
+
+
+class LiveState(StrEnum):
+    """The state the window shows for a frame (its badge, the app state).
+
+    ``RESTING`` and ``MOUTHING`` are the segmenter's (:class:`SegmenterState`,
+    a pause inside an utterance showing as mouthing); ``RECOGNISED``: resting
+    within ``LiveConfig.recognised_hold_ms`` of a prediction.
+    """
+
+    RESTING = SegmenterState.RESTING.value
+    MOUTHING = SegmenterState.MOUTHING.value
+    RECOGNISED = "recognised"
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,7 @@ class LiveConfig:
     ``margin_frames``: frames kept before and after a detected utterance (the
     GRID word clips were trained with 4 of padding); ``confidence_threshold``:
     a prediction at least this probable is ``sure``; ``recognised_hold_ms``:
-    how long the state reads ``"recognised"`` after a prediction;
+    how long the state reads :attr:`LiveState.RECOGNISED` after a prediction;
     ``history_length``: frames a :class:`PlotHistory` keeps (10 s at 25 fps);
     ``crop``: must be the pipeline's crop settings, for the drawn crop box.
     """
@@ -84,7 +97,7 @@ class FrameResult:
 
     ``outer_lip`` / ``inner_lip``: (20, 2) float32 pixel rings (None without a
     face); ``crop_box``: (4, 2) float32 pixel corners of the mouth crop;
-    ``state``: ``"resting"``, ``"mouthing"`` or ``"recognised"``; ``values``:
+    ``state``: the :class:`LiveState`; ``values``:
     one float per :data:`PLOT_NAMES` (NaN without a face); ``utterance``: the
     utterance that ended with this frame, if any; ``recognition``: its
     prediction (None without a predictor); ``error``: why the prediction failed.
@@ -95,7 +108,7 @@ class FrameResult:
     outer_lip: np.ndarray | None
     inner_lip: np.ndarray | None
     crop_box: np.ndarray | None
-    state: str
+    state: LiveState
     values: tuple[float, ...]
     utterance: Utterance | None = None
     recognition: Recognition | None = None
@@ -117,14 +130,14 @@ def plot_values(features: np.ndarray | None, columns: Sequence[int]) -> tuple[fl
     return tuple(float(features[c]) for c in columns)
 
 
-def display_state(segmenter_state: str, timestamp_ms: int, recognised_at_ms: int | None,
-                  hold_ms: int) -> str:
+def display_state(segmenter_state: SegmenterState, timestamp_ms: int,
+                  recognised_at_ms: int | None, hold_ms: int) -> LiveState:
     """The state shown: mouthing inside an utterance, else recognised for ``hold_ms`` after one."""
-    if segmenter_state != RESTING:
-        return MOUTHING
+    if segmenter_state != SegmenterState.RESTING:
+        return LiveState.MOUTHING
     if recognised_at_ms is not None and timestamp_ms - recognised_at_ms < hold_ms:
-        return RECOGNISED
-    return RESTING
+        return LiveState.RECOGNISED
+    return LiveState.RESTING
 
 
 class LiveRecognizer:
@@ -194,7 +207,7 @@ class LiveRecognizer:
         sure = prediction.confidence >= self.config.confidence_threshold
         return Recognition(utterance, prediction, sure, waited + prediction.latency_ms), None
 
-    def _result(self, row: FrameFeatures, state: str, utterance: Utterance | None,
+    def _result(self, row: FrameFeatures, state: LiveState, utterance: Utterance | None,
                 recognition: Recognition | None, error: str | None) -> FrameResult:
         outer = inner = box = None
         if row.face is not None:

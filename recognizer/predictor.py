@@ -2,10 +2,10 @@
 
 :class:`Predictor` wraps a :class:`training.registry.LoadedEntry`. Its input is
 a :class:`features.cache.ClipFeatures` -- the very type the training data is
-made of -- and it prepares it with the training functions themselves
-(:func:`training.data.clip_sequence` / :func:`training.data.clip_crops`, the
-card's normalisation, :func:`training.engine.model_input`), so a live
-utterance and an offline clip of the same frames get the same probabilities.
+made of -- and it prepares it with the entry's kind and input spec exactly as
+training and evaluation do (:meth:`training.kinds.base.ModelKind.clip_input`),
+so a live utterance and an offline clip of the same frames get the same
+probabilities.
 
 :func:`utterance_clip` turns the buffered live frames of an utterance into that
 ``ClipFeatures``, assembled as :func:`features.extract.extract_clip` assembles
@@ -25,22 +25,28 @@ import torch
 
 from features.cache import ClipFeatures
 from features.extract import clip_from_rows
-from features.frame_features import FEATURE_NAMES, FrameFeatures
+from features.frame_features import FrameFeatures
 from recognizer.segmenter import Utterance
-from training.data import apply_normalisation, clip_crops, clip_sequence
-from training.engine import model_input
-from training.evaluate import data_config_for
-from training.registry import LoadedEntry, active_entry, list_entries, load_entry
+from training.kinds import get_kind
+from training.registry import LoadedEntry, active_entry, active_names, list_entries, load_entry
 
 TOP_K = 3
 
 
 def find_entry(registry_root: str | os.PathLike, kind: str) -> Path | None:
-    """The registry entry the app uses for ``kind``: the active one, else the newest, else None."""
+    """The registry entry the app uses for ``kind``: the active one, else the newest, else None.
+
+    An active entry that can no longer be read is still returned, so that
+    loading it says which entry it is and what is wrong with it instead of the
+    app quietly using another model.
+    """
     active = active_entry(registry_root, kind)
     if active is not None:
         return active
-    entries = [e for e in list_entries(registry_root) if e.card["kind"] == kind]
+    named = active_names(registry_root).get(kind)
+    if isinstance(named, str) and (Path(registry_root) / named).is_dir():
+        return Path(registry_root) / named
+    entries = [e for e in list_entries(registry_root) if e.card.kind == kind]
     return entries[-1].path if entries else None
 
 
@@ -84,54 +90,31 @@ def utterance_clip(rows: Sequence[FrameFeatures], fps: float | None = None,
     return clip_from_rows(rows, fps)
 
 
-def live_channel_names(data_config) -> tuple[str, ...]:
-    """The channel names :func:`clip_sequence` gives for this app's :data:`FEATURE_NAMES`."""
-    blank = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
-    clip = ClipFeatures(blank, np.ones(2, bool), np.array([0, 40]), np.zeros((2, 0, 0), np.uint8),
-                        FEATURE_NAMES, 25.0)
-    return clip_sequence(clip, data_config)[1]
-
-
-def _check_feature_names(entry: LoadedEntry, data_config) -> None:
-    trained = tuple(entry.card.get("feature_names") or ())
-    live = live_channel_names(data_config)
-    if trained == live:
-        return
-    first = next((f"channel {i}: entry has {a!r}, app has {b!r}"
-                  for i, (a, b) in enumerate(zip(trained, live, strict=False)) if a != b),
-                 f"entry has {len(trained)} channels, app has {len(live)}")
-    raise ValueError(f"registry entry {entry.name} ({entry.path}) was trained on other features "
-                     f"than this app extracts ({first}); re-train it on the current features: "
-                     f"python -m training.run --model landmark_cnn --videos DIR")
-
-
 class Predictor:
     """Phrase probabilities of one utterance clip from one loaded registry entry.
 
-    Immutable once built, so a worker thread can use it while another thread
-    builds the next one.
+    A classifier entry chooses among its own classes; a sentence reader
+    (``landmark_ctc``) among ``phrases``, scored by their CTC likelihood, and
+    needs them. Immutable once built, so a worker thread can use it while
+    another thread builds the next one.
     """
 
-    def __init__(self, entry: LoadedEntry):
+    def __init__(self, entry: LoadedEntry, phrases: Sequence[str] | None = None):
         self.entry = entry
-        self.kind: str = entry.card["kind"]
-        self.classes: tuple[str, ...] = tuple(entry.card["classes"])
-        self.data_config = data_config_for(entry.card)
-        self._mean = self._std = None
-        if self.kind == "landmark_cnn":
-            _check_feature_names(entry, self.data_config)
-            norm = entry.card.get("normalisation") or {}
-            if "mean" not in norm or "std" not in norm:
-                raise ValueError(f"registry entry {entry.name} ({entry.path}): card has no "
-                                 "normalisation mean/std; re-train it")
-            self._mean = np.asarray(norm["mean"], np.float32)
-            self._std = np.asarray(norm["std"], np.float32)
+        self.kind: str = entry.card.kind
+        self._model_kind = get_kind(self.kind)
+        where = f"registry entry {entry.name} ({entry.path})"
+        self._model_kind.check_spec(entry.card.input, where)
+        self.phrases = tuple(phrases) if phrases is not None else None
+        if self.phrases is not None and len(set(self.phrases)) != len(self.phrases):
+            raise ValueError(f"the phrase list {list(self.phrases)} names a phrase twice")
+        self.classes: tuple[str, ...] = self.phrases or tuple(entry.card.classes)
 
     @classmethod
-    def from_entry(cls, path: str | os.PathLike, device: str | torch.device | None = None
-                   ) -> "Predictor":
+    def from_entry(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+                   phrases: Sequence[str] | None = None) -> "Predictor":
         """Load the registry entry folder ``path`` (on ``device``, default GPU if any)."""
-        return cls(load_entry(path, device))
+        return cls(load_entry(path, device), phrases)
 
     @property
     def name(self) -> str:
@@ -140,28 +123,24 @@ class Predictor:
     @property
     def needs_crops(self) -> bool:
         """Whether clips must carry mouth crops (run the pipeline with ``crops=True``)."""
-        return self.kind == "r2plus1d"
+        return self._model_kind.uses_crops(self.entry.card.input)
 
-    def model_batch(self, clip: ClipFeatures) -> torch.Tensor:
+    def model_batch(self, clip: ClipFeatures):
         """The model input of one clip as a batch of one, on the entry's device."""
-        if self.kind == "landmark_cnn":
-            sequence, _ = clip_sequence(clip, self.data_config)
-            batch = torch.from_numpy(apply_normalisation(sequence, self._mean, self._std)[None])
-        else:
-            if clip.crops.shape[:1] != clip.valid.shape or clip.crops.size == 0:
-                raise ValueError(f"entry {self.name} ({self.kind}) needs mouth crops; "
-                                 "run the FeaturePipeline with crops=True")
-            batch = torch.from_numpy(np.ascontiguousarray(clip_crops(clip, self.data_config)[None]))
-        return model_input(self.kind, batch, self.entry.device)
+        try:
+            return self._model_kind.clip_input(clip, self.entry.card.input, self.entry.device)
+        except ValueError as error:
+            raise ValueError(f"entry {self.name} ({self.kind}): {error}") from error
 
     def probabilities(self, clip: ClipFeatures) -> np.ndarray:
-        """(K,) float32 class probabilities, in ``classes`` order."""
+        """(K,) float32 probabilities, in ``classes`` order."""
         device = self.entry.device
         amp = (torch.autocast(device_type="cuda", dtype=torch.float16)
                if device.type == "cuda" else nullcontext())
         with torch.inference_mode(), amp:
-            logits = self.entry.model(self.model_batch(clip))
-            return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+            _, probs = self._model_kind.score_clip(self.entry.model, self.model_batch(clip),
+                                                   self.entry.card, self.phrases)
+        return np.asarray(probs, np.float32)
 
     def predict(self, clip: ClipFeatures) -> Prediction:
         """The most likely phrase of ``clip`` with its top three; ``ValueError`` without a face."""

@@ -51,10 +51,23 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
-RESTING, MOUTHING, PAUSING = "resting", "mouthing", "pausing"
+
+class SegmenterState(StrEnum):
+    """Where the segmenter is, as of its last decided frame.
+
+    ``RESTING``: between utterances; ``MOUTHING``: inside one, lips moving;
+    ``PAUSING``: inside one, lips still (a pause that may yet be merged).
+    Members are their lower-case names as ``str``, so they compare equal to
+    and serialise as plain text.
+    """
+
+    RESTING = "resting"
+    MOUTHING = "mouthing"
+    PAUSING = "pausing"
 
 
 @dataclass(frozen=True)
@@ -177,7 +190,7 @@ class UtteranceSegmenter:
         self._recent: deque[tuple[int, int | None, tuple[float, float] | None]] = deque(
             maxlen=2 * self.config.smoothing_radius + 1)
         self._undecided = 0
-        self._state = RESTING
+        self._state = SegmenterState.RESTING
         self._run_start: tuple[int, int | None] | None = None
         self._held = 0
         self._resting_frames: deque[tuple[int, int | None]] = deque(maxlen=self.config.hold_lead + 1)
@@ -185,9 +198,9 @@ class UtteranceSegmenter:
         self._last_active: tuple[int, int | None] | None = None
 
     @property
-    def state(self) -> str:
-        """``"resting"``, ``"mouthing"`` or ``"pausing"`` (inside an utterance, lips still),
-        as of the last decided frame (``smoothing_radius`` frames behind the newest)."""
+    def state(self) -> SegmenterState:
+        """The :class:`SegmenterState` as of the last decided frame
+        (``smoothing_radius`` frames behind the newest)."""
         return self._state
 
     def update(self, frame_index: int, features: np.ndarray | None, valid: bool = True,
@@ -210,7 +223,7 @@ class UtteranceSegmenter:
         ended: list[Utterance] = []
         while self._undecided:
             ended += self._decide_next()
-        if self._state != RESTING:
+        if self._state != SegmenterState.RESTING:
             ended += self._close()
         self.reset()
         return ended
@@ -252,7 +265,7 @@ class UtteranceSegmenter:
         """Hysteresis state machine over one decided frame."""
         config = self.config
         above_off = activity > config.off_threshold
-        if self._state == RESTING:
+        if self._state == SegmenterState.RESTING:
             self._resting_frames.append(frame)
             if not above_off:
                 self._run_start, self._held = None, 0
@@ -267,12 +280,13 @@ class UtteranceSegmenter:
                         self._run_start = self._resting_frames[-1 - config.hold_lead]
                     self._held = 0
             if activity > config.on_threshold:
-                self._state, self._start, self._last_active = MOUTHING, self._run_start or frame, frame
+                self._state = SegmenterState.MOUTHING
+                self._start, self._last_active = self._run_start or frame, frame
             return []
         if above_off and motion >= config.end_motion:
-            self._state, self._last_active = MOUTHING, frame
+            self._state, self._last_active = SegmenterState.MOUTHING, frame
         else:
-            self._state = PAUSING
+            self._state = SegmenterState.PAUSING
         if (frame[0] - self._last_active[0] > config.max_pause
                 or frame[0] - self._start[0] + 1 >= config.max_frames):
             return self._close()
@@ -281,7 +295,8 @@ class UtteranceSegmenter:
     def _close(self) -> list[Utterance]:
         """End the open utterance at its last active frame; keep it if long enough."""
         (start, start_ms), (end, end_ms) = self._start, self._last_active
-        self._state, self._run_start, self._start, self._last_active = RESTING, None, None, None
+        self._state = SegmenterState.RESTING
+        self._run_start, self._start, self._last_active = None, None, None
         self._held = 0
         if end - start + 1 < self.config.min_frames:
             return []

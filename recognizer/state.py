@@ -1,10 +1,13 @@
 """The app's state as a Qt-free model that widgets subscribe to (napari's ``Dims`` pattern).
 
 :class:`AppState` holds what the window shows; setting a field to a new value
-tells its subscribers, setting it to the same value does not. Widgets take the
-state and subscribe; they never hold the truth themselves, so the state is
-tested without a window. Mutate it from one thread (the GUI thread): the worker
-emits results and a slot copies them in.
+tells its subscribers, setting it to the same value does not. A recognition is
+an event, not only a change: :meth:`AppState.record` also tells its own
+subscribers every time, even when the phrase repeats the last one (a second
+"help" must alert again). Widgets take the state and subscribe; they never
+hold the truth themselves, so the state is tested without a window. Mutate it
+from one thread (the GUI thread): the worker emits results and a slot copies
+them in.
 
 :class:`HistoryLog` appends each recognised phrase to a CSV file and never
 lets a full disk or a read-only folder stop the app.
@@ -19,6 +22,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from recognizer.live import LiveState
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 100
@@ -45,11 +50,12 @@ class HistoryItem:
 
 
 class StateEvents:
-    """Subscriptions of an :class:`AppState`: to every field, or to one."""
+    """Subscriptions of an :class:`AppState`: to every field, to one, or to each recognition."""
 
     def __init__(self, names: Sequence[str]):
         self._names = frozenset(names)
         self._callbacks: list[tuple[str | None, Callable[[Change], None]]] = []
+        self._recorded: list[Callable[[HistoryItem], None]] = []
 
     def connect(self, callback: Callable[[Change], None], field: str | None = None) -> None:
         """Call ``callback(change)`` after each change of ``field`` (default: any field)."""
@@ -57,14 +63,23 @@ class StateEvents:
             raise ValueError(f"AppState has no field {field!r}; fields: {sorted(self._names)}")
         self._callbacks.append((field, callback))
 
-    def disconnect(self, callback: Callable[[Change], None]) -> None:
-        """Stop calling ``callback`` (for every field it was connected to)."""
+    def connect_recorded(self, callback: Callable[[HistoryItem], None]) -> None:
+        """Call ``callback(item)`` after each recognition is recorded, a repeated one too."""
+        self._recorded.append(callback)
+
+    def disconnect(self, callback: Callable) -> None:
+        """Stop calling ``callback`` (for every field or recognition it was connected to)."""
         self._callbacks = [(f, c) for f, c in self._callbacks if c != callback]
+        self._recorded = [c for c in self._recorded if c != callback]
 
     def emit(self, change: Change) -> None:
         for field, callback in list(self._callbacks):
             if field is None or field == change.field:
                 callback(change)
+
+    def emit_recorded(self, item: HistoryItem) -> None:
+        for callback in list(self._recorded):
+            callback(item)
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -84,7 +99,7 @@ class AppState:
     ``kind``: recogniser kind in use; ``entry``/``classes``/``accuracy``: the
     active registry entry (accuracy in [0, 1] or None); ``phrase``,
     ``confidence``, ``top3``, ``sure``: the last recognition; ``segmenter_state``:
-    ``"resting"``/``"mouthing"``/``"recognised"``; ``fps``: frames per second
+    the :class:`~recognizer.live.LiveState` shown; ``fps``: frames per second
     processed; ``dropped_frames``: frames skipped since start; ``history``:
     newest last, at most ``HISTORY_LIMIT``; ``confidence_threshold`` and
     ``speak_aloud``: user settings.
@@ -98,7 +113,7 @@ class AppState:
     confidence: float | None = None
     top3: tuple[tuple[str, float], ...] = ()
     sure: bool = False
-    segmenter_state: str = "resting"
+    segmenter_state: LiveState = LiveState.RESTING
     fps: float = 0.0
     dropped_frames: int = 0
     history: tuple[HistoryItem, ...] = ()
@@ -125,6 +140,10 @@ class AppState:
         """Call ``callback(change)`` whenever ``field`` changes."""
         self.events.connect(callback, field)
 
+    def subscribe_recorded(self, callback: Callable[[HistoryItem], None]) -> None:
+        """Call ``callback(item)`` after every :meth:`record`, even one that changes no field."""
+        self.events.connect_recorded(callback)
+
     def update(self, **values: Any) -> None:
         """Set several fields; each that changes notifies once."""
         for name, value in values.items():
@@ -138,11 +157,16 @@ class AppState:
 
     def record(self, phrase: str, confidence: float, top3: Sequence[tuple[str, float]],
                sure: bool, when: datetime | None = None) -> HistoryItem:
-        """Show a recognition and add it to the history; returns the history item."""
+        """Show a recognition and add it to the history; returns the history item.
+
+        Field subscribers hear of the fields that changed; recognition
+        subscribers then hear of ``item`` whatever changed.
+        """
         item = HistoryItem(when or datetime.now(), phrase, float(confidence),
                            tuple((p, float(c)) for p, c in top3), sure)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
                     history=(self.history + (item,))[-HISTORY_LIMIT:])
+        self.events.emit_recorded(item)
         return item
 
 

@@ -45,6 +45,19 @@ def grid_cache(grid_dir):
 WORDS = ("bin", "lay", "place", "set")
 
 
+def write_tiny_video_entry(registry_root: Path, name: str = "video") -> Path:
+    """An untrained R(2+1)D-18 entry on 8 crops of 32 px for the :data:`WORDS`: its folder."""
+    from training import registry
+    from training.card import Card
+    from training.config import DataConfig
+    from training.kinds import get_kind
+
+    kind = get_kind("r2plus1d")
+    card = Card("r2plus1d", {"num_classes": len(WORDS), "frames": 8, "size": 32}, WORDS,
+                kind.spec_from(DataConfig(crop_frames=8, crop_size=32)))
+    return registry.write_entry(registry_root, name, kind.build(card.arch_args), card)
+
+
 @pytest.fixture(scope="session")
 def word_models(tmp_path_factory, grid_dir):
     """GRID command-word clips, their cache and a registry with two tiny landmark entries.

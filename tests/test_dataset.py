@@ -70,8 +70,17 @@ def test_unicode_label_round_trip(tmp_path, grid_frames):
     row = manifest.iloc[0]
     assert (row["label"], row["clip"], row["path"]) == (HEBREW_LABEL, path.stem, str(path))
     for name in sidecar_fields():
-        assert row[name] == getattr(sidecar, name)
+        if name != "text":
+            assert row[name] == getattr(sidecar, name)
+    assert row["text"] == HEBREW_LABEL.replace("_", " ")   # no text: the label is the transcript
     assert (row["note"], row["take"]) == ("שלום", 3)
+
+
+def test_transcript_is_the_sidecar_text_else_the_label(tmp_path, grid_frames):
+    save_clip(tmp_path, "i_need_to_move", grid_frames[:3], 25.0)
+    save_clip(tmp_path, "grid", grid_frames[:3], 25.0, Sidecar(text="  Bin  blue\tat f "))
+    texts = dict(zip(build_manifest(tmp_path)["label"], build_manifest(tmp_path)["text"]))
+    assert texts == {"i_need_to_move": "i need to move", "grid": "Bin blue at f"}
 
 
 def test_save_never_overwrites(tmp_path, grid_frames):

@@ -1,7 +1,10 @@
 """The bedside window under pytest-qt, offscreen, driven by real GRID clips used as the camera."""
 import csv
+import io
+import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +15,19 @@ pytest.importorskip("pytestqt")
 
 from features.dataset import build_manifest
 from features.video import VideoError, VideoFileSource
+from recognizer.gui import phrase as phrase_panel
 from recognizer.gui.app import source_spec
+from recognizer.gui.phrase import ALERT_STYLE
 from recognizer.gui.speech import Speaker, alert_tone
 from recognizer.gui.train_panel import describe, progress_fraction
 from recognizer.gui.window import MainWindow, SourceSpec
+from recognizer.gui.worker import LiveRecognition
+from recognizer.headless import run_headless
+from recognizer.live import Recognition
+from recognizer.predictor import Prediction
+from recognizer.segmenter import Utterance
 from training import registry
-from training.config import DataConfig
-from training.evaluate import input_spec
-from training.models import build_model
+from tests.conftest import write_tiny_video_entry
 
 SENTENCE = "bbaf2n.mp4"          # "bin blue at f two now", spoken over frames 24-53
 
@@ -110,12 +118,24 @@ class _FramesThenFailure:
         self._file.close()
 
 
-def test_a_file_plays_and_its_phrase_is_shown_spoken_and_logged(open_window, qtbot, grid_dir, tmp_path):
+@pytest.fixture(scope="module")
+def file_reading(word_models, grid_dir) -> dict:
+    """What the headless run (same pipeline, no window) reads first in :data:`SENTENCE` with ``t``."""
+    out, err = io.StringIO(), io.StringIO()
+    assert run_headless(grid_dir / "video" / SENTENCE, word_models[2], "landmark_cnn",
+                        out=out, err=err) == 0, err.getvalue()
+    return json.loads(out.getvalue().splitlines()[0])
+
+
+def test_a_file_plays_and_its_phrase_is_shown_spoken_and_logged(open_window, qtbot, grid_dir, tmp_path,
+                                                                 file_reading):
     window = open_window(file_source(grid_dir))
     window.state.confidence_threshold = 0.0
     qtbot.waitUntil(lambda: len(window.state.history) >= 1, timeout=20000)
     phrase = window.state.phrase
-    assert phrase in ("bin", "lay", "place", "set") and window.state.entry == "t"
+    # The window shows the model's reading of the file, not some other class.
+    assert phrase == file_reading["phrase"] and window.state.entry == "t"
+    assert window.state.confidence == pytest.approx(file_reading["confidence"], abs=0.02)
     assert window.phrase.phrase.text() == phrase and window.history.count() == 1
     assert phrase in window.history.item(0).text()
     assert window.speaker.said == [phrase]
@@ -123,7 +143,7 @@ def test_a_file_plays_and_its_phrase_is_shown_spoken_and_logged(open_window, qtb
     assert window.video.painted_frames > 30 and window.state.fps > 5
     with open(tmp_path / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert rows[0]["phrase"] == phrase and float(rows[0]["confidence"]) > 0
+    assert rows[0]["phrase"] == phrase and rows[0]["confidence"] == f"{window.state.confidence:.4f}"
     qtbot.waitUntil(lambda: "has ended" in window.video._message, timeout=10000)
 
 
@@ -140,10 +160,7 @@ def test_an_unsure_phrase_offers_the_top3_to_choose_from(open_window, qtbot, gri
 
 
 def test_switching_model_and_recogniser_live(open_window, qtbot, grid_dir, registry_copy):
-    card = {"kind": "r2plus1d", "arch_args": {"num_classes": 4, "frames": 8, "size": 32},
-            "classes": ["bin", "lay", "place", "set"], "feature_names": [], "normalisation": None,
-            "input": input_spec("r2plus1d", DataConfig(crop_frames=8, crop_size=32)), "metrics": {}}
-    registry.write_entry(registry_copy, "video", build_model("r2plus1d", card["arch_args"]), card)
+    write_tiny_video_entry(registry_copy)
     window = open_window(file_source(grid_dir, loop=True))
     qtbot.waitUntil(lambda: window.state.entry == "t", timeout=10000)
     bar = window.bar
@@ -308,5 +325,49 @@ def test_without_a_trained_model_the_phrase_panel_says_what_to_do(qtbot, tmp_pat
     try:
         assert window.phrase.headline.text() == "No trained model yet"
         assert any("Record tab" in m for m in window.messages)
+    finally:
+        window.close()
+
+
+def _recognised(phrase: str, top3) -> LiveRecognition:
+    """What the worker sends when the model reads ``phrase`` with these top 3."""
+    prediction = Prediction(phrase=phrase, confidence=top3[0][1], top3=top3, kind="landmark_cnn",
+                            entry="t", latency_ms=1.0)
+    recognition = Recognition(Utterance(10, 30, 400, 1200), prediction, top3[0][1] >= 0.5, 2.0)
+    return LiveRecognition(recognition, time.monotonic())
+
+
+def test_every_sure_help_turns_the_panel_red(qtbot, tmp_path, monkeypatch):
+    """Recognised twice in a row, or picked from the top 3, "help" alerts each time."""
+    monkeypatch.setattr(phrase_panel, "ALERT_MS", 50)
+
+    def no_source():
+        raise VideoError("no camera in this test")
+    window = MainWindow(SourceSpec(no_source, retry=False, describe="No camera"), tmp_path / "models",
+                        tmp_path / "videos", tmp_path / "history.csv", speaker=FakeSpeaker())
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    try:
+        window.state.use_entry("landmark_cnn", "t", ("bin", "help", "lay"), 0.9)
+        panel = window.phrase
+
+        def red() -> bool:
+            return panel.styleSheet() == ALERT_STYLE
+        sure = (("help", 0.9), ("bin", 0.06), ("lay", 0.04))
+        for _ in range(2):
+            window.on_recognised(_recognised("help", sure))
+            assert red()
+            qtbot.waitUntil(lambda: not red(), timeout=2000)
+        unsure = (("help", 0.4), ("bin", 0.35), ("lay", 0.25))
+        window.on_recognised(_recognised("help", unsure))
+        assert not red() and panel.phrase.text() == "?"
+        [help_button] = [b for b, _ in panel.choices if b.property("phrase") == "help"]
+        help_button.click()
+        assert red() and window.state.sure
+        qtbot.waitUntil(lambda: not red(), timeout=2000)
+        window.on_recognised(_recognised("bin", (("bin", 0.9), ("help", 0.06), ("lay", 0.04))))
+        assert not red()
+        assert window.speaker.said == ["help", "help", "help", "bin"]
     finally:
         window.close()

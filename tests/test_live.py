@@ -2,24 +2,26 @@
 import io
 import json
 import math
+import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from features.cache import FeatureCache
+from features.extract import extract_many, find_videos
 from features.frame_features import FEATURE_NAMES, FeaturePipeline
+from features.grid import grid_sentences, import_grid, parse_align
 from features.video import VideoFileSource
 from recognizer.headless import run_headless
-from recognizer.live import PLOT_NAMES, LiveConfig, LiveRecognizer, PlotHistory
+from recognizer.live import PLOT_NAMES, LiveConfig, LiveRecognizer, LiveState, PlotHistory
 from recognizer.predictor import Predictor, utterance_clip
 from recognizer.segmenter import Utterance
 from recognizer.state import AppState, HistoryLog
 from training import registry
-from training.config import DataConfig
-from training.evaluate import input_spec
-from training.models import build_model
-from tests.conftest import WORDS
+from tests.conftest import WORDS, write_tiny_video_entry
 
 
 
@@ -50,18 +52,39 @@ def _live_rows(path: Path, crops: bool = False) -> list:
         return [pipeline.process(frame) for frame in VideoFileSource(path)]
 
 
-def test_predictor_reads_cached_word_clips(trained, predictor):
-    videos, cache, _ = trained
-    hits = 0
-    for word, path in _clips(videos, 3):
+@pytest.fixture(scope="module")
+def held_out(grid_dir, tmp_path_factory):
+    """Command-word clips of sentences the word models never saw: ([(word, path)], cache).
+
+    ``grid_sentences()[3::6]`` interleaves with the training sentences ``[::6]``;
+    sorted by id it spans the four command words, 12 or 13 clips each (the
+    first dozen alone would all be "bin").
+    """
+    root = tmp_path_factory.mktemp("held_out")
+    videos, cache = root / "videos", FeatureCache(root / "cache")
+    assert not import_grid(grid_dir, videos, words=list(WORDS), padding=4,
+                           sentences=grid_sentences(grid_dir)[3::6]).failed
+    assert not extract_many(find_videos(videos), cache, workers=2).failed
+    return _clips(videos, 100), cache
+
+
+def test_predictor_reads_word_clips_it_was_not_trained_on(trained, held_out, predictor):
+    clips, cache = held_out
+    seen = {path.name.split("_")[0] for path in find_videos(trained[0])}
+    assert not seen & {path.name.split("_")[0] for _, path in clips}
+    hits = dict.fromkeys(WORDS, 0)
+    for word, path in clips:
         prediction = predictor.predict(cache.load(path))
         probs = [p for _, p in prediction.top3]
         assert len(prediction.top3) == 3 and probs == sorted(probs, reverse=True)
         assert sum(probs) <= 1 + 1e-6 and prediction.confidence == probs[0]
         assert math.isclose(sum(prediction.probabilities), 1, abs_tol=1e-5)
         assert prediction.kind == "landmark_cnn" and prediction.entry == "t"
-        hits += prediction.phrase == word
-    assert hits >= 9, f"only {hits} of 12 word clips recognised"
+        hits[word] += prediction.phrase == word
+    # Measured: 34 of 50 (each word 6 or more). One word for every clip scores at
+    # most 13 of 50, guessing about 12 (25 or more: under one chance in a thousand).
+    assert sum(hits.values()) >= 0.5 * len(clips) and min(hits.values()) >= 3, \
+        f"right per word {hits} of {len(clips)} held-out clips"
 
 
 def test_live_buffer_and_cache_give_the_same_probabilities(trained, predictor):
@@ -83,12 +106,7 @@ def test_margin_cuts_the_utterance_out_of_the_buffer(trained):
 
 def test_r2plus1d_entry_predicts_the_same_from_live_crops_and_the_cache(trained, tmp_path):
     videos, cache, _ = trained
-    data = DataConfig(crop_frames=8, crop_size=32)
-    card = {"kind": "r2plus1d", "arch_args": {"num_classes": 4, "frames": 8, "size": 32},
-            "classes": list(WORDS), "feature_names": [], "normalisation": None,
-            "input": input_spec("r2plus1d", data), "metrics": {}}
-    model = build_model("r2plus1d", card["arch_args"])
-    entry = registry.write_entry(tmp_path, "video", model, card)
+    entry = write_tiny_video_entry(tmp_path)
     video = Predictor.from_entry(entry, device="cpu")
     path = _clips(videos, 1)[0][1]
     live = video.predict(utterance_clip(_live_rows(path, crops=True)))
@@ -101,10 +119,10 @@ def test_r2plus1d_entry_predicts_the_same_from_live_crops_and_the_cache(trained,
 
 def test_entry_with_other_features_is_refused_with_a_retrain_hint(trained, tmp_path):
     loaded = registry.load_entry(trained[2] / "t", device="cpu")
-    names = list(loaded.card["feature_names"])
+    names = list(loaded.card.input.feature_names)
     names[7] = "lip99_x"
-    stale = type(loaded)(loaded.name, loaded.path, {**loaded.card, "feature_names": names},
-                         loaded.model, loaded.device)
+    card = replace(loaded.card, input=replace(loaded.card.input, feature_names=tuple(names)))
+    stale = replace(loaded, card=card)
     with pytest.raises(ValueError, match="re-train.*training.run"):
         Predictor(stale)
 
@@ -121,16 +139,47 @@ def sentence_rows(grid_dir):
     return rows
 
 
-def test_live_recognizer_over_sentences_draws_and_recognises(sentence_rows, predictor):
-    live = LiveRecognizer(FEATURE_NAMES, predictor)
-    results = [live.process(row) for row in sentence_rows]
-    recognitions = [r.recognition for r in results if r.recognition] + live.finish()
-    assert recognitions, "no utterance recognised in two GRID sentences"
-    for recognition in recognitions:
-        assert recognition.prediction.phrase in WORDS and recognition.start_ms < recognition.end_ms
+def _speech_ms(grid_dir) -> list[tuple[int, int]]:
+    """(first word start, last word end) in stream ms of each sentence in ``sentence_rows``."""
+    spans, offset = [], 0
+    for name in ("bbaf2n", "lbax8n"):
+        words = [w for w in parse_align(grid_dir / "align" / f"{name}.align") if w.word != "sil"]
+        spans.append((40 * (offset + words[0].start_frame), 40 * (offset + words[-1].end_frame)))
+        offset += VideoFileSource(grid_dir / "video" / f"{name}.mp4").frame_count
+    return spans
+
+
+def test_live_recognizer_over_sentences_draws_and_recognises(sentence_rows, predictor, grid_dir):
+    config = LiveConfig()
+    live = LiveRecognizer(FEATURE_NAMES, predictor, config)
+    results, walls_ms = [], []
+    for row in sentence_rows:
+        started = time.perf_counter()
+        results.append(live.process(row))
+        walls_ms.append(1000 * (time.perf_counter() - started))
+    assert live.finish() == []
+    ended = [(r, wall) for r, wall in zip(results, walls_ms) if r.recognition]
+    # One utterance per sentence, over its spoken words (the tiny word model reads a
+    # whole sentence as it likes, so its phrase is checked against the predictor below).
+    assert len(ended) == 2, [r.recognition.utterance for r, _ in ended]
+    for (result, wall_ms), (speech_start, speech_end) in zip(ended, _speech_ms(grid_dir)):
+        recognition = result.recognition
+        overlap = min(recognition.end_ms, speech_end) - max(recognition.start_ms, speech_start)
+        assert overlap >= 0.5 * (speech_end - speech_start), (recognition.utterance, speech_start)
+        clip = utterance_clip(sentence_rows, utterance=recognition.utterance,
+                              margin=config.margin_frames)
+        np.testing.assert_allclose(recognition.prediction.probabilities,
+                                   predictor.probabilities(clip), atol=1e-5)
         assert recognition.sure == (recognition.prediction.confidence >= 0.5)
-        assert recognition.latency_ms >= 0
-    assert {r.state for r in results} >= {"resting", "mouthing", "recognised"}
+        # Latency: stream time until the segmenter gave up waiting for more, plus the
+        # predictor's wall time, which is part of this very frame's processing.
+        waited = result.timestamp_ms - recognition.end_ms
+        segmenter = config.segmenter
+        assert waited == 40 * (segmenter.max_pause + 1 + segmenter.smoothing_radius)
+        assert 0 < recognition.latency_ms - waited <= wall_ms
+    assert {r.state for r in results} == set(LiveState)
+    assert {type(r.state) for r in results} == {LiveState}
+    assert json.loads(json.dumps(results[0].state)) == LiveState.RESTING
     for row, result in zip(sentence_rows, results, strict=True):
         assert result.has_face == (row.face is not None) and result.error is None
         if result.has_face:
@@ -174,7 +223,7 @@ def test_per_frame_cost_beyond_the_pipeline_is_small(sentence_rows, predictor):
     assert np.median(costs) < 0.005, f"median {1000 * np.median(costs):.2f} ms per frame"
 
 
-def test_headless_prints_json_lines(trained, grid_dir):
+def test_headless_prints_json_lines(trained, grid_dir, sentence_rows, predictor):
     out, err = io.StringIO(), io.StringIO()
     code = run_headless(grid_dir / "video" / "bbaf2n.mp4", trained[2], "landmark_cnn",
                         out=out, err=err)
@@ -183,7 +232,13 @@ def test_headless_prints_json_lines(trained, grid_dir):
     assert lines and "frames" in err.getvalue()
     for line in lines:
         assert set(line) == {"start_ms", "end_ms", "phrase", "confidence", "top3"}
-        assert line["phrase"] in WORDS and line["top3"][0] == [line["phrase"], line["confidence"]]
+        assert line["top3"][0] == [line["phrase"], line["confidence"]]
+    # bbaf2n opens the two-sentence stream, so the live recogniser read it there first.
+    live = LiveRecognizer(FEATURE_NAMES, predictor)
+    first = next(r.recognition for r in map(live.process, sentence_rows) if r.recognition)
+    assert [(line["start_ms"], line["end_ms"], line["phrase"]) for line in lines] == [
+        (first.start_ms, first.end_ms, first.prediction.phrase)]
+    assert lines[0]["confidence"] == pytest.approx(first.prediction.confidence, abs=0.02)
 
 
 def test_headless_without_an_entry_says_how_to_train(tmp_path, grid_dir):
@@ -212,6 +267,21 @@ def test_app_state_notifies_only_real_changes():
         state.subscribe("phrse", print)
     with pytest.raises(AttributeError):
         state.phrse = "x"
+
+
+def test_every_recognition_is_announced_even_a_repeat():
+    """A second "help" changes no field but is a new recognition: it must reach its subscribers."""
+    state, recorded, phrases = AppState(), [], []
+    state.subscribe_recorded(recorded.append)
+    state.subscribe("phrase", lambda change: phrases.append(change.value))
+    top3 = [("help", 0.9), ("bin", 0.1)]
+    first = state.record("help", 0.9, top3, True, datetime(2024, 1, 1, 9, 0))
+    second = state.record("help", 0.9, top3, True, datetime(2024, 1, 1, 9, 0))
+    third = state.record("help", 0.9, top3, True, datetime(2024, 1, 1, 9, 0))
+    assert phrases == ["help"] and recorded == [first, second, third]
+    state.events.disconnect(recorded.append)
+    state.record("bin", 0.8, [("bin", 0.8)], True)
+    assert len(recorded) == 3
 
 
 def test_history_log_appends_rows_and_survives_an_unwritable_path(tmp_path):

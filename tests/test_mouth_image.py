@@ -64,6 +64,23 @@ def test_closed_mouth_is_gated_by_size_relative_to_the_face(open_mouth_frames):
     assert mouth_colour(rgb, points, ColourConfig(min_inner_area=1.0)).tolist() == [0, 0]
 
 
+def test_size_gate_is_the_inner_area_feature(open_mouth_frames):
+    """The gate and the ``inner_area`` feature use one inter-ocular distance (features.geometry)."""
+    import cv2
+
+    def ratios(rgb, points, gate):
+        return mouth_colour(rgb, points, ColourConfig(normalise_lighting=False, min_inner_area=gate))
+    for rgb, points in open_mouth_frames:
+        painted = rgb.copy()
+        cv2.fillPoly(painted, [np.round(points[list(INNER_LIP), :2]).astype(np.int32)],
+                     (170, 90, 80))  # a tongue red, so an ungated mouth has ratios above 0
+        area = float(lip_geometry(points)[4])
+        ungated = ratios(painted, points, 0.0)
+        assert ungated[1] > 0.5
+        np.testing.assert_array_equal(ratios(painted, points, area * 0.999), ungated)
+        assert ratios(painted, points, area * 1.001).tolist() == [0, 0]
+
+
 def test_crop_is_centred_on_the_mouth_and_independent_of_distance(open_mouth_frames):
     import cv2
     rgb, points = open_mouth_frames[0]

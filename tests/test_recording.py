@@ -7,7 +7,7 @@ import pytest
 
 from features.video import Frame, VideoError
 from recognizer.capture import LatestFrameCapture, RateMeter
-from recognizer.live import FrameResult
+from recognizer.live import FrameResult, LiveState
 from recognizer.recording import (COUNTDOWN, IDLE, MAX_LENGTH, RECORDING, UTTERANCE_END, Recorder,
                                   RecordingConfig, sample_hint)
 from recognizer.segmenter import Utterance
@@ -81,7 +81,7 @@ def test_rate_meter_counts_over_its_window():
 
 
 def _result(index: int, utterance: Utterance | None = None) -> FrameResult:
-    return FrameResult(index, index * 40, None, None, None, "resting", (), utterance)
+    return FrameResult(index, index * 40, None, None, None, LiveState.RESTING, (), utterance)
 
 
 def _frame(index: int) -> Frame:

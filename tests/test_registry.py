@@ -5,40 +5,45 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from training import registry
-from training.models import build_model, load_pretrained
-from training.registry import (activate, active_entry, delete, list_entries, load_entry,
-                               write_entry)
+from training.card import Card
+from training.kinds import get_kind
+from training.kinds.landmark_cnn import LandmarkInput
+from training.kinds.r2plus1d import load_pretrained
+from training.registry import (activate, active_entry, damaged_entries, delete, list_entries,
+                               load_entry, write_entry)
 from training.registry import cli as registry_cli
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ARCH_ARGS = {"in_channels": 4, "num_classes": 2, "length": 8, "width": 8, "depth": 1}
-CARD = {"kind": "landmark_cnn", "arch_args": ARCH_ARGS, "classes": ["yes", "no"],
-        "metrics": {"accuracy": 0.875}}
+CARD = Card("landmark_cnn", ARCH_ARGS, ("yes", "no"),
+            LandmarkInput(8, True, 3, ("a", "b", "c", "d"), (0.0,) * 4, (1.0,) * 4),
+            metrics={"accuracy": 0.875})
 
 KILLED_WRITER = f"""
-import sys, time
+import json, sys, time
 from training import registry
-from training.registry import cli as registry_cli
-from training.models import build_model
+from training.card import Card
+from training.kinds import get_kind
 
 def stalled_card_write(path, data):
     print("weights written", flush=True)
     time.sleep(60)
 
 registry._write_json = stalled_card_write
-registry.write_entry(sys.argv[1], "victim", build_model("landmark_cnn", {ARCH_ARGS!r}),
-                     {CARD!r})
+registry.write_entry(sys.argv[1], "victim", get_kind("landmark_cnn").build({ARCH_ARGS!r}),
+                     Card.from_json(json.loads({json.dumps(CARD.to_json())!r}), "test card"))
 """
 
 
 def _model() -> torch.nn.Module:
-    return build_model("landmark_cnn", ARCH_ARGS)
+    return get_kind("landmark_cnn").build(ARCH_ARGS)
 
 
 def _subprocess_env() -> dict:
@@ -79,7 +84,12 @@ def test_only_complete_entries_are_listed(tmp_path):
     (tmp_path / "no-weights" / "weights.safetensors").unlink()
     entries = list_entries(tmp_path)
     assert [e.name for e in entries] == ["good"]
-    assert entries[0].card["files"] == ["report.txt"]
+    assert entries[0].card.files == ("report.txt",)
+    damaged = {d.name: d.reason for d in damaged_entries(tmp_path)}
+    assert sorted(damaged) == ["bad-card", "no-card", "no-weights"]
+    assert "bad-card/card.json: unreadable card" in damaged["bad-card"]
+    assert "no-card/card.json" in damaged["no-card"]
+    assert "no weights.safetensors" in damaged["no-weights"]
     assert (good / "report.txt").read_bytes() == b"ok"
     with pytest.raises(FileExistsError, match="good"):
         write_entry(tmp_path, "good", _model(), CARD)
@@ -119,7 +129,7 @@ class _RunsCode:
 
 def _entry_with_pt(folder: Path, state: dict) -> Path:
     folder.mkdir()
-    (folder / "card.json").write_text(json.dumps(CARD))
+    (folder / "card.json").write_text(json.dumps(CARD.to_json()))
     torch.save(state, folder / "weights.pt")
     return folder
 
@@ -143,14 +153,14 @@ def test_plain_pt_weights_still_load(tmp_path):
 
 
 def test_pretrained_weights_come_only_from_a_named_local_file(tmp_path):
-    model = build_model("r2plus1d", {"num_classes": 3})
+    model = get_kind("r2plus1d").build({"num_classes": 3})
     with pytest.raises(FileNotFoundError, match="r2plus1d_18-91a641e6.pth"):
         load_pretrained(model, tmp_path / "r2plus1d_18-91a641e6.pth")
     torch.save(_model().state_dict(), tmp_path / "landmarks.pth")
     with pytest.raises(ValueError, match="landmarks.pth"):
         load_pretrained(model, tmp_path / "landmarks.pth")
 
-    kinetics = build_model("r2plus1d", {"num_classes": 400})
+    kinetics = get_kind("r2plus1d").build({"num_classes": 400})
     torch.save(kinetics.state_dict(), tmp_path / "kinetics.pth")
     fc_before = model.fc.weight.clone()
     load_pretrained(model, tmp_path / "kinetics.pth")
@@ -177,3 +187,72 @@ def test_cli_list_show_activate_delete(tmp_path, capsys):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "landmark_cnn-20250101-120000" in done.stdout
+
+
+def test_card_round_trip_and_refusals_name_the_entry_and_field(tmp_path):
+    entry = write_entry(tmp_path, "typed", _model(), CARD)
+    card = registry.read_card(entry)
+    assert card == replace(CARD, name="typed", created_at=card.created_at)
+    assert card.input.mean == (0.0,) * 4 and card.accuracy == 0.875
+    stored = json.loads((entry / "card.json").read_text())
+    assert stored["schema"] == 2 and stored["input"]["feature_names"] == ["a", "b", "c", "d"]
+
+    def refused(change, match):
+        broken = json.loads((entry / "card.json").read_text())
+        change(broken)
+        (entry / "card.json").write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match=match):
+            registry.read_card(entry)
+        (entry / "card.json").write_text(json.dumps(stored))
+
+    refused(lambda c: c.update(schema=7), r"typed/card.json: unknown card schema version 7")
+    refused(lambda c: c.pop("classes"), r"typed/card.json: missing field 'classes'")
+    refused(lambda c: c["input"].pop("std"), r"typed/card.json: field 'input': missing field 'std'")
+    refused(lambda c: c.update(classes="yes"), r"field 'classes': expected a list")
+    refused(lambda c: c.update(kind="lstm"), r"field 'kind': unknown model kind 'lstm'")
+    refused(lambda c: c.update(arch_args={**ARCH_ARGS, "num_classes": 3}), "num_classes=3")
+
+
+def test_card_of_schema_1_is_upgraded(tmp_path):
+    entry = write_entry(tmp_path, "old", _model(), CARD)
+    new = json.loads((entry / "card.json").read_text())
+    old = {k: v for k, v in new.items() if k not in ("schema", "input")}
+    old.update(input={"sequence_length": 8, "velocities": True, "max_gap": 3},
+               feature_names=new["input"]["feature_names"],
+               normalisation={"mean": new["input"]["mean"], "std": new["input"]["std"]})
+    (entry / "card.json").write_text(json.dumps(old))
+    assert registry.read_card(entry).input == CARD.input
+    assert load_entry(entry, device="cpu").card.input == CARD.input
+
+
+def test_a_damaged_entry_is_listed_with_its_file_and_reason(tmp_path, capsys):
+    write_entry(tmp_path, "good", _model(), CARD)
+    broken = write_entry(tmp_path, "broken", _model(), CARD)
+    text = (broken / "card.json").read_text()
+    (broken / "card.json").write_text(text[: len(text) // 2])
+    assert registry_cli.main(["list", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "good" in out and f"DAMAGED broken: {broken / 'card.json'}: unreadable card" in out
+    (tmp_path / "good" / "card.json").unlink()
+    assert registry_cli.main(["list", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no entries" not in out and out.count("DAMAGED") == 2
+
+
+def test_the_app_names_the_damaged_entry_it_cannot_use(tmp_path, grid_dir):
+    import io
+
+    from recognizer.headless import run_headless
+
+    broken = write_entry(tmp_path, "broken", _model(), CARD)
+    activate(tmp_path, "broken")
+    text = (broken / "card.json").read_text()
+    (broken / "card.json").write_text(text[: len(text) // 2])
+    for pointer in (True, False):
+        if not pointer:
+            (tmp_path / "active.json").unlink()
+        out, err = io.StringIO(), io.StringIO()
+        assert run_headless(grid_dir / "video" / "bbaf2n.mp4", tmp_path, "landmark_cnn",
+                            out=out, err=err) == 2
+        assert f"{broken / 'card.json'}: unreadable card" in err.getvalue(), err.getvalue()
+        assert "no trained" not in err.getvalue() or "damaged entry" in err.getvalue()

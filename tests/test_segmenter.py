@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from features.frame_features import FEATURE_NAMES
-from recognizer.segmenter import (MOUTHING, PAUSING, RESTING, SegmenterConfig, Utterance,
-                                  UtteranceSegmenter, segment_clip)
+from recognizer.segmenter import (SegmenterConfig, SegmenterState, Utterance, UtteranceSegmenter,
+                                  segment_clip)
 from tests.benchmarks.segmentation_grid import evaluate, summarise
 
 NAMES = FEATURE_NAMES
@@ -137,7 +137,7 @@ def test_no_face_at_all_gives_nothing_and_nan_rows_count_as_no_face():
     segmenter = UtteranceSegmenter(NAMES)
     assert segmenter.update(0, None, valid=False) == []
     assert segmenter.update(1, np.full(len(NAMES), np.nan), valid=True) == []
-    assert segmenter.state == RESTING
+    assert segmenter.state == SegmenterState.RESTING
     assert segmenter.flush() == []
 
 
@@ -172,10 +172,11 @@ def test_state_follows_the_mouth():
     for index, row in enumerate(features):
         segmenter.update(index, row)
         states.append(segmenter.state)
-    assert states[10] == RESTING
-    assert states[30] == MOUTHING
-    assert PAUSING in states[41:45]
-    assert states[119] == RESTING
+    assert states[10] == SegmenterState.RESTING
+    assert states[30] == SegmenterState.MOUTHING
+    assert SegmenterState.PAUSING in states[41:45]
+    assert states[119] == SegmenterState.RESTING
+    assert {type(state) for state in states} == {SegmenterState}
 
 
 def test_baseline_adapts_to_a_mouth_that_rests_open():
@@ -207,9 +208,9 @@ def test_reset_forgets_an_open_utterance():
     segmenter = UtteranceSegmenter(NAMES)
     for index, row in enumerate(features[:50]):
         segmenter.update(index, row)
-    assert segmenter.state != RESTING
+    assert segmenter.state != SegmenterState.RESTING
     segmenter.reset()
-    assert segmenter.state == RESTING and segmenter.flush() == []
+    assert segmenter.state == SegmenterState.RESTING and segmenter.flush() == []
 
 
 def test_utterance_length_is_inclusive():

@@ -85,6 +85,25 @@ def test_speaker_split_never_shares_a_speaker(rows):
     assert split_analysis(rows, splits)["leaks"] == {"speaker": [], "source": []}
 
 
+def test_speaker_names_differing_in_case_or_spaces_are_one_speaker():
+    """Sidecars typed by hand: "Bed 4" and "bed 4 " are one person, as holdout specs match them."""
+    speakers = [f"p{i}" for i in range(8)] + ["Bed 4", "bed 4 "]
+    frame = pd.DataFrame({
+        "speaker": [s for s in speakers for _ in range(4)],
+        "source": [f"{s.strip()}-take{t}" for s in speakers for t in (0, 0, 1, 1)],
+        "label": ["a", "b"] * (2 * len(speakers))})
+    bed = {s: np.flatnonzero(frame["speaker"] == s) for s in ("Bed 4", "bed 4 ")}
+    for seed in range(20):
+        splits = make_splits(frame, SplitConfig(strategy="speaker", val_fraction=0.2,
+                                                test_fraction=0.2, seed=seed))
+        where = {name for name, index in splits.items() for s in bed if set(bed[s]) & set(index)}
+        assert len(where) == 1, f"seed {seed}: bed 4 is in {sorted(where)}"
+        assert split_analysis(frame, splits)["leaks"]["speaker"] == []
+    by_hand = {"train": np.r_[np.arange(32), bed["Bed 4"]], "val": np.array([], np.int64),
+               "test": bed["bed 4 "]}
+    assert split_analysis(frame, by_hand)["leaks"]["speaker"] == ["bed 4"]
+
+
 def test_holdout_rows_land_where_configured(rows):
     config = SplitConfig(strategy="holdout", test_holdout="gender=female,age_band=40-64")
     splits = make_splits(rows, config)

@@ -1,6 +1,8 @@
-"""training.data on real GRID word clips: loading, resampling, normalisation, augmentation."""
+"""training.data and training.transforms on real GRID word clips: loading, resampling,
+normalisation, augmentation, and the kinds' datasets."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,16 @@ from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.grid import import_grid
 from features.video import Frame, read_frames
 from training.config import AugmentConfig, DataConfig
-from training.data import (CropDataset, resize_crops, LandmarkDataset, add_noise, apply_normalisation,
-                           augment_sequence, clip_sequence, drop_frames, fit_normalisation,
-                           load_dataset, mirror, mirror_plan, resample_linear, resample_nearest,
-                           time_warp)
-from training.engine import model_input
+from training.data import load_dataset
+from training.kinds import get_kind
+from training.kinds.landmark_cnn import clip_sequence
+from training.transforms import (add_noise, augment_sequence, drop_frames, fit_normalisation,
+                                 mirror, mirror_plan, resample_linear, resample_nearest, resize_crops,
+                                 time_warp)
 from tests.conftest import grid_ids
+
+LANDMARKS, CROPS = get_kind("landmark_cnn"), get_kind("r2plus1d")
+CPU = torch.device("cpu")
 
 WORDS = ("bin", "lay", "set")
 PER_CLASS = 4
@@ -58,7 +64,8 @@ def loaded(manifest, tmp_path_factory):
     """(landmark ClipSet, progress calls, cache) for 12 real clips and the two bad ones."""
     cache = FeatureCache(tmp_path_factory.mktemp("cache"))
     calls = []
-    clips = load_dataset(manifest, cache, CONFIG, on_progress=lambda p, e: calls.append((p, e)))
+    clips = load_dataset(manifest, cache, "landmark_cnn", LANDMARKS.spec_from(CONFIG), workers=1,
+                         on_progress=lambda p, e: calls.append((p, e)))
     return clips, calls, cache
 
 
@@ -74,9 +81,8 @@ def test_bad_clips_are_dropped_by_name_and_the_rest_load(loaded, manifest):
 def test_landmark_arrays_are_aligned_with_rows(loaded):
     clips, _, _ = loaded
     n = len(clips.rows)
-    assert clips.kind == "landmark_cnn" and clips.crops is None
-    assert clips.sequences.shape == (n, len(SEQUENCE_NAMES), CONFIG.sequence_length)
-    assert clips.sequences.dtype == np.float32 and np.isfinite(clips.sequences).all()
+    assert clips.examples.shape == (n, len(SEQUENCE_NAMES), CONFIG.sequence_length)
+    assert clips.examples.dtype == np.float32 and np.isfinite(clips.examples).all()
     assert clips.names == SEQUENCE_NAMES
     assert clips.classes == tuple(sorted(WORDS))
     assert [clips.classes[k] for k in clips.labels] == list(clips.rows["label"])
@@ -86,29 +92,32 @@ def test_landmark_arrays_are_aligned_with_rows(loaded):
 
 def test_crop_kind_reads_the_same_cache(loaded, manifest):
     clips, _, cache = loaded
-    crops = load_dataset(manifest, cache, CONFIG, kind="r2plus1d")
-    assert crops.sequences is None and crops.crops.dtype == np.uint8
+    spec = CROPS.spec_from(CONFIG)
+    crops = load_dataset(manifest, cache, "r2plus1d", spec, workers=1)
+    assert crops.names == () and crops.examples.dtype == np.uint8
     size = CONFIG.crop_size
-    assert crops.crops.shape == (len(clips.rows), CONFIG.crop_frames, size, size)
+    assert crops.examples.shape == (len(clips.rows), CONFIG.crop_frames, size, size)
     assert list(crops.rows["clip"]) == list(clips.rows["clip"])
-    batch = next(iter(DataLoader(CropDataset(crops.crops, crops.labels, flip=0.5), batch_size=4)))
+    dataset = CROPS.dataset(crops.examples, crops.labels, spec, augment=AugmentConfig())
+    batch = next(iter(DataLoader(dataset, batch_size=4)))
     assert batch[0].dtype == torch.uint8 and batch[0].shape == (4, CONFIG.crop_frames, size, size)
-    assert model_input("r2plus1d", batch[0], torch.device("cpu")).shape == (4, 3, CONFIG.crop_frames, size, size)
+    assert CROPS.model_input(batch[0], spec, CPU).shape == (4, 3, CONFIG.crop_frames, size, size)
 
 
 def test_crops_are_resized_to_the_configured_size(loaded, manifest):
     _, _, cache = loaded
-    small = load_dataset(manifest, cache, DataConfig(crop_frames=8, crop_size=56), kind="r2plus1d")
-    assert small.crops.shape[1:] == (8, 56, 56)
-    clip = torch.from_numpy(small.crops[:2])
-    assert model_input("r2plus1d", clip, torch.device("cpu")).shape == (2, 3, 8, 56, 56)
+    spec = CROPS.spec_from(DataConfig(crop_frames=8, crop_size=56))
+    small = load_dataset(manifest, cache, "r2plus1d", spec, workers=1)
+    assert small.examples.shape[1:] == (8, 56, 56)
+    clip = torch.from_numpy(small.examples[:2])
+    assert CROPS.model_input(clip, spec, CPU).shape == (2, 3, 8, 56, 56)
     flat = np.full((3, 96, 96), 77, np.uint8)
     assert (resize_crops(flat, 40) == 77).all() and resize_crops(flat, 96) is not flat
 
 
 def test_unknown_kind_is_refused(manifest, tmp_path):
     with pytest.raises(ValueError, match="transformer"):
-        load_dataset(manifest, FeatureCache(tmp_path), CONFIG, kind="transformer")
+        load_dataset(manifest, FeatureCache(tmp_path), "transformer", None)
 
 
 @pytest.mark.parametrize("frames", [1, 7, 32, 90])
@@ -131,7 +140,7 @@ def test_clip_sequence_trims_faceless_ends_and_fills_gaps():
     features[~valid] = 0.0
     clip = ClipFeatures(features, valid, np.arange(20) * 40, np.zeros((20, 96, 96), np.uint8),
                         FEATURE_NAMES, 25.0)
-    sequence, names = clip_sequence(clip, CONFIG)
+    sequence, names = clip_sequence(clip, LANDMARKS.spec_from(CONFIG))
     assert sequence.shape == (len(SEQUENCE_NAMES), 32) and names == SEQUENCE_NAMES
     np.testing.assert_allclose(sequence[:len(FEATURE_NAMES), 0], features[3], rtol=1e-6)
     np.testing.assert_allclose(sequence[:len(FEATURE_NAMES), -1], features[17], rtol=1e-6)
@@ -140,11 +149,13 @@ def test_clip_sequence_trims_faceless_ends_and_fills_gaps():
 
 
 def test_normalisation_of_constant_channels_stays_finite(loaded):
-    sequences = loaded[0].sequences.copy()
+    clips = loaded[0]
+    sequences = clips.examples.copy()
     sequences[:, 0] = 0.0
     sequences[:, 1] = 7.5
-    mean, std = fit_normalisation(sequences)
-    normalised = apply_normalisation(sequences, mean, std)
+    spec = LANDMARKS.fit_spec(LANDMARKS.spec_from(CONFIG), replace(clips, examples=sequences),
+                              np.arange(len(sequences)))
+    normalised = LANDMARKS.model_input(torch.from_numpy(sequences), spec, CPU).numpy()
     assert np.isfinite(normalised).all() and (normalised[:, :2] == 0).all()
     varying = sequences.std(axis=(0, 2)) > 1e-3
     np.testing.assert_allclose(normalised[:, varying].mean(axis=(0, 2)), 0, atol=1e-4)
@@ -168,7 +179,7 @@ def test_mirror_plan_swaps_partners_and_sides():
 def test_mirroring_twice_is_identity(loaded):
     clips = loaded[0]
     plan = mirror_plan(clips.names)
-    for sequence in clips.sequences[:3]:
+    for sequence in clips.examples[:3]:
         once = mirror(sequence, plan)
         assert not np.allclose(once, sequence)
         np.testing.assert_array_equal(mirror(once, plan), sequence)
@@ -210,26 +221,25 @@ def test_noise_is_scaled_per_channel():
     np.testing.assert_allclose(noisy.std(axis=1), [0.1, 1.0], rtol=0.05)
 
 
-def test_landmark_dataset_is_seeded_by_torch_and_normalised(loaded):
+def test_landmark_dataset_is_seeded_by_torch_and_holds_raw_sequences(loaded):
     clips = loaded[0]
-    mean, std = fit_normalisation(clips.sequences)
-    plain = LandmarkDataset(clips.sequences, clips.labels, clips.names, mean, std)
+    spec = LANDMARKS.fit_spec(LANDMARKS.spec_from(CONFIG), clips, np.arange(len(clips.labels)))
+    plain = LANDMARKS.dataset(clips.examples, clips.labels, spec)
     x, y = plain[0]
-    assert x.dtype == torch.float32 and tuple(x.shape) == clips.sequences.shape[1:]
+    assert x.dtype == torch.float32 and tuple(x.shape) == clips.examples.shape[1:]
     assert y.dtype == torch.int64 and int(y) == clips.labels[0]
-    np.testing.assert_allclose(x.numpy(), apply_normalisation(clips.sequences[0], mean, std))
-    augmented = LandmarkDataset(clips.sequences, clips.labels, clips.names, mean, std,
-                                AugmentConfig())
+    np.testing.assert_array_equal(x.numpy(), clips.examples[0])
+    augmented = LANDMARKS.dataset(clips.examples, clips.labels, spec, AugmentConfig())
     torch.manual_seed(5)
     first = augmented[1][0]
     torch.manual_seed(5)
     assert torch.equal(first, augmented[1][0]) and not torch.allclose(first, plain[1][0])
     batch, labels = next(iter(DataLoader(augmented, batch_size=5, shuffle=True)))
-    assert batch.shape == (5, *clips.sequences.shape[1:]) and torch.isfinite(batch).all()
+    assert batch.shape == (5, *clips.examples.shape[1:]) and torch.isfinite(batch).all()
 
 
 def test_augment_sequence_respects_zero_config(loaded):
-    sequence = loaded[0].sequences[0]
+    sequence = loaded[0].examples[0]
     plan = mirror_plan(loaded[0].names)
     off = AugmentConfig(time_warp=0.0, noise=0.0, frame_drop=0.0, mirror=0.0)
     np.testing.assert_array_equal(augment_sequence(sequence, np.random.default_rng(0), off, plan),

@@ -60,9 +60,10 @@ def trained(words, tmp_path_factory):
 def test_run_writes_a_self_describing_entry_with_reports(trained):
     tmp_path, entry, events = trained
     card = json.loads((entry / "card.json").read_text())
-    assert card["kind"] == "landmark_cnn" and card["classes"] == sorted(WORDS)
-    assert len(card["feature_names"]) == card["arch_args"]["in_channels"] == 223
-    assert len(card["normalisation"]["mean"]) == 223 and card["input"]["sequence_length"] == 32
+    assert card["schema"] == 2 and card["kind"] == "landmark_cnn" and card["classes"] == sorted(WORDS)
+    spec = card["input"]
+    assert len(spec["feature_names"]) == card["arch_args"]["in_channels"] == 223
+    assert len(spec["mean"]) == len(spec["std"]) == 223 and spec["sequence_length"] == 32
     assert card["data"]["clips"] == 48 and set(card["data"]["split_sizes"]) == {"train", "val", "test"}
     for name in ("confusion_matrix.png", "roc_curves.png", "learning_curves.png", "embedding.png",
                  "class_feature_curves.png", "preview.png", "final_report.json",
@@ -71,8 +72,14 @@ def test_run_writes_a_self_describing_entry_with_reports(trained):
     report = json.loads((entry / "final_report.json").read_text())
     low, high = report["test"]["accuracy_ci95"]
     assert low <= report["test"]["accuracy"] <= high
+    best = report["history"][card["training"]["best_epoch"] - 1]
+    assert best["epoch"] == report["best_epoch"] == card["training"]["best_epoch"]
+    assert card["metrics"]["val_accuracy"] == best["val_accuracy"]
     summary = (entry / "TRAINING_SUMMARY.md").read_text()
-    assert "accuracy >= 0.8" in summary and "macro_f1 >= 0.75" in summary
+    for metric, goal in (("accuracy", 0.8), ("macro_f1", 0.75)):
+        value = report["test"][metric]
+        verdict = "achieved" if value >= goal else "NOT achieved"
+        assert f"- {metric} >= {goal}: {value:.3f} -- {verdict}" in summary
     assert registry.active_names(tmp_path / "models") == {"landmark_cnn": "first"}
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert [e["epoch"] for e in lines if e["event"] == "epoch_end"] == [1, 2, 3, 4]
@@ -82,10 +89,10 @@ def test_run_writes_a_self_describing_entry_with_reports(trained):
 
 
 def test_batch_events_are_throttled_but_each_epoch_end_is_kept(tmp_path):
-    from training.run import EventOutput
+    from features.progress import ProgressOutput
 
     path = tmp_path / "events.jsonl"
-    output = EventOutput(str(path), progress=False, batch_interval=3600)
+    output = ProgressOutput(str(path), progress=False, batch_interval=3600)
     for batch in range(1, 6):
         output({"event": "batch", "epoch": 1, "batch": batch, "batches": 5, "loss": 1.0})
     output({"event": "epoch_end", "epoch": 1})
@@ -94,12 +101,59 @@ def test_batch_events_are_throttled_but_each_epoch_end_is_kept(tmp_path):
     assert [(e["event"], e.get("batch")) for e in lines] == [("batch", 1), ("batch", 5), ("epoch_end", None)]
 
 
-def test_the_entry_loads_and_predicts_probabilities(trained):
+def test_off_a_terminal_progress_is_one_line_per_stage_or_epoch():
+    import io
+
+    from features.progress import ProgressOutput, stage_progress
+
+    log = io.StringIO()
+    output = ProgressOutput(None, progress=True, stderr=log)
+    step = stage_progress(output, "extract", 200)
+    for clip in range(200):
+        step(clip, None)
+    for epoch in range(1, 31):
+        output({"event": "epoch_start", "epoch": epoch, "epochs": 30})
+        for batch in range(1, 51):
+            output({"event": "batch", "epoch": epoch, "batch": batch, "batches": 50, "loss": 1.0})
+        output({"event": "epoch_end", "epoch": epoch, "train_loss": 0.5, "val_accuracy": 0.75})
+    output({"event": "done", "text": "registered x"})
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 2 + 30 + 1
+    assert lines[1] == "extracting lip features: done, 200/200"
+    assert lines[2] == "epoch 1/30: train loss 0.500, validation accuracy 0.750"
+
+
+def test_a_failed_run_can_be_retried_under_its_name_and_logs_stay_short(words, tmp_path, capfd):
+    (tmp_path / "empty").mkdir()
+    failing = run_args(words, tmp_path, "retry")
+    failing[failing.index("--videos") + 1] = str(tmp_path / "empty")
+    assert main(failing) == 2
+    assert (tmp_path / "runs" / "retry").is_dir()
+    capfd.readouterr()
+    args = [a for a in run_args(words, tmp_path, "retry") if a != "--no-progress"]
+    assert main(args) == 0
+    err = capfd.readouterr().err
+    assert "\r" not in err and len(err.splitlines()) <= 12, err
+    assert [line.split(":")[0] for line in err.splitlines() if line.startswith("epoch")] == [
+        "epoch 1/4", "epoch 2/4", "epoch 3/4", "epoch 4/4"]
+    assert main(args) == 2
+    err = capfd.readouterr().err
+    assert f"registry entry {tmp_path / 'models' / 'retry'} already exists" in err
+
+
+def test_the_app_predictor_scores_the_test_split_as_the_report_does(trained, words):
+    from features.cache import file_digest
+    from recognizer.predictor import Predictor
+
     _, entry, _ = trained
-    loaded = registry.load_entry(entry)
-    batch = np.random.default_rng(0).normal(size=(3, 223, 32)).astype(np.float32)
-    probs = registry.predict_proba(loaded, batch)
-    assert probs.shape == (3, 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    videos, cache = words
+    test = set(json.loads((entry / registry.CLIPS_FILE).read_text())["test"])
+    clips = [p for p in find_videos(videos) if file_digest(p) in test]
+    predictor = Predictor.from_entry(entry, device="cpu")
+    hits = [predictor.predict(FeatureCache(cache).load(p)).phrase == p.parent.name for p in clips]
+    report = json.loads((entry / "final_report.json").read_text())
+    assert len(clips) == report["test"]["n"] > 0
+    assert np.mean(hits) == pytest.approx(report["test"]["accuracy"])
 
 
 def test_evaluate_cli_reports_compares_and_warns_about_training_clips(trained, words, tmp_path,
@@ -200,3 +254,19 @@ def test_a_missing_or_empty_videos_folder_is_named_in_the_error(tmp_path, capsys
         error = capsys.readouterr().err
         assert str(tmp_path / folder) in error and reason in error
     assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
+@pytest.mark.parametrize("command", ["training.run", "training.evaluate", "features.extract"])
+def test_the_command_lines_share_their_common_flags(command, tmp_path):
+    import importlib
+
+    parse = importlib.import_module(command).parse_args
+    positional = {"training.run": [], "training.evaluate": ["entry", "--videos", "v"],
+                  "features.extract": ["v"]}[command]
+    common = ["--no-progress", "--cache", str(tmp_path / "c"), "--events", str(tmp_path / "e")]
+    if command != "features.extract":
+        common += ["--registry", str(tmp_path / "m")]
+    args = parse(positional + common)
+    assert args.no_progress and Path(args.cache) == tmp_path / "c" and args.events == str(tmp_path / "e")
+    if command != "features.extract":
+        assert Path(args.registry) == tmp_path / "m"

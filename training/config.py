@@ -13,12 +13,24 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
-KINDS = ("landmark_cnn", "r2plus1d")  # the model kinds; training.models.MODEL_KINDS builds them
+
+
+def repo_path(value: str | Path) -> Path:
+    """A configured path: absolute as given, relative to the repository root otherwise."""
+    path = Path(value)
+    return path if path.is_absolute() else ROOT / path
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where clips and features come from, and how clips become model inputs."""
+    """Where clips and features come from, and how clips become model inputs.
+
+    ``sequence_length``: frames a classifier's landmark sequence is resampled to
+    (a sentence reader reads every frame); ``crop_frames`` / ``crop_size``: the
+    mouth crops of the video model; ``inputs``: what a sentence reader reads,
+    ``landmarks``, ``crops`` or ``both``; ``relative``: ``none``, or ``clip`` to
+    express a sentence reader's features relative to each clip's rest.
+    """
 
     videos: str = "videos"
     cache: str = ".cache/features"
@@ -27,19 +39,23 @@ class DataConfig:
     crop_frames: int = 24
     crop_size: int = 112
     workers: int = 2
+    inputs: str = "landmarks"
+    relative: str = "none"
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     """How clips are split into train / val / test.
 
-    ``strategy``: ``stratified`` (random, per class), ``speaker`` (no speaker
+    ``strategy``: ``auto`` (the model kind's own: ``stratified`` for clip
+    classifiers, ``sentence`` for sentence readers), ``stratified`` (random, per
+    class), ``speaker`` (no speaker in two splits), ``sentence`` (no transcript
     in two splits) or ``holdout`` (``val_holdout`` / ``test_holdout`` name a
     demographic group such as ``"gender=male,age_band=40-64"``). Clips cut
     from one source recording always stay in one split.
     """
 
-    strategy: str = "stratified"
+    strategy: str = "auto"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     val_holdout: str | None = None
@@ -61,12 +77,15 @@ class BalanceConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Augmentation honest for lips (landmark_cnn): time warp, noise, frame drop, mirror."""
+    """Augmentation honest for lips: time warp and frame drop (landmark_cnn), speed change
+    and time masking (landmark_ctc), noise and mirroring (both)."""
 
     time_warp: float = 0.15
     noise: float = 0.02
     frame_drop: float = 0.05
     mirror: float = 0.5
+    speed: float = 0.1
+    time_mask: float = 0.1
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,15 @@ from torch import nn
 
 from features.files import atomic_output
 from training.config import OptimConfig
-from training.models import crops_to_clip
+from training.kinds.base import EventSink
 
-EventSink = Callable[[dict], None]
+# A collated batch of raw examples -> the model's input on its device (a kind's
+# ``model_input`` bound to the entry's input spec and device).
+ToInput = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _quiet(event: dict) -> None:
     return None
-
-
-def model_input(kind: str, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Turn a collated batch into the model's input on ``device``."""
-    batch = batch.to(device, non_blocking=True)
-    if kind == "r2plus1d":
-        return crops_to_clip(batch, size=batch.shape[-1])   # clip_crops sized them already
-    return batch.float()
 
 
 def make_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
@@ -66,29 +60,42 @@ def _autocast(device: torch.device, amp: bool):
 
 @dataclass
 class Step:
-    """What one training step needs besides the batch."""
+    """What one training or validation step needs besides the batch: the kind (its loss,
+    validation and metrics), its input transform, the optimiser and the device."""
 
-    kind: str
+    kind: object
+    classes: tuple[str, ...]
+    to_input: ToInput
     loss_fn: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None
     scheduler: object
-    scaler: torch.amp.GradScaler
+    scaler: torch.amp.GradScaler | None
     device: torch.device
     grad_clip: float
     amp: bool
 
+    def autocast(self):
+        """Mixed precision on CUDA when ``amp``, else nothing."""
+        return _autocast(self.device, self.amp)
+
+
+def to_device(value, device: torch.device):
+    """A tensor, or a tuple of tensors, on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    return type(value)(to_device(v, device) for v in value)
+
 
 def train_one_epoch(model: nn.Module, loader, step: Step, epoch: int,
                     on_event: EventSink = _quiet) -> dict:
-    """One pass over ``loader``; returns mean loss and accuracy on the training batches."""
+    """One pass over ``loader``; mean loss (and accuracy, for kinds that count hits) on
+    the training batches."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for index, (inputs, labels) in enumerate(loader):
-        inputs = model_input(step.kind, inputs, step.device)
-        labels = labels.to(step.device)
-        with _autocast(step.device, step.amp):
-            logits = model(inputs)
-            loss = step.loss_fn(logits.float(), labels)
+    for index, (inputs, targets) in enumerate(loader):
+        inputs, targets = step.to_input(inputs), to_device(targets, step.device)
+        with step.autocast():
+            loss, hits, count = step.kind.batch_loss(model, inputs, targets, step.loss_fn)
         step.optimizer.zero_grad(set_to_none=True)
         step.scaler.scale(loss).backward()
         step.scaler.unscale_(step.optimizer)
@@ -96,48 +103,20 @@ def train_one_epoch(model: nn.Module, loader, step: Step, epoch: int,
         step.scaler.step(step.optimizer)
         step.scaler.update()
         step.scheduler.step()
-        total_loss += loss.item() * len(labels)
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += len(labels)
+        total_loss += loss.item() * count
+        seen += count
+        correct = None if hits is None else (correct or 0) + hits
         on_event({"event": "batch", "epoch": epoch, "batch": index + 1,
                   "batches": len(loader), "loss": loss.item()})
-    return {"train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader, kind: str, device: torch.device, amp: bool = False
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (N, K) and labels (N,) over a loader, in loader order."""
-    model.eval()
-    probs, labels = [], []
-    for inputs, batch_labels in loader:
-        with _autocast(device, amp):
-            logits = model(model_input(kind, inputs, device))
-        probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-        labels.append(batch_labels.numpy())
-    if not probs:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(probs), np.concatenate(labels)
-
-
-def evaluate(model: nn.Module, loader, kind: str, device: torch.device, loss_fn: nn.Module,
-             amp: bool = False) -> dict:
-    """Loss, accuracy and macro-F1 over a loader."""
-    from sklearn.metrics import f1_score
-
-    probs, labels = predict(model, loader, kind, device, amp)
-    if len(labels) == 0:
-        return {"loss": float("nan"), "accuracy": float("nan"), "macro_f1": float("nan")}
-    log_probs = torch.log(torch.as_tensor(probs).clamp_min(1e-12))
-    loss = float(nn.functional.nll_loss(log_probs, torch.as_tensor(labels)))
-    predicted = probs.argmax(1)
-    return {"loss": loss, "accuracy": float((predicted == labels).mean()),
-            "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0))}
+    metrics = {"train_loss": total_loss / max(seen, 1)}
+    if correct is not None:
+        metrics["train_accuracy"] = correct / max(seen, 1)
+    return metrics
 
 
 @dataclass
 class History:
-    """Per-epoch metrics and the best epoch so far."""
+    """Per-epoch metrics and the best epoch so far (by the kind's validation score)."""
 
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int = -1
@@ -152,6 +131,11 @@ class History:
             return True
         self.stale += 1
         return False
+
+    @property
+    def best(self) -> dict:
+        """The metrics of the best epoch ({} before any)."""
+        return next((m for m in self.epochs if m["epoch"] == self.best_epoch), {})
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -215,10 +199,10 @@ def fit(model: nn.Module, train_loader, val_loader, step: Step, config: OptimCon
             on_epoch_start(epoch, rng)
         on_event({"event": "epoch_start", "epoch": epoch + 1, "epochs": config.epochs})
         metrics = {"epoch": epoch + 1, **train_one_epoch(model, train_loader, step, epoch + 1, on_event)}
-        val = evaluate(model, val_loader, step.kind, step.device, step.loss_fn, step.amp)
+        val = step.kind.validate(model, val_loader, step)
         metrics.update({f"val_{k}": v for k, v in val.items()})
         metrics["lr"] = step.optimizer.param_groups[0]["lr"]
-        if history.record(metrics, val["accuracy"] + 1e-3 * val["macro_f1"]):
+        if history.record(metrics, step.kind.score(val)):
             best_state = _cpu_state(model)
         if is_main:
             save_checkpoint(checkpoint, {

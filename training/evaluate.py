@@ -17,40 +17,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from training import reports
-from training.config import DataConfig
-from training.data import ClipSet, CropDataset, LandmarkDataset
-from training.engine import model_input
-from training.models import embed
-
-CURVE_CHANNELS = ("inner_mar", "mouth_width", "jawOpen", "inner_area")
-
-
-def input_spec(kind: str, data: DataConfig) -> dict:
-    """The card's description of what the model is fed."""
-    if kind == "landmark_cnn":
-        return {"sequence_length": data.sequence_length, "velocities": data.velocities,
-                "max_gap": 3}
-    return {"crop_frames": data.crop_frames, "crop_size": data.crop_size, "channels": 3}
-
-
-def data_config_for(card: dict, base: DataConfig = DataConfig()) -> DataConfig:
-    """A DataConfig that prepares clips exactly as the entry was trained."""
-    spec = card["input"]
-    if card["kind"] == "landmark_cnn":
-        return replace(base, sequence_length=spec["sequence_length"], velocities=spec["velocities"])
-    return replace(base, crop_frames=spec["crop_frames"], crop_size=spec["crop_size"])
-
-
-def eval_dataset(card: dict, clips: ClipSet, labels: np.ndarray) -> Dataset:
-    """The un-augmented dataset of ``clips`` as the entry expects it (normalised with its statistics)."""
-    if card["kind"] == "landmark_cnn":
-        if tuple(clips.names) != tuple(card["feature_names"]):
-            raise ValueError(f"entry {card['name']}: its features {len(card['feature_names'])} "
-                             f"differ from the clips' {len(clips.names)}; re-extract the clips")
-        norm = card["normalisation"]
-        return LandmarkDataset(clips.sequences, labels, clips.names,
-                               np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32))
-    return CropDataset(clips.crops, labels)
+from training.card import Card
+from training.data import ClipSet
+from training.kinds import get_kind
 
 
 @dataclass
@@ -63,57 +32,32 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict_with_embeddings(model, kind: str, dataset: Dataset, device: torch.device,
+def predict_with_embeddings(model, card: Card, dataset: Dataset, device: torch.device,
                             batch_size: int = 32) -> Predictions:
+    """Predictions of ``model`` (as ``card`` describes it) over an un-augmented ``dataset``."""
+    kind = get_kind(card.kind)
     model.eval()
     probs, labels, feats = [], [], []
     for inputs, batch_labels in DataLoader(dataset, batch_size=batch_size):
-        x = model_input(kind, inputs, device)
-        features = embed(model, x)
+        features = kind.embed(model, kind.model_input(inputs, card.input, device))
         probs.append(torch.softmax(model.fc(features).float(), 1).cpu().numpy())
         feats.append(features.float().cpu().numpy())
         labels.append(batch_labels.numpy())
     return Predictions(np.concatenate(probs), np.concatenate(labels), np.concatenate(feats))
 
 
-def _class_curves(card: dict, clips: ClipSet, index: np.ndarray):
-    if card["kind"] == "landmark_cnn":
-        names = [n for n in CURVE_CHANNELS if n in clips.names]
-        channels = [clips.names.index(n) for n in names]
-        return clips.sequences[index][:, channels], names
-    crops = clips.crops[index].astype(np.float32)
-    motion = np.abs(np.diff(crops, axis=1)).mean(axis=(2, 3))
-    return np.concatenate([np.zeros((len(crops), 1)), motion], axis=1)[:, None], ["mouth motion"]
-
-
-def _preview(card: dict, clips: ClipSet, index: np.ndarray, classes) -> tuple[list, list]:
+def _preview(card: Card, clips: ClipSet, index: np.ndarray) -> tuple[list, list]:
+    kind = get_kind(card.kind)
     picks = index[:4]
-    titles = [f"{clips.rows['clip'].iloc[i]} ({classes[clips.labels[i]]})" for i in picks]
-    if card["kind"] == "r2plus1d":
-        return [clips.crops[i] for i in picks], titles
-    lips = [j for j, n in enumerate(clips.names) if n.startswith("lip") and n.endswith("_x")]
-    frames = []
-    for i in picks:
-        x = clips.sequences[i][lips]
-        y = clips.sequences[i][[j + 1 for j in lips]]
-        frames.append(np.stack([_draw_points(x[:, t], y[:, t]) for t in range(x.shape[1])]))
-    return frames, titles
+    titles = [f"{clips.rows['clip'].iloc[i]} ({card.classes[clips.labels[i]]})" for i in picks]
+    return [kind.preview_frames(clips.examples[i], clips.names) for i in picks], titles
 
 
-def _draw_points(x: np.ndarray, y: np.ndarray, size: int = 64) -> np.ndarray:
-    """The lip points of one time step as a small (size, size) image."""
-    image = np.zeros((size, size), np.uint8)
-    cols = np.clip(np.round(size / 2 + x * size * 1.2), 0, size - 1).astype(int)
-    rows = np.clip(np.round(size / 2 + y * size * 1.2), 0, size - 1).astype(int)
-    image[rows, cols] = 255
-    return image
-
-
-def write_reports(folder: Path, card: dict, clips: ClipSet, test_index: np.ndarray,
+def write_reports(folder: Path, card: Card, clips: ClipSet, test_index: np.ndarray,
                   predictions: Predictions, history: list[dict] | None = None) -> dict:
     """Metrics and every plot of ``predictions`` on ``clips[test_index]`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    classes = list(card["classes"])
+    classes = list(card.classes)
     probs, labels = predictions.probs, predictions.labels
     metrics = reports.classification_metrics(probs, labels, classes)
     reports.plot_confusion(labels, probs.argmax(1), classes, folder / "confusion_matrix.png")
@@ -122,39 +66,44 @@ def write_reports(folder: Path, card: dict, clips: ClipSet, test_index: np.ndarr
         reports.plot_learning_curves(history, folder / "learning_curves.png")
     if len(labels) >= 3:
         reports.plot_embedding(predictions.embeddings, labels, classes, folder / "embedding.png")
-    curves, names = _class_curves(card, clips, test_index)
+    curves, names = get_kind(card.kind).class_curves(clips.examples[test_index], clips.names)
     reports.plot_class_curves(curves, labels, classes, names, folder / "class_feature_curves.png")
-    frames, titles = _preview(card, clips, test_index, classes)
+    frames, titles = _preview(card, clips, test_index)
     reports.plot_preview(frames, titles, folder / "preview.png")
     return metrics
 
 
-def evaluate_entry(entry_path: Path, videos: Path, cache_dir: Path, workers: int = 2):
+def evaluate_entry(entry_path: Path, videos: Path, cache_dir: Path, workers: int = 2,
+                   on_event=None):
     """Predictions of a registry entry on every clip of ``videos`` whose label it knows.
 
     Returns (loaded entry, clip set relabelled to the entry's classes,
     predictions, labels left out because the entry does not know them).
+    ``on_event`` receives the feature extraction's progress events.
     """
     from features.cache import FeatureCache
     from features.dataset import build_manifest
+    from features.progress import stage_progress
     from training.data import load_dataset
     from training.registry import load_entry
 
     loaded = load_entry(entry_path)
     card = loaded.card
+    kind = get_kind(card.kind)
+    kind.check_spec(card.input, f"registry entry {loaded.name} ({entry_path})")
     manifest = build_manifest(videos)
-    known = manifest["label"].isin(card["classes"])
+    known = manifest["label"].isin(card.classes)
+    skipped = sorted(set(manifest.loc[~known, "label"]))
     if not known.any():
         raise ValueError(f"{videos}: none of its labels {sorted(set(manifest['label']))} is a class "
-                         f"of {loaded.name} ({', '.join(card['classes'])})")
-    config = replace(data_config_for(card), workers=workers)
-    clips = load_dataset(manifest[known].reset_index(drop=True), FeatureCache(cache_dir),
-                         config, card["kind"])
-    labels = np.array([card["classes"].index(clips.classes[i]) for i in clips.labels])
-    clips = replace(clips, labels=labels, classes=tuple(card["classes"]))
-    predictions = predict_with_embeddings(loaded.model, card["kind"],
-                                          eval_dataset(card, clips, labels), loaded.device)
-    skipped = sorted(set(manifest.loc[~known, "label"]))
+                         f"of {loaded.name} ({', '.join(card.classes)})")
+    manifest = manifest[known].reset_index(drop=True)
+    progress = stage_progress(on_event, "extract", len(manifest)) if on_event else None
+    clips = load_dataset(manifest, FeatureCache(cache_dir), card.kind, card.input, workers, progress)
+    labels = np.array([card.classes.index(clips.classes[i]) for i in clips.labels])
+    clips = replace(clips, labels=labels, classes=card.classes)
+    dataset = kind.dataset(clips.examples, labels, card.input)
+    predictions = predict_with_embeddings(loaded.model, card, dataset, loaded.device)
     return loaded, clips, predictions, skipped
 
 
@@ -171,6 +120,7 @@ def seen_in_training(entry_path: Path, clip_paths) -> int | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from features.progress import add_common_flags
     from training.config import ROOT
 
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
@@ -178,9 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("entry", type=Path, help="registry entry folder (or a name under --registry)")
     parser.add_argument("--videos", type=Path, required=True, help="clips to evaluate on")
     parser.add_argument("--compare", type=Path, help="a second entry: McNemar's test between the two")
-    parser.add_argument("--registry", type=Path, default=ROOT / "models")
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "features")
     parser.add_argument("--out", type=Path, help="report folder (default: reports/<entry>-on-<videos>)")
+    add_common_flags(parser, cache=ROOT / ".cache" / "features", registry=ROOT / "models")
     return parser.parse_args(argv)
 
 
@@ -192,13 +141,20 @@ def _entry_path(value: Path, registry_root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from features.progress import ProgressOutput
     from training.config import ROOT
 
     args = parse_args(argv)
+    with ProgressOutput(args.events, progress=not args.no_progress) as output:
+        return _evaluate(args, ROOT, output)
+
+
+def _evaluate(args: argparse.Namespace, root: Path, output) -> int:
     try:
         first = _entry_path(args.entry, args.registry)
-        loaded, clips, predictions, skipped = evaluate_entry(first, args.videos, args.cache)
-        out = args.out or ROOT / "reports" / f"{loaded.name}-on-{args.videos.resolve().name}"
+        loaded, clips, predictions, skipped = evaluate_entry(first, args.videos, args.cache,
+                                                             on_event=output)
+        out = args.out or root / "reports" / f"{loaded.name}-on-{args.videos.resolve().name}"
         index = np.arange(len(clips.labels))
         metrics = write_reports(out, loaded.card, clips, index, predictions)
         seen = seen_in_training(first, clips.rows["path"])

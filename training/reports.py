@@ -114,15 +114,20 @@ def plot_roc(probs, labels, classes, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_learning_curves(history: list[dict], path: Path) -> Path:
+def plot_learning_curves(history: list[dict], path: Path, metric: str = "accuracy") -> Path:
+    """Loss, and ``metric`` (``accuracy`` or ``wer``), per epoch for train (where the
+    history has it) and validation."""
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(epochs, [h["train_loss"] for h in history], label="train")
     left.plot(epochs, [h["val_loss"] for h in history], label="validation")
     left.set(xlabel="epoch", ylabel="loss", title="Loss")
-    right.plot(epochs, [h["train_accuracy"] for h in history], label="train")
-    right.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
-    right.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
+    if f"train_{metric}" in history[0]:
+        right.plot(epochs, [h[f"train_{metric}"] for h in history], label="train")
+    right.plot(epochs, [h[f"val_{metric}"] for h in history], label="validation")
+    top = 1.02 if metric == "accuracy" else max(1.02, max(h[f"val_{metric}"] for h in history))
+    right.set(xlabel="epoch", ylabel=metric, title=metric.upper() if metric == "wer" else "Accuracy",
+              ylim=(0, top))
     for ax in (left, right):
         ax.legend()
     return _save(fig, path)
@@ -189,12 +194,12 @@ def targets_met(test_metrics: dict, targets: dict) -> dict[str, dict]:
             for name, goal in targets.items()}
 
 
-def summary_markdown(card: dict, test_metrics: dict, verdicts: dict) -> str:
-    """The human-readable ``TRAINING_SUMMARY.md`` of an entry."""
+def summary_markdown(card, test_metrics: dict, verdicts: dict) -> str:
+    """The human-readable ``TRAINING_SUMMARY.md`` of an entry (``card``: a training.card.Card)."""
     low, high = test_metrics["accuracy_ci95"]
-    lines = [f"# {card['name']}", "",
-             f"- kind: `{card['kind']}`; classes ({len(card['classes'])}): {', '.join(card['classes'])}",
-             f"- data: {card.get('data', {}).get('summary', '')}",
+    lines = [f"# {card.name}", "",
+             f"- kind: `{card.kind}`; classes ({len(card.classes)}): {', '.join(card.classes)}",
+             f"- data: {card.data.get('summary', '')}",
              f"- test accuracy {test_metrics['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}), "
              f"top-3 {test_metrics['top3_accuracy']:.3f}, macro-F1 {test_metrics['macro_f1']:.3f}, "
              f"n = {test_metrics['n']}",

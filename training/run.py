@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 from features.files import write_json_atomic
-from training.config import DEFAULT_CONFIG, KINDS, ROOT, TrainConfig, load_config
+from features.progress import ProgressOutput, add_common_flags
+from training.config import DEFAULT_CONFIG, ROOT, TrainConfig, load_config, repo_path
+from training.kinds import KINDS
+from training.splits import STRATEGIES
 
 RUNS_DIR = ROOT / ".cache" / "runs"
 
@@ -28,27 +31,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config")
     parser.add_argument("--model", choices=KINDS)
     parser.add_argument("--videos", help="clip folder (videos/<label>/...)")
-    parser.add_argument("--cache", help="feature cache folder")
-    parser.add_argument("--registry", help="model registry folder (default models/)")
+    add_common_flags(parser, cache=None)
     parser.add_argument("--name", dest="entry_name", help="registry entry name")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--split", choices=("stratified", "speaker", "holdout"))
+    parser.add_argument("--split", choices=("auto", *STRATEGIES))
     parser.add_argument("--pretrained", help="local Kinetics-400 R(2+1)D-18 weights file")
-    parser.add_argument("--events", help="write progress events as JSON lines to FILE ('-': stdout)")
     parser.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
                         help="continue an interrupted run (default: the latest one)")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help=argparse.SUPPRESS)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The config file with the command line's flags merged over it, once."""
-    overrides = {"model": args.model, "data.videos": args.videos, "data.cache": args.cache,
-                 "registry": args.registry, "entry_name": args.entry_name,
+    overrides = {"model": args.model, "data.videos": args.videos,
+                 "data.cache": str(args.cache) if args.cache else None,
+                 "registry": str(args.registry) if args.registry else None,
+                 "entry_name": args.entry_name,
                  "optim.epochs": args.epochs, "optim.batch_size": args.batch_size,
                  "optim.lr": args.lr, "optim.seed": args.seed, "split.strategy": args.split,
                  "pretrained": args.pretrained}
@@ -67,8 +69,17 @@ def resolve_run(args: argparse.Namespace, config: TrainConfig) -> tuple[Path, Tr
         if not saved.is_file():
             raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json) -- nothing to resume")
         return run_dir, load_config(None, _flatten(json.loads(saved.read_text()))), True
-    run_dir = args.runs / (config.entry_name or default_entry_name(config.model))
-    run_dir.mkdir(parents=True, exist_ok=False)
+    name = config.entry_name or default_entry_name(config.model)
+    entry = repo_path(config.registry) / name
+    if entry.exists():
+        raise FileExistsError(f"registry entry {entry} already exists; choose another --name "
+                              f"or delete it (python -m training.registry delete {name})")
+    run_dir = args.runs / name
+    if run_dir.exists():
+        # An unfinished run of this name (an error or a kill ended it): without --resume
+        # the user asks to start again, and its checkpoint would only be in the way.
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     write_json_atomic(run_dir / "config.json", asdict(config))
     return run_dir, config, False
 
@@ -91,77 +102,14 @@ def _flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-class EventOutput:
-    """Renders events: a tqdm bar on the terminal and JSON lines to a file or stdout.
-
-    Batch events reach the JSON stream at most once per ``batch_interval`` seconds
-    (and always for an epoch's last batch), so a slow model still shows progress
-    without a fast one flooding the reader.
-    """
-
-    def __init__(self, events: str | None, progress: bool, batch_interval: float = 1.0):
-        from tqdm import tqdm
-
-        self._stream = (sys.stdout if events == "-" else open(events, "a", encoding="utf-8")
-                        if events else None)
-        self._progress = progress
-        self._bar = None                   # made at the first progress, so errors print alone
-        self._tqdm = tqdm
-        self._batch_interval = batch_interval
-        self._last_batch = float("-inf")
-
-    def _wants(self, event: dict) -> bool:
-        if event["event"] != "batch":
-            return True
-        now = time.monotonic()
-        if event["batch"] == event["batches"] or now - self._last_batch >= self._batch_interval:
-            self._last_batch = now
-            return True
-        return False
-
-    def __call__(self, event: dict) -> None:
-        if self._stream is not None and self._wants(event):
-            self._stream.write(json.dumps({"time": round(time.time(), 3), **event}) + "\n")
-            self._stream.flush()
-        if event["event"] in ("message", "done", "error"):
-            self._tqdm.write(event.get("text", json.dumps(event)), file=sys.stderr)
-            return
-        if not self._progress:
-            return
-        if self._bar is None and event["event"] in ("extract", "batch", "epoch_start"):
-            self._bar = self._tqdm(unit="step", dynamic_ncols=True, file=sys.stderr)
-        if self._bar is None:
-            return
-        if event["event"] == "extract":
-            self._bar.set_description("extracting lip features (clips)")
-            self._bar.total = event["total"]
-            self._bar.n = event["done"]
-            self._bar.refresh()
-        elif event["event"] == "batch":
-            self._bar.total = event["batches"]
-            self._bar.update(1)
-        elif event["event"] == "epoch_start":
-            self._bar.reset()
-            self._bar.set_description(f"epoch {event['epoch']}/{event['epochs']}")
-        elif event["event"] == "epoch_end":
-            self._bar.set_postfix(loss=f"{event['train_loss']:.3f}",
-                                  val_acc=f"{event['val_accuracy']:.3f}")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        if self._stream not in (None, sys.stdout):
-            self._stream.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     from training.distributed import DistributedContext
     from training.trainer import train
 
     args = parse_args(argv)
     with DistributedContext() as dist:
-        output = EventOutput(args.events if dist.is_main else None,
-                             progress=dist.is_main and not args.no_progress)
+        output = ProgressOutput(args.events if dist.is_main else None,
+                                progress=dist.is_main and not args.no_progress)
         try:
             config = config_from_args(args)
             run_dir, config, resume = resolve_run(args, config) if dist.is_main else (None, config, False)

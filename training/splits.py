@@ -12,6 +12,7 @@ config give the same split.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from features.files import write_json_atomic
 from training.config import SplitConfig
 
 SPLITS = ("train", "val", "test")
-STRATEGIES = ("stratified", "speaker", "holdout")
+STRATEGIES = ("stratified", "speaker", "holdout", "sentence")
 DEMOGRAPHIC_COLUMNS = ("gender", "age_band")
 UNKNOWN = "unknown"
 
@@ -80,7 +81,8 @@ def group_mask(rows: pd.DataFrame, spec: str) -> np.ndarray:
 def connected_groups(rows: pd.DataFrame, keys: tuple[str, ...]) -> np.ndarray:
     """(N,) int group id: rows sharing a value in any of ``keys`` are one group.
 
-    Union-find over the rows; missing values link nothing.
+    Union-find over the rows; values compare as trimmed, case-folded text (as in
+    :func:`group_mask`), so "Bed 4" and "bed 4 " are one speaker; missing values link nothing.
     """
     parent = list(range(len(rows)))
 
@@ -93,9 +95,10 @@ def connected_groups(rows: pd.DataFrame, keys: tuple[str, ...]) -> np.ndarray:
     for key in keys:
         first: dict = {}
         for i, value in enumerate(rows[key]):
-            if _text(value) is None:
+            text = _text(value)
+            if text is None:
                 continue
-            j = first.setdefault(value, i)
+            j = first.setdefault(text, i)
             parent[find(i)] = find(j)
     roots = np.array([find(i) for i in range(len(rows))])
     return np.unique(roots, return_inverse=True)[1]
@@ -225,9 +228,14 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
     each. ``speaker``: whole speakers (and recordings) to val and test until
     each holds about its fraction of the clips. ``holdout``: clips matching
     ``val_holdout`` / ``test_holdout`` go there, the rest to train, with a
-    missing val (or test) drawn stratified from the rest. Raises ``ValueError``
+    missing val (or test) drawn stratified from the rest. ``sentence``: whole
+    transcripts (and recordings) to val and test until each holds about its
+    fraction of the clips, so no sentence is both trained and tested on (for
+    sentence readers, which need no class in train). Raises ``ValueError``
     naming the class, group or setting when a split would be empty.
     """
+    if config.strategy == "auto":     # a model kind's own choice; without one, per class
+        config = replace(config, strategy="stratified")
     if config.strategy not in STRATEGIES:
         raise ValueError(f"split.strategy {config.strategy!r}: choose one of {STRATEGIES}")
     missing = [c for c in ("label", "source") if c not in rows.columns]
@@ -243,6 +251,8 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
     elif config.strategy == "speaker":
         _require_speakers(rows)
         assign = _by_size(connected_groups(rows, ("speaker", "source")), fractions, rng, "speaker")
+    elif config.strategy == "sentence":
+        assign = _by_size(connected_groups(rows, ("text", "source")), fractions, rng, "sentence")
     else:
         assign = _holdout(rows, connected_groups(rows, ("source",)), config, rng)
     splits = _indices(assign)
@@ -250,7 +260,8 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
         if len(index) == 0 and (name == "train" or fractions.get(name, 0) > 0
                                 or getattr(config, f"{name}_holdout", None)):
             raise ValueError(f"split {name!r} would be empty with {config}; add clips or change it")
-    _check_train_classes(rows, splits["train"], config)
+    if config.strategy != "sentence":
+        _check_train_classes(rows, splits["train"], config)
     return splits
 
 
@@ -270,7 +281,8 @@ def split_analysis(rows: pd.DataFrame, splits: dict[str, np.ndarray]) -> dict:
     """Counts per split: clips, classes, speakers, sources, gender and age band.
 
     ``leaks`` lists speakers and sources found in more than one split
-    (empty when the split is group-aware). Unknown values count as ``unknown``.
+    (empty when the split is group-aware), as trimmed, case-folded text, the way
+    the splits group them. Unknown values count as ``unknown``.
     """
     rows = rows.reset_index(drop=True)
     analysis: dict = {"total": len(rows), "sizes": {}, "classes": {}, "speakers": {},
@@ -287,7 +299,7 @@ def split_analysis(rows: pd.DataFrame, splits: dict[str, np.ndarray]) -> dict:
         for column, seen in owners.items():
             for value in part.get(column, []):
                 if _text(value) is not None:
-                    seen.setdefault(str(value), set()).add(name)
+                    seen.setdefault(_text(value), set()).add(name)
     analysis["leaks"] = {column: sorted(v for v, where in seen.items() if len(where) > 1)
                          for column, seen in owners.items()}
     return analysis

@@ -15,15 +15,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from recognizer.gui.train_panel import KIND_LABELS
 from recognizer.predictor import find_entry
 from recognizer.state import AppState, Change
+from training.card import Card
+from training.kinds import KINDS, get_kind
 from training.registry import list_entries
 
 
-def entry_label(name: str, card: dict) -> str:
-    accuracy = (card.get("metrics") or {}).get("accuracy")
-    return f"{name}  ({accuracy:.0%})" if isinstance(accuracy, (int, float)) else name
+def entry_label(name: str, card: Card) -> str:
+    return f"{name}  ({card.accuracy:.0%})" if card.accuracy is not None else name
 
 
 class RecogniserBar(QWidget):
@@ -40,8 +40,8 @@ class RecogniserBar(QWidget):
         self.registry_root = Path(registry_root)
         self._on_pick = on_pick
         self.kind = QComboBox()
-        for kind, label in KIND_LABELS.items():
-            self.kind.addItem(label, kind)
+        for kind in KINDS:
+            self.kind.addItem(get_kind(kind).label, kind)
         self.model = QComboBox(minimumContentsLength=24)
         self.details = QLabel()
         self.details.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # long class lists never widen the window
@@ -67,7 +67,7 @@ class RecogniserBar(QWidget):
     def refresh_models(self, select: str | None = None, load: bool = True) -> None:
         """Fill the model list for the chosen kind; select (and ``load``) ``select``, default the active entry."""
         kind = self.kind.currentData()
-        entries = [e for e in list_entries(self.registry_root) if e.card.get("kind") == kind]
+        entries = [e for e in list_entries(self.registry_root) if e.card.kind == kind]
         if select is None:
             chosen = find_entry(self.registry_root, kind)
             select = chosen.name if chosen else None

@@ -20,18 +20,20 @@ from PySide6.QtWidgets import (
 )
 
 from recognizer.gui.speech import ALERT_PHRASES, spoken_text
-from recognizer.state import AppState, Change
+from recognizer.state import AppState, Change, HistoryItem
 
 PANEL_STYLE = "background: #101418; color: #ffffff;"
 ALERT_STYLE = "background: #b00020; color: #ffffff;"
+ALERT_MS = 4000
 
 
 class PhrasePanel(QWidget):
     """The last phrase in very large type, with the top 3 as bars to choose from.
 
     Below the confidence threshold it says it is not sure and asks to pick one
-    of the three; a click on a choice calls ``on_choose(phrase)``. "help" turns
-    the panel red for a few seconds, visible from across the bed.
+    of the three; a click on a choice calls ``on_choose(phrase)``. Every sure
+    "help" -- recognised, recognised again, or picked from the three -- turns
+    the panel red for ``ALERT_MS`` milliseconds, visible from across the bed.
     """
 
     def __init__(self, state: AppState, on_choose: Callable[[str], None], parent=None):
@@ -65,10 +67,11 @@ class PhrasePanel(QWidget):
             row.addWidget(bar, stretch=2)
             layout.addLayout(row)
             self.choices.append((button, bar))
-        self._calm = QTimer(self, singleShot=True, interval=4000)
+        self._calm = QTimer(self, singleShot=True, interval=ALERT_MS)
         self._calm.timeout.connect(lambda: self.setStyleSheet(PANEL_STYLE))
         for field in ("entry", "phrase", "top3", "sure"):
             state.subscribe(field, self._changed)
+        state.subscribe_recorded(self._recorded)
         self._changed(None)
 
     def _changed(self, change: Change | None) -> None:
@@ -92,7 +95,10 @@ class PhrasePanel(QWidget):
             button.setEnabled(phrase is not None)
             bar.setValue(round(probability * 100))
             bar.setFormat(f"{probability:.0%}" if phrase else "")
-        if change is not None and change.field == "phrase" and state.sure and state.phrase in ALERT_PHRASES:
+
+    def _recorded(self, item: HistoryItem) -> None:
+        # On the recognition, not on a field change: a repeated "help" changes no field.
+        if item.sure and item.phrase in ALERT_PHRASES:
             self.setStyleSheet(ALERT_STYLE)
             self._calm.start()
 

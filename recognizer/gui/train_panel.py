@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 
 from recognizer.gui.layout import form_with_buttons
 from training.config import ROOT
+from training.kinds import KINDS, get_kind
 
-KIND_LABELS = {"landmark_cnn": "Landmark 1D-CNN", "r2plus1d": "R(2+1)D-18 video"}
 
 
 def progress_fraction(event: dict, epochs: int | None) -> float | None:
@@ -48,16 +48,16 @@ def progress_fraction(event: dict, epochs: int | None) -> float | None:
 
 def describe(event: dict) -> str | None:
     """One line of text for the panel from an event (None: nothing to say)."""
-    kind = event.get("event")
-    if kind == "extract":
+    name = event.get("event")
+    if name == "extract":
         return f"Reading lip features: {event['done']}/{event['total']} clips"
-    if kind == "epoch_start":
+    if name == "epoch_start":
         return f"Epoch {event['epoch']}/{event['epochs']}"
-    if kind == "epoch_end":
+    if name == "epoch_end":
         return (f"Epoch {event['epoch']}: validation accuracy {event['val_accuracy']:.1%}, "
                 f"loss {event['train_loss']:.3f}")
-    if kind in ("message", "done", "error", "resumed"):
-        return event.get("text") or f"{kind}: {event}"
+    if name in ("message", "done", "error", "resumed"):
+        return event.get("text") or f"{name}: {event}"
     return None
 
 
@@ -85,8 +85,8 @@ class TrainPanel(QWidget):
         self.entry: Path | None = None
         self.events: list[dict] = []
         self.kind = QComboBox()
-        for kind, label in KIND_LABELS.items():
-            self.kind.addItem(label, kind)
+        for kind in KINDS:
+            self.kind.addItem(get_kind(kind).label, kind)
         self.epochs = QSpinBox(minimum=1, maximum=500, value=30)
         self.start_button = QPushButton("Start training")
         self.cancel_button = QPushButton("Cancel")

@@ -11,11 +11,11 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from recognizer.gui.worker import LiveFrame
-from recognizer.live import MOUTHING, PLOT_NAMES, RECOGNISED, PlotHistory
+from recognizer.live import PLOT_NAMES, LiveState, PlotHistory
 from recognizer.recording import COUNTDOWN, RECORDING
 
-STATE_COLOURS = {"resting": QColor("#5f6b7a"), MOUTHING: QColor("#e69500"),
-                 RECOGNISED: QColor("#1f9d55")}
+STATE_COLOURS = {LiveState.RESTING: QColor("#5f6b7a"), LiveState.MOUTHING: QColor("#e69500"),
+                 LiveState.RECOGNISED: QColor("#1f9d55")}
 OUTER_LIP_PEN = QColor("#39ff14")
 INNER_LIP_PEN = QColor("#00e5ff")
 CROP_BOX_PEN = QColor("#ffd400")

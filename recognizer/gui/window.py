@@ -27,7 +27,7 @@ from recognizer.gui.worker import LiveFrame, LiveRecognition, LiveWorker
 from recognizer.live import PlotHistory
 from recognizer.predictor import Predictor
 from recognizer.state import AppState, HistoryLog
-from training.registry import activate, read_card
+from training.registry import activate, damaged_entries, read_card
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,10 @@ class MainWindow(QMainWindow):
         if entry is None:
             self.worker.set_predictor(None)
             self.state.use_entry(kind, None, (), None)
+            damaged = "".join(f" Cannot use the damaged model {d.name}: {d.reason}."
+                              for d in damaged_entries(self.registry_root))
             self.show_status(f"No trained {kind} model yet: record samples in the Record tab, "
-                             "then train one in the Train tab.")
+                             f"then train one in the Train tab.{damaged}")
             return
         self.show_status(f"Loading {entry.name}...")
 
@@ -188,8 +190,7 @@ class MainWindow(QMainWindow):
             return
         card = predictor.entry.card
         self.worker.set_predictor(predictor)
-        self.state.use_entry(card["kind"], entry.name, card["classes"],
-                             (card.get("metrics") or {}).get("accuracy"))
+        self.state.use_entry(card.kind, entry.name, card.classes, card.accuracy)
         try:
             activate(self.registry_root, entry.name)
         except (ValueError, OSError) as failure:
@@ -204,7 +205,7 @@ class MainWindow(QMainWindow):
 
     def use_entry(self, entry: Path) -> None:
         """Make a newly trained ``entry`` the live recogniser (switching kind if needed)."""
-        kind = read_card(entry)["kind"]
+        kind = read_card(entry).kind
         self.bar.kind.blockSignals(True)
         self.bar.kind.setCurrentIndex(self.bar.kind.findData(kind))
         self.bar.kind.blockSignals(False)

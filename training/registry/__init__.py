@@ -1,12 +1,13 @@
 """The model registry: one self-describing folder per trained model.
 
 An entry ``<root>/<name>/`` holds ``weights.safetensors`` and ``card.json``
-(kind, arch args, classes in order, feature names, normalisation, input spec,
-data summary, metrics, created_at, parent) plus report files. Entries are
+(a :class:`training.card.Card`: kind, arch args, classes in order, the kind's
+input spec, data summary, metrics, created_at, parent) plus report files. Entries are
 written into a hidden temporary folder and renamed into place, so a killed
 writer never leaves a listed entry. ``<root>/active.json`` maps each kind to
 its active entry. :func:`load_entry` is the one loader of the app and the
-evaluator; it never unpickles code. Its command line is :mod:`training.registry.cli`.
+evaluator; it never unpickles code. A folder whose card or weights cannot be
+read is not an entry but a :class:`DamagedEntry`, listed with its reason. Its command line is :mod:`training.registry.cli`.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,11 +26,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from features.files import fsync_path, write_json_atomic
-from training.models import MODEL_KINDS, build_model, default_device, read_state_dict
+from training.card import WEIGHTS_FILE, Card, CardError
+from training.kinds import get_kind
+from training.kinds.base import default_device, read_state_dict
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "models"
 CARD_FILE = "card.json"
-WEIGHTS_FILE = "weights.safetensors"
 ACTIVE_FILE = "active.json"
 CLIPS_FILE = "clips.json"
 RESERVED_NAMES = {"assets", ACTIVE_FILE}
@@ -44,7 +46,16 @@ class RegistryEntry:
 
     name: str
     path: Path
-    card: dict
+    card: Card
+
+
+@dataclass(frozen=True)
+class DamagedEntry:
+    """A folder of the registry that cannot be used, and why (naming the file)."""
+
+    name: str
+    path: Path
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ class LoadedEntry:
 
     name: str
     path: Path
-    card: dict
+    card: Card
     model: nn.Module
     device: torch.device
 
@@ -91,31 +102,18 @@ def _weights_file(entry: Path) -> Path | None:
     return None
 
 
-def read_card(entry: str | Path) -> dict:
-    """The card of an entry folder, checked enough that :func:`load_entry` can rebuild it."""
+def read_card(entry: str | Path) -> Card:
+    """The card of an entry folder, checked enough that :func:`load_entry` can rebuild it;
+    ``ValueError`` naming the file and what is wrong with it."""
     path = Path(entry) / CARD_FILE
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: unreadable card: {error}") from error
-    if not isinstance(card, dict):
-        raise ValueError(f"{path}: card must be a JSON object")
-    _check_card(card, str(path))
+        raise CardError(f"{path}: unreadable card: {error}") from error
+    card = Card.from_json(data, str(path))
     if _weights_file(Path(entry)) is None:
-        raise ValueError(f"{entry}: no {WEIGHTS_FILE} (or {' / '.join(LEGACY_WEIGHTS)})")
+        raise CardError(f"{entry}: no {WEIGHTS_FILE} (or {' / '.join(LEGACY_WEIGHTS)})")
     return card
-
-
-def _check_card(card: dict, where: str) -> None:
-    missing = [k for k in ("kind", "arch_args", "classes") if k not in card]
-    if missing:
-        raise ValueError(f"{where}: card lacks {missing}")
-    if card["kind"] not in MODEL_KINDS:
-        raise ValueError(f"{where}: unknown kind {card['kind']!r}; known: {sorted(MODEL_KINDS)}")
-    num_classes = card["arch_args"].get("num_classes")
-    if num_classes is not None and num_classes != len(card["classes"]):
-        raise ValueError(f"{where}: arch_args num_classes={num_classes} but "
-                         f"{len(card['classes'])} classes")
 
 
 def remove_stale_temps(root: str | Path) -> list[Path]:
@@ -130,7 +128,7 @@ def remove_stale_temps(root: str | Path) -> list[Path]:
     return removed
 
 
-def _fill_folder(folder: Path, model: nn.Module, card: dict,
+def _fill_folder(folder: Path, model: nn.Module, card: Card,
                  extra_files: dict[str, bytes | str | Path]) -> None:
     for file_name, content in extra_files.items():
         if file_name in (CARD_FILE, WEIGHTS_FILE) or Path(file_name).name != file_name:
@@ -144,29 +142,28 @@ def _fill_folder(folder: Path, model: nn.Module, card: dict,
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     fsync_path(folder / WEIGHTS_FILE)
-    _write_json(folder / CARD_FILE, card)
+    _write_json(folder / CARD_FILE, card.to_json())
 
 
-def write_entry(root: str | Path, name: str | None, model: nn.Module, card: dict,
+def write_entry(root: str | Path, name: str | None, model: nn.Module, card: Card,
                 extra_files: dict[str, bytes | str | Path] | None = None) -> Path:
     """Write ``model`` and its ``card`` as entry ``name`` of ``root``; returns its folder.
 
-    ``card`` needs ``kind``, ``arch_args`` and ``classes``; ``name`` defaults to
-    :func:`default_entry_name`. ``created_at``, ``name``, ``weights`` and
-    ``files`` (the extra files) are filled in. An existing entry is never overwritten.
+    ``name`` defaults to :func:`default_entry_name`. The card's ``created_at``,
+    ``name``, ``weights`` and ``files`` (the extra files) are filled in. An
+    existing entry is never overwritten.
     """
-    _check_card(card, f"card for {name!r}")
+    get_kind(card.kind)
     root = Path(root)
-    name = _check_name(name or default_entry_name(card["kind"]))
+    name = _check_name(name or default_entry_name(card.kind))
     final = root / name
     if final.exists():
         raise FileExistsError(f"registry entry already exists: {final}")
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(root)
     extra_files = dict(extra_files or {})
-    card = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "parent": None, **card, "name": name, "weights": WEIGHTS_FILE,
-            "files": sorted(extra_files)}
+    card = replace(card, name=name, weights=WEIGHTS_FILE, files=tuple(sorted(extra_files)),
+                   created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     temp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir()
@@ -180,17 +177,27 @@ def write_entry(root: str | Path, name: str | None, model: nn.Module, card: dict
     return final
 
 
-def list_entries(root: str | Path = DEFAULT_ROOT) -> list[RegistryEntry]:
-    """Entries with a valid card, oldest first; skips hidden/temp folders and ``assets``."""
-    entries = []
+def _scan(root: str | Path) -> tuple[list[RegistryEntry], list[DamagedEntry]]:
+    entries, damaged = [], []
     for path in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
         if not path.is_dir() or path.name.startswith(".") or path.name in RESERVED_NAMES:
             continue
         try:
             entries.append(RegistryEntry(path.name, path, read_card(path)))
-        except ValueError:
-            continue
-    return sorted(entries, key=lambda e: (str(e.card.get("created_at", "")), e.name))
+        except ValueError as error:
+            damaged.append(DamagedEntry(path.name, path, str(error)))
+    return sorted(entries, key=lambda e: (e.card.created_at, e.name)), damaged
+
+
+def list_entries(root: str | Path = DEFAULT_ROOT) -> list[RegistryEntry]:
+    """Entries with a valid card, oldest first; skips hidden/temp folders, ``assets`` and
+    damaged folders (:func:`damaged_entries` lists those)."""
+    return _scan(root)[0]
+
+
+def damaged_entries(root: str | Path = DEFAULT_ROOT) -> list[DamagedEntry]:
+    """Folders of ``root`` that look like entries but cannot be used, with the reason."""
+    return _scan(root)[1]
 
 
 def entry_path(root: str | Path, name: str) -> Path:
@@ -218,7 +225,7 @@ def active_names(root: str | Path = DEFAULT_ROOT) -> dict[str, str]:
 def activate(root: str | Path, name: str) -> None:
     """Make entry ``name`` the active one of its kind."""
     card = read_card(entry_path(root, name))
-    _write_json(Path(root) / ACTIVE_FILE, {**active_names(root), card["kind"]: name})
+    _write_json(Path(root) / ACTIVE_FILE, {**active_names(root), card.kind: name})
 
 
 def active_entry(root: str | Path, kind: str) -> Path | None:
@@ -267,19 +274,12 @@ def load_entry(path: str | Path, device: str | torch.device | None = None) -> Lo
     """
     path = Path(path)
     card = read_card(path)
-    model = build_model(card["kind"], card["arch_args"])
+    model = get_kind(card.kind).build(card.arch_args)
     weights = _weights_file(path)
     try:
         model.load_state_dict(read_state_dict(weights), strict=True)
     except RuntimeError as error:
-        raise ValueError(f"{weights}: weights do not fit the card's {card['kind']} "
-                         f"{card['arch_args']}: {error}") from error
+        raise ValueError(f"{weights}: weights do not fit the card's {card.kind} "
+                         f"{card.arch_args}: {error}") from error
     device = torch.device(device) if device is not None else default_device()
     return LoadedEntry(path.name, path, card, model.to(device).eval(), device)
-
-
-def predict_proba(entry: LoadedEntry, batch: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(N, len(classes)) probabilities of a prepared model-input batch; columns follow ``classes``."""
-    with torch.inference_mode():
-        x = torch.as_tensor(batch, dtype=torch.float32, device=entry.device)
-        return torch.softmax(entry.model(x), dim=1).cpu().numpy()

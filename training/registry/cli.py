@@ -1,6 +1,6 @@
 """List and manage the registry's entries from the command line.
 
-    python -m training.registry list|show NAME|activate NAME|delete NAME [--root models]
+    python -m training.registry list|show NAME|activate NAME|delete NAME [--registry models]
 """
 from __future__ import annotations
 
@@ -9,45 +9,51 @@ import json
 import sys
 from pathlib import Path
 
-from training.registry import (DEFAULT_ROOT, entry_path, activate, active_names, delete,
-                               list_entries, read_card)
+from training.card import Card
+from training.registry import (DEFAULT_ROOT, entry_path, activate, active_names, damaged_entries,
+                               delete, list_entries, read_card)
 
 
-def _accuracy(card: dict) -> str:
-    metrics = card.get("metrics") or {}
-    for key in ("accuracy", "val_accuracy", "test_accuracy"):
-        if isinstance(metrics.get(key), (int, float)):
-            return f"{100 * metrics[key]:.1f}%"
+def _accuracy(card: Card) -> str:
+    for key in ("accuracy", "val_accuracy"):
+        if isinstance(card.metrics.get(key), (int, float)):
+            return f"{100 * card.metrics[key]:.1f}%"
     return "-"
 
 
 def _print_list(root: Path) -> None:
     active = set(active_names(root).values())
+    damaged = damaged_entries(root)
     rows = [("", "NAME", "KIND", "CLASSES", "ACCURACY", "CREATED")]
-    rows += [("*" if e.name in active else "", e.name, e.card["kind"],
-              str(len(e.card["classes"])), _accuracy(e.card), str(e.card.get("created_at", "-")))
+    rows += [("*" if e.name in active else "", e.name, e.card.kind,
+              str(len(e.card.classes)), _accuracy(e.card), e.card.created_at or "-")
              for e in list_entries(root)]
-    if len(rows) == 1:
+    if len(rows) == 1 and not damaged:
         print(f"no entries in {root}")
         return
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    print("* = active")
+    if len(rows) > 1:
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("* = active")
+    for entry in damaged:
+        print(f"DAMAGED {entry.name}: {entry.reason} (fix the file, or delete the folder "
+              f"{entry.path} and re-train)")
 
 
 def _print_show(root: Path, name: str) -> None:
     path = entry_path(root, name)
     card = read_card(path)
-    is_active = active_names(root).get(card["kind"]) == name
+    is_active = active_names(root).get(card.kind) == name
     print(f"{name}  ({path}){'  [active]' if is_active else ''}")
     print(f"files: {', '.join(sorted(p.name for p in path.iterdir()))}")
-    print(json.dumps(card, indent=2, sort_keys=True))
+    print(json.dumps(card.to_json(), indent=2, sort_keys=True))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="registry folder")
+    common.add_argument("--registry", "--root", dest="root", type=Path, default=DEFAULT_ROOT,
+                        help=f"model registry folder (default {DEFAULT_ROOT})")
     parser = argparse.ArgumentParser(prog="python -m training.registry",
                                      description="List and manage trained models.")
     commands = parser.add_subparsers(dest="command", required=True)

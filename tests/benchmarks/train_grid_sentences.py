@@ -1,0 +1,150 @@
+"""The sentence reader's benchmark: landmark_ctc on 800 GRID sentences, sentence-disjoint split.
+
+    python tests/benchmarks/train_grid_sentences.py [--config FILE] [--epochs N] [--seed S]
+                                                    [--inputs landmarks|crops|both] [--keep DIR]
+
+Copies the 300 shared sentences and the 500 of ``grid_s1_train`` whole into a
+temporary videos/ folder, extracts their features (cached under --cache),
+trains ``landmark_ctc`` with ``training.run`` on a sentence-disjoint split
+(val 10 %, test 25 %: 200 sentences the model never saw; early stopping and
+any tuning look at val only) and prints JSON:
+
+- ``wer_greedy`` / ``cer_greedy`` and ``wer_lexicon`` / ``cer_lexicon`` (prefix
+  beam search restricted to the training transcripts' words) on the test split;
+- ``phrase_list``: the 12 GRID command, colour and adverb words cut from the
+  test sentences (``features.grid --words ... --padding P``) scored against
+  those 12 words by phrase-list CTC scoring, no word sample used: top-1, top-3;
+- ``train_s`` (the whole ``training.run`` call) and ``inference_ms`` (one
+  75-frame sentence: input preparation and forward pass, median of 50).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from features.cache import DEFAULT_CACHE_DIR, FeatureCache, file_digest  # noqa: E402
+from features.extract import extract_many, find_videos  # noqa: E402
+from features.grid import import_grid  # noqa: E402
+from training.run import main as train  # noqa: E402
+
+WORDS = ["bin", "lay", "place", "set", "blue", "green", "red", "white",
+         "again", "now", "please", "soon"]
+DATA = ROOT.parent / "shared" / "data"
+SETTINGS = {"model": "landmark_ctc",
+            "split": {"strategy": "sentence", "val_fraction": 0.1, "test_fraction": 0.25},
+            "optim": {"epochs": 60, "batch_size": 16, "lr": 0.003, "patience": 15,
+                      "label_smoothing": 0.0}}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="training config (default: the settings above)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inputs", choices=("landmarks", "crops", "both"), default="landmarks")
+    parser.add_argument("--relative", choices=("none", "clip"), default="none")
+    parser.add_argument("--padding", type=int, default=4, help="frames around each word clip")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--keep", type=Path, help="keep the registry entry in this folder")
+    parser.add_argument("--events", help="write training.run's progress events to this file")
+    return parser.parse_args()
+
+
+def sentences_into(videos: Path) -> None:
+    for folder in ("grid_s1", "grid_s1_train"):
+        summary = import_grid(DATA / folder, videos, whole=True)
+        if summary.failed:
+            raise SystemExit(f"could not import {summary.failed}")
+
+
+def word_clips_of(test_ids: list[str], videos: Path, padding: int) -> list[tuple[str, Path]]:
+    """The 12 words cut from the test sentences: (word, clip path)."""
+    for folder in ("grid_s1", "grid_s1_train"):
+        ids = [i for i in test_ids if (DATA / folder / "align" / f"{i}.align").is_file()]
+        import_grid(DATA / folder, videos, words=WORDS, padding=padding, sentences=ids)
+    return [(p.parent.name, p) for p in find_videos(videos)]
+
+
+def inference_ms(predictor, clip) -> float:
+    import torch
+
+    times = []
+    with torch.inference_mode():
+        for _ in range(50):
+            start = time.perf_counter()
+            predictor.entry.model(predictor.model_batch(clip))
+            times.append(1000 * (time.perf_counter() - start))
+    return float(np.median(times))
+
+
+def main() -> None:
+    from recognizer.predictor import Predictor
+
+    args = parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        videos, models = tmp / "videos", args.keep or tmp / "models"
+        sentences_into(videos)
+        start = time.perf_counter()
+        cache = FeatureCache(args.cache)
+        extract_many(find_videos(videos), cache, workers=2)
+        extract_s = time.perf_counter() - start
+        config = args.config
+        if config is None:
+            settings = {**SETTINGS, "data": {"inputs": args.inputs, "relative": args.relative}}
+            config = tmp / "sentences.yaml"
+            config.write_text(yaml.safe_dump(settings))
+        name = f"grid-sentences-{args.inputs}-s{args.seed}"
+        flags = ["--config", str(config), "--videos", str(videos), "--cache", str(args.cache),
+                 "--registry", str(models), "--runs", str(tmp / "runs"), "--name", name,
+                 "--seed", str(args.seed), "--no-progress"]
+        flags += ["--epochs", str(args.epochs)] if args.epochs else []
+        flags += ["--events", args.events] if args.events else []
+        start = time.perf_counter()
+        if train(flags) != 0:
+            raise SystemExit("training failed")
+        train_s = time.perf_counter() - start
+        entry = models / name
+        card = json.loads((entry / "card.json").read_text())
+        test = set(json.loads((entry / "clips.json").read_text())["test"])
+        test_ids = [p.stem for p in find_videos(videos) if file_digest(p) in test]
+        words = word_clips_of(test_ids, tmp / "words", args.padding)
+        extract_many([p for _, p in words], cache, workers=2)
+        predictor = Predictor.from_entry(entry, device="cpu", phrases=WORDS)
+        crops = predictor.needs_crops
+        hits, top3 = [], []
+        for word, path in words:
+            prediction = predictor.predict(cache.load(path, crops=crops))
+            hits.append(prediction.phrase == word)
+            top3.append(word in [p for p, _ in prediction.top3])
+        sentence = cache.load(next(p for p in find_videos(videos) if p.stem == test_ids[0]), crops=crops)
+        metrics = card["metrics"]
+        print(json.dumps({
+            "benchmark": "train_grid_sentences", "inputs": args.inputs, "relative": args.relative,
+            "seed": args.seed, "sentences": card["data"]["clips"], "split": card["data"]["split_sizes"],
+            "wer_greedy": round(metrics["wer"], 4), "cer_greedy": round(metrics["cer"], 4),
+            "wer_lexicon": round(metrics["wer_lexicon"], 4), "cer_lexicon": round(metrics["cer_lexicon"], 4),
+            "sentence_accuracy_greedy": round(metrics["sentence_accuracy"], 4),
+            "val_wer": round(metrics["val_wer"], 4), "epochs_run": card["training"]["epochs_run"],
+            "phrase_list": {"clips": len(words), "padding": args.padding,
+                            "top1": round(float(np.mean(hits)), 4), "top3": round(float(np.mean(top3)), 4)},
+            "train_s": round(train_s, 1), "fit_s": card["training"]["seconds"],
+            "extract_s": round(extract_s, 1), "inference_ms": round(inference_ms(predictor, sentence), 2),
+            "goal": {"wer_greedy": 0.10, "wer_lexicon": 0.07, "phrase_list_top1": 0.90,
+                     "train_s": 600, "inference_ms": 10},
+        }))
+
+
+if __name__ == "__main__":
+    main()

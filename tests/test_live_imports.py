@@ -1,0 +1,37 @@
+"""The live path imports only what it runs: no plotting, statistics or data-frame stack."""
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+HEAVY = ("matplotlib", "scipy", "sklearn", "pandas")
+
+RECOGNISE = """
+import io, json, sys
+from recognizer.headless import run_headless
+
+out, err = io.StringIO(), io.StringIO()
+code = run_headless(sys.argv[1], sys.argv[2], "landmark_cnn", out=out, err=err)
+loaded = sorted(m for m in %r if m in sys.modules)
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt                 # the real one, once asked for
+plt.figure()
+print(json.dumps({"code": code, "lines": out.getvalue().splitlines(), "err": err.getvalue(),
+                  "loaded": loaded, "pyplot": plt.__file__}))
+""" % (HEAVY,)
+
+
+def test_recognising_a_file_loads_no_training_only_stack(word_models, grid_dir):
+    _, _, models = word_models
+    done = subprocess.run(
+        [sys.executable, "-c", RECOGNISE, str(grid_dir / "video" / "bbaf2n.mp4"), str(models)],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["code"] == 0 and result["lines"], result["err"]
+    assert result["loaded"] == [], f"the live path imported {result['loaded']}"
+    assert result["pyplot"].endswith("pyplot.py")

@@ -1,0 +1,201 @@
+"""From a CTC model's per-frame character log-probabilities to text, and text metrics.
+
+An alphabet is a tuple of characters; a model over it emits ``len(alphabet) + 1``
+log-probabilities a frame, index 0 being the CTC blank and index ``i`` the
+character ``alphabet[i - 1]``. A space separates words.
+
+- :func:`greedy_decode`: the most likely symbol per frame, repeats merged, blanks dropped.
+- :class:`BeamDecoder`: prefix beam search (flashlight-text's decoder, the one
+  torchaudio wraps), free or restricted to a lexicon of words.
+- :func:`phrase_log_likelihoods`: the exact CTC log-likelihood of each of N
+  candidate phrases, for scoring a phrase list with no sample of the phrases.
+- :func:`word_error_rate`, :func:`char_error_rate`: edit distances over a corpus.
+"""
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+BLANK = 0
+SPACE = " "
+
+
+def normalise_text(text: str) -> str:
+    """NFC, case-folded, with runs of whitespace and ``_`` made one space, ends stripped."""
+    text = unicodedata.normalize("NFC", text).casefold().replace("_", " ")
+    return " ".join(text.split())
+
+
+def alphabet_of(texts: Iterable[str]) -> tuple[str, ...]:
+    """The sorted characters of ``texts`` (normalised), space included."""
+    return tuple(sorted(set(SPACE).union(*(normalise_text(t) for t in texts))))
+
+
+def encode(text: str, alphabet: Sequence[str]) -> list[int]:
+    """Symbol indices (1-based; 0 is the blank) of ``text``; ``ValueError`` naming any
+    character the alphabet lacks."""
+    index = {c: i + 1 for i, c in enumerate(alphabet)}
+    text = normalise_text(text)
+    unknown = sorted(set(text) - set(index))
+    if unknown:
+        raise ValueError(f"{text!r}: characters {unknown} are not in the model's alphabet "
+                         f"{''.join(alphabet)!r}")
+    return [index[c] for c in text]
+
+
+def decode_indices(indices: Iterable[int], alphabet: Sequence[str]) -> str:
+    """Text of 1-based symbol indices (blanks skipped), whitespace tidied."""
+    return " ".join("".join(alphabet[i - 1] for i in indices if i != BLANK).split())
+
+
+def greedy_decode(log_probs: np.ndarray | torch.Tensor, alphabet: Sequence[str]) -> str:
+    """Best path of (T, V) log-probabilities: argmax per frame, repeats merged, blanks dropped."""
+    best = np.asarray(torch.as_tensor(log_probs).argmax(-1).cpu())
+    keep = np.ones(len(best), bool)
+    keep[1:] = best[1:] != best[:-1]
+    return decode_indices(best[keep], alphabet)
+
+
+class BeamDecoder:
+    """Prefix beam search over (T, V) log-probabilities, optionally restricted to ``lexicon``.
+
+    With a lexicon every decoded word is one of its words (an unknown word
+    can never win); without one any string over the alphabet can. Spaces
+    separate words, as in the model's alphabet. Built once and reused: the
+    lexicon's trie is made here.
+    """
+
+    def __init__(self, alphabet: Sequence[str], lexicon: Iterable[str] | None = None,
+                 beam_size: int = 20, beam_threshold: float = 50.0, word_score: float = 0.0):
+        from flashlight.lib.text import decoder as fl
+
+        if SPACE not in alphabet:
+            raise ValueError("the alphabet has no space, so it cannot separate words")
+        self.alphabet = tuple(alphabet)
+        self.space = self.alphabet.index(SPACE) + 1
+        tokens = len(self.alphabet) + 1
+        self._lm = fl.ZeroLM()
+        if lexicon is None:
+            self.words: tuple[str, ...] = ()
+            options = fl.LexiconFreeDecoderOptions(
+                beam_size=beam_size, beam_size_token=tokens, beam_threshold=beam_threshold,
+                lm_weight=0.0, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
+            self._decoder = fl.LexiconFreeDecoder(options, self._lm, self.space, BLANK, [])
+            return
+        self.words = tuple(sorted({w for text in lexicon for w in normalise_text(text).split()}))
+        if not self.words:
+            raise ValueError("the lexicon holds no word")
+        trie = fl.Trie(tokens, self.space)
+        start = self._lm.start(False)
+        for word_index, word in enumerate(self.words):
+            _, score = self._lm.score(start, word_index)
+            trie.insert(encode(word, self.alphabet) + [self.space], word_index, score)
+        trie.smear(fl.SmearingMode.MAX)
+        self._trie = trie
+        options = fl.LexiconDecoderOptions(
+            beam_size=beam_size, beam_size_token=tokens, beam_threshold=beam_threshold,
+            lm_weight=0.0, word_score=word_score, unk_score=-math.inf, sil_score=0.0,
+            log_add=True, criterion_type=fl.CriterionType.CTC)
+        self._decoder = fl.LexiconDecoder(options, trie, self._lm, self.space, BLANK,
+                                          len(self.words), [], False)
+
+    def decode(self, log_probs: np.ndarray | torch.Tensor) -> str:
+        """The best hypothesis of one clip's (T, V) log-probabilities."""
+        emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu().contiguous()
+        frames, symbols = emissions.shape
+        if symbols != len(self.alphabet) + 1:
+            raise ValueError(f"expected {len(self.alphabet) + 1} symbols a frame, got {symbols}")
+        results = self._decoder.decode(emissions.data_ptr(), frames, symbols)
+        if not results:
+            return ""
+        best = results[0]
+        if self.words:
+            return " ".join(self.words[i] for i in best.words if 0 <= i < len(self.words))
+        tokens = [t for t in best.tokens if 0 < t < symbols]
+        return decode_indices(_merge_repeats(tokens), self.alphabet)
+
+
+def _merge_repeats(tokens: Sequence[int]) -> list[int]:
+    return [t for i, t in enumerate(tokens) if i == 0 or t != tokens[i - 1]]
+
+
+def phrase_log_likelihoods(log_probs: torch.Tensor, phrases: Sequence[str],
+                           alphabet: Sequence[str]) -> np.ndarray:
+    """(N,) exact ``log p(phrase | clip)`` of each phrase under one clip's (T, V) log-probabilities.
+
+    One batched ``ctc_loss`` of the clip against every phrase. A phrase that
+    cannot fit in T frames gets ``-inf``.
+    """
+    if not phrases:
+        raise ValueError("no phrase to score")
+    if log_probs.ndim != 2 or log_probs.shape[1] != len(alphabet) + 1:
+        raise ValueError(f"expected (T, {len(alphabet) + 1}) log-probabilities for an alphabet "
+                         f"of {len(alphabet)}, got {tuple(log_probs.shape)}")
+    targets = [encode(p, alphabet) for p in phrases]
+    empty = [p for p, t in zip(phrases, targets) if not t]
+    if empty:
+        raise ValueError(f"phrases {empty} hold no character to score")
+    frames = log_probs.shape[0]
+    batch = log_probs.float()[:, None].expand(frames, len(phrases), log_probs.shape[1]).contiguous()
+    flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
+    losses = F.ctc_loss(batch, flat, torch.full((len(phrases),), frames, dtype=torch.long),
+                        torch.tensor([len(t) for t in targets]), blank=BLANK,
+                        reduction="none", zero_infinity=False)
+    return (-losses).cpu().numpy().astype(np.float64)
+
+
+def phrase_posterior(log_likelihoods: np.ndarray) -> np.ndarray:
+    """The phrases' log-likelihoods normalised over the list (equal priors): (N,) summing to 1."""
+    finite = np.isfinite(log_likelihoods)
+    if not finite.any():
+        return np.full(len(log_likelihoods), 1.0 / len(log_likelihoods))
+    shifted = np.where(finite, log_likelihoods - log_likelihoods[finite].max(), -np.inf)
+    weights = np.exp(shifted)
+    return weights / weights.sum()
+
+
+def align(reference: Sequence, hypothesis: Sequence) -> list[tuple]:
+    """A minimum-edit alignment: (reference unit or None, hypothesis unit or None) pairs, in order."""
+    rows, cols = len(reference) + 1, len(hypothesis) + 1
+    cost = np.zeros((rows, cols), np.int64)
+    cost[:, 0], cost[0, :] = np.arange(rows), np.arange(cols)
+    for i in range(1, rows):
+        for j in range(1, cols):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
+                             cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]))
+    pairs, i, j = [], rows - 1, cols - 1
+    while i or j:
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]):
+            pairs.append((reference[i - 1], hypothesis[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and cost[i, j] == cost[i - 1, j] + 1:
+            pairs.append((reference[i - 1], None))
+            i -= 1
+        else:
+            pairs.append((None, hypothesis[j - 1]))
+            j -= 1
+    return pairs[::-1]
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Word edits (substitutions, deletions, insertions) over all reference words."""
+    return _error_rate(references, hypotheses, str.split)
+
+
+def char_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Character edits over all reference characters (spaces count)."""
+    return _error_rate(references, hypotheses, list)
+
+
+def _error_rate(references, hypotheses, units) -> float:
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    edits = sum(sum(a != b for a, b in align(units(normalise_text(r)), units(normalise_text(h))))
+                for r, h in zip(references, hypotheses))
+    total = sum(len(units(normalise_text(r))) for r in references)
+    return edits / total if total else float(edits > 0)

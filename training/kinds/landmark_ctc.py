@@ -1,0 +1,421 @@
+"""``landmark_ctc``: a sentence reader, CTC over characters on the lip features (LipNet-style).
+
+A clip is read at its own length, frame by frame: the per-frame features plus
+velocities, standardised with the training clips' statistics (optionally
+relative to the clip's own rest first), go through a temporal convolution
+front-end and a bidirectional GRU or LSTM to one distribution over the
+characters plus the CTC blank per frame. With ``inputs: crops`` or ``both``,
+the grayscale mouth crops go through a small spatio-temporal front-end (3-D
+convolutions, stride 1 in time, as LipNet's) and are joined per frame.
+
+The card's ``classes`` are the characters (the alphabet, from the training
+transcripts); :mod:`training.decoding` turns the per-frame log-probabilities
+into text, or scores a list of candidate phrases.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+from features.cache import ClipFeatures
+from features.frame_features import FEATURE_NAMES
+from features.sequence import SequenceConfig, sequence_transform
+from training.decoding import alphabet_of, encode, normalise_text
+from training.kinds.base import ModelKind
+from training.transforms import (MIN_STD, face_span, item_rng, mirror, mirror_plan,
+                                 resize_crops, rest_statistics)
+
+INPUTS = ("landmarks", "crops", "both")
+RELATIVE = ("none", "clip")
+
+
+@dataclass(frozen=True)
+class LandmarkCTCConfig:
+    """The sentence reader's architecture.
+
+    ``in_channels``: landmark channels per frame (0 with ``inputs: crops``);
+    ``num_symbols``: characters plus the blank; ``conv_width`` / ``conv_layers``
+    / ``kernel_size``: the temporal front-end (stride 1, so one output per
+    frame); ``rnn``: ``gru`` or ``lstm``, ``rnn_layers`` deep, ``rnn_width``
+    per direction; ``crop_size``: side of the crops the 3-D front-end takes,
+    ``crop_width``: its channels.
+    """
+
+    in_channels: int
+    num_symbols: int
+    inputs: str = "landmarks"
+    conv_width: int = 128
+    conv_layers: int = 2
+    kernel_size: int = 5
+    rnn: str = "gru"
+    rnn_layers: int = 2
+    rnn_width: int = 128
+    dropout: float = 0.3
+    crop_size: int = 48
+    crop_width: int = 32
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs {self.inputs!r}: choose one of {INPUTS}")
+        if self.rnn not in ("gru", "lstm"):
+            raise ValueError(f"rnn {self.rnn!r}: choose gru or lstm")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+
+
+class SequenceBatch(NamedTuple):
+    """A padded batch: ``features`` (N, C, T) float32 (C may be 0), ``lengths`` (N,) int64
+    frames per clip, ``crops`` (N, T, S, S) float32 in [0, 1] or an empty tensor."""
+
+    features: torch.Tensor
+    lengths: torch.Tensor
+    crops: torch.Tensor
+
+
+class CropFrontEnd(nn.Module):
+    """(N, T, S, S) mouth crops -> (N, width * 3, T): three 3-D conv blocks, stride 1 in
+    time and 2 in space, then the spatial mean."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        channels = (1, width, 2 * width, 3 * width)
+        blocks = []
+        for a, b in zip(channels, channels[1:]):
+            blocks += [nn.Conv3d(a, b, (3, 5, 5), stride=(1, 2, 2), padding=(1, 2, 2), bias=False),
+                       nn.BatchNorm3d(b), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*blocks)
+        self.out_channels = channels[-1]
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.body(crops[:, None]).mean(dim=(3, 4))
+
+
+class LandmarkCTC(nn.Module):
+    """:class:`SequenceBatch` -> (N, T, num_symbols) log-probabilities (and lengths)."""
+
+    def __init__(self, config: LandmarkCTCConfig):
+        super().__init__()
+        self.config = config
+        width = 0
+        if config.inputs != "crops":
+            layers, channels = [], config.in_channels
+            for _ in range(config.conv_layers):
+                layers += [nn.Conv1d(channels, config.conv_width, config.kernel_size,
+                                     padding=config.kernel_size // 2, bias=False),
+                           nn.BatchNorm1d(config.conv_width), nn.ReLU(inplace=True),
+                           nn.Dropout(config.dropout)]
+                channels = config.conv_width
+            self.landmarks = nn.Sequential(*layers)
+            width += channels
+        if config.inputs != "landmarks":
+            self.crops = CropFrontEnd(config.crop_width)
+            width += self.crops.out_channels
+        recurrent = nn.GRU if config.rnn == "gru" else nn.LSTM
+        self.encoder = recurrent(width, config.rnn_width, num_layers=config.rnn_layers,
+                                 batch_first=True, bidirectional=True,
+                                 dropout=config.dropout if config.rnn_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(2 * config.rnn_width, config.num_symbols)
+
+    def embed(self, batch: SequenceBatch) -> torch.Tensor:
+        """(N, T, 2 * rnn_width) per-frame encoder outputs (zero past each clip's length)."""
+        parts = []
+        if self.config.inputs != "crops":
+            parts.append(self.landmarks(batch.features))
+        if self.config.inputs != "landmarks":
+            parts.append(self.crops(batch.crops))
+        x = torch.cat(parts, dim=1).transpose(1, 2)
+        packed = nn.utils.rnn.pack_padded_sequence(x, batch.lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.encoder(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        return F.log_softmax(self.fc(self.dropout(self.embed(batch))).float(), dim=-1)
+
+
+@dataclass(frozen=True)
+class CTCInput:
+    """What the sentence reader is fed (the card's ``input``).
+
+    ``inputs``: landmarks, crops or both; ``velocities`` / ``max_gap`` as for
+    the landmark classifier; ``relative``: ``none``, or ``clip`` (each channel
+    minus the clip's rest level, divided by its rest spread, before
+    standardising); ``feature_names``, ``mean``, ``std``: the landmark
+    channels and their training statistics; ``crop_size``: side the crops are
+    resized to; ``lexicon``: the words of the training transcripts, for decoding.
+    """
+
+    inputs: str
+    velocities: bool
+    max_gap: int
+    relative: str
+    feature_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_size: int
+    lexicon: tuple[str, ...]
+
+    @cached_property
+    def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor(self.mean, dtype=torch.float32)[:, None],
+                torch.tensor(self.std, dtype=torch.float32)[:, None])
+
+
+def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndarray | None, tuple]:
+    """One clip at its own length: (T, C) float32 features (gaps filled, velocities,
+    relative to rest if asked), (T, S, S) uint8 crops or None, and the C channel names.
+
+    Frames before the first and after the last face are dropped.
+    """
+    if not clip.valid.any():
+        raise ValueError("no frame with a face")
+    span = face_span(clip.valid)
+    features, names = np.zeros((span.stop - span.start, 0), np.float32), ()
+    if spec.inputs != "crops":
+        matrix, mask, names = sequence_transform(
+            clip.features, clip.valid, clip.names,
+            SequenceConfig(max_gap=spec.max_gap, velocities=spec.velocities))
+        features = matrix[span]
+        if spec.relative == "clip":
+            level, spread = rest_statistics(features, tuple(names))
+            features = (features - level) / spread
+    crops = None
+    if spec.inputs != "landmarks":
+        if clip.crops.shape[:1] != clip.valid.shape or clip.crops.size == 0:
+            raise ValueError("the clip carries no mouth crops; extract it with crops=True")
+        crops = resize_crops(clip.crops[span], spec.crop_size)
+    return features.astype(np.float32), crops, tuple(names)
+
+
+def speed_change(frames: np.ndarray, factor: float, nearest: bool = False) -> np.ndarray:
+    """(T, ...) frames played ``factor`` times as fast: round(T / factor) frames, linearly
+    interpolated (nearest frame with ``nearest``)."""
+    length = max(2, int(round(len(frames) / factor)))
+    times = np.linspace(0, len(frames) - 1, length)
+    if nearest or len(frames) == 1:
+        return frames[np.round(times).astype(np.int64)]
+    left = np.floor(times).astype(np.int64)
+    right = np.minimum(left + 1, len(frames) - 1)
+    weight = (times - left).astype(np.float32).reshape(-1, *([1] * (frames.ndim - 1)))
+    return (frames[left] * (1 - weight) + frames[right] * weight).astype(frames.dtype)
+
+
+class SentenceDataset(Dataset):
+    """(features (T, C), crops (T, S, S) or None) raw examples with their symbol targets.
+
+    ``augment`` (training.config.AugmentConfig) uses ``speed`` (a uniform factor in
+    1 +- speed), ``time_mask`` (one span of up to that fraction of the frames set to
+    the mean), ``noise`` (in standard deviations) and ``mirror`` (probability; left and
+    right lip points swap, crops flip).
+    """
+
+    def __init__(self, examples, targets, spec: CTCInput, augment=None):
+        self.examples, self.targets, self.spec, self.augment = examples, targets, spec, augment
+        self.plan = mirror_plan(tuple(spec.feature_names))
+        self.std = np.asarray(spec.std, np.float32)
+        self.mean = np.asarray(spec.mean, np.float32)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        features, crops = self.examples[index]
+        if self.augment is not None:
+            features, crops = self._augment(features, crops, item_rng())
+        return (features, crops), self.targets[index]
+
+    def _augment(self, features, crops, rng):
+        config = self.augment
+        if rng.random() < config.mirror:
+            if features.shape[1]:
+                features = mirror(features.T, self.plan).T
+            if crops is not None:
+                crops = crops[:, :, ::-1]
+        if config.speed > 0:
+            factor = 1.0 + rng.uniform(-config.speed, config.speed)
+            features = speed_change(features, factor)
+            crops = None if crops is None else speed_change(crops, factor, nearest=True)
+        if config.time_mask > 0 and len(features) > 4:
+            width = int(rng.integers(0, int(config.time_mask * len(features)) + 1))
+            start = int(rng.integers(0, len(features) - width + 1))
+            features = features.copy()
+            if features.shape[1]:
+                features[start:start + width] = self.mean
+            if crops is not None and width:
+                crops = crops.copy()
+                crops[start:start + width] = crops.mean().astype(np.uint8)
+        if config.noise > 0 and features.shape[1]:
+            features = features + rng.normal(0, config.noise, features.shape) * self.std
+        return np.ascontiguousarray(features, np.float32), crops
+
+
+def collate(items) -> tuple[tuple, tuple[torch.Tensor, torch.Tensor]]:
+    """Pad a list of ((features, crops), target) items: inputs (features (N, T, C),
+    lengths (N,), crops (N, T, S, S) uint8 or empty), targets (flat symbols, lengths)."""
+    inputs, targets = zip(*items)
+    lengths = torch.tensor([len(f) for f, _ in inputs], dtype=torch.long)
+    longest, channels = int(lengths.max()), inputs[0][0].shape[1]
+    features = torch.zeros(len(inputs), longest, channels)
+    crops = torch.zeros(0, dtype=torch.uint8)
+    if inputs[0][1] is not None:
+        size = inputs[0][1].shape[1]
+        crops = torch.zeros(len(inputs), longest, size, size, dtype=torch.uint8)
+    for i, (f, c) in enumerate(inputs):
+        features[i, :len(f)] = torch.from_numpy(np.ascontiguousarray(f))
+        if c is not None:
+            crops[i, :len(c)] = torch.from_numpy(np.ascontiguousarray(c))
+    flat = torch.tensor([s for t in targets for s in t], dtype=torch.long)
+    return (features, lengths, crops), (flat, torch.tensor([len(t) for t in targets]))
+
+
+class LandmarkCTCKind(ModelKind):
+    name = "landmark_ctc"
+    label = "Sentence reader (CTC)"
+    arch_config = LandmarkCTCConfig
+    input_spec = CTCInput
+    default_split = "sentence"
+    scores_phrases = True
+
+    @property
+    def collate(self):
+        return collate
+
+    def build_model(self, config: LandmarkCTCConfig) -> nn.Module:
+        return LandmarkCTC(config)
+
+    def train_arch_args(self, config, clips) -> dict:
+        inputs = config.arch.get("inputs", config.data.inputs)
+        return {"in_channels": len(clips.names), "num_symbols": len(self.output_classes(clips)) + 1,
+                "inputs": inputs, "crop_size": config.data.crop_size, **config.arch}
+
+    def spec_from(self, data) -> CTCInput:
+        return CTCInput(data.inputs, data.velocities, max_gap=3, relative=data.relative,
+                        feature_names=(), mean=(), std=(), crop_size=data.crop_size, lexicon=())
+
+    def uses_crops(self, spec: CTCInput) -> bool:
+        return spec.inputs != "landmarks"
+
+    def example(self, clip: ClipFeatures, spec: CTCInput):
+        features, crops, names = clip_frames(clip, spec)
+        return (features, crops), names
+
+    def output_classes(self, clips) -> tuple[str, ...]:
+        """The alphabet of the clips' transcripts: the model's output symbols."""
+        return alphabet_of(clips.rows["text"])
+
+    def fit_spec(self, spec: CTCInput, clips, index) -> CTCInput:
+        words = sorted({w for text in clips.rows["text"].iloc[index] for w in normalise_text(text).split()})
+        spec = replace(spec, lexicon=tuple(words))
+        if not clips.names:
+            return spec
+        frames = np.concatenate([features for features, _ in clips.examples[index]])
+        if not np.isfinite(frames).all():
+            raise ValueError("training features hold NaN or inf; check the feature cache")
+        return replace(spec, feature_names=tuple(clips.names), mean=tuple(frames.mean(0).tolist()),
+                       std=tuple(np.maximum(frames.std(0), MIN_STD).tolist()))
+
+    def check_spec(self, spec: CTCInput, where: str) -> None:
+        if spec.inputs == "crops":
+            return
+        blank = ClipFeatures(np.zeros((2, len(FEATURE_NAMES)), np.float32), np.ones(2, bool),
+                             np.array([0, 40]), np.zeros((2, 0, 0), np.uint8), FEATURE_NAMES, 25.0)
+        live = clip_frames(blank, replace(spec, inputs="landmarks"))[2]
+        if tuple(spec.feature_names) != live:
+            raise ValueError(f"{where} was trained on other features than this app extracts "
+                             f"({len(spec.feature_names)} channels, the app has {len(live)}); "
+                             f"re-train it: python -m training.run --model {self.name}")
+
+    def targets(self, clips, classes) -> list[list[int]]:
+        return [encode(text, classes) for text in clips.rows["text"]]
+
+    def score_clip(self, model, batch, card, phrases=None):
+        from training.decoding import phrase_log_likelihoods, phrase_posterior
+
+        if not phrases:
+            raise ValueError(f"{card.name} reads sentences: give it the phrases to choose from")
+        log_probs = model(batch)[0, :int(batch.lengths[0])]
+        return tuple(phrases), phrase_posterior(phrase_log_likelihoods(log_probs, phrases,
+                                                                      card.classes))
+
+    def dataset(self, examples, targets, spec, augment=None) -> Dataset:
+        return SentenceDataset(examples, targets, spec, augment)
+
+    def model_input(self, batch, spec: CTCInput, device) -> SequenceBatch:
+        features, lengths, crops = batch
+        features = features.to(device, non_blocking=True).transpose(1, 2)
+        if features.shape[1]:
+            mean, std = (t.to(device) for t in spec._statistics)
+            features = (features - mean) / std
+            features = features * (torch.arange(features.shape[2], device=device)
+                                   < lengths.to(device)[:, None])[:, None]
+        crops = crops.to(device, non_blocking=True).float() / 255.0
+        return SequenceBatch(features, lengths, crops)
+
+    def clip_input(self, clip: ClipFeatures, spec: CTCInput, device) -> SequenceBatch:
+        (features, crops), _ = self.example(clip, spec)
+        batch, _ = collate([((features, crops), [])])
+        return self.model_input(batch, spec, device)
+
+    def embed(self, model, x):
+        return model.embed(x)
+
+    def loss_function(self, config) -> nn.Module:
+        return nn.CTCLoss(blank=0, zero_infinity=True)
+
+    def batch_loss(self, model, inputs: SequenceBatch, targets, loss_fn):
+        log_probs = model(inputs)
+        flat, target_lengths = targets
+        loss = loss_fn(log_probs.transpose(0, 1), flat, inputs.lengths, target_lengths)
+        return loss, None, len(target_lengths)
+
+    @torch.no_grad()
+    def log_probabilities(self, model, loader, step) -> tuple[list[torch.Tensor], list[str], float]:
+        """Per clip (T, V) log-probabilities on the CPU, the reference transcripts, and the
+        mean CTC loss, over a loader of (inputs, targets)."""
+        from training.decoding import decode_indices
+
+        model.eval()
+        outputs, references, total, seen = [], [], 0.0, 0
+        for inputs, (flat, lengths) in loader:
+            batch = step.to_input(inputs)
+            with step.autocast():
+                log_probs = model(batch).float()
+            loss = step.loss_fn(log_probs.transpose(0, 1), flat.to(step.device), batch.lengths,
+                                lengths.to(step.device))
+            total, seen = total + float(loss) * len(lengths), seen + len(lengths)
+            outputs += [lp[:n] for lp, n in zip(log_probs.cpu(), batch.lengths.tolist())]
+            offsets = np.concatenate([[0], np.cumsum(lengths.numpy())])
+            references += [decode_indices(flat[a:b].tolist(), step.classes)
+                           for a, b in zip(offsets, offsets[1:])]
+        return outputs, references, total / max(seen, 1)
+
+    def validate(self, model, loader, step) -> dict:
+        from training.decoding import char_error_rate, greedy_decode, word_error_rate
+
+        outputs, references, loss = self.log_probabilities(model, loader, step)
+        if not references:
+            return {"loss": float("nan"), "wer": float("nan"), "cer": float("nan")}
+        hypotheses = [greedy_decode(lp, step.classes) for lp in outputs]
+        return {"loss": loss, "wer": word_error_rate(references, hypotheses),
+                "cer": char_error_rate(references, hypotheses)}
+
+    def score(self, val: dict) -> float:
+        return -(val["wer"] + 1e-3 * val["cer"])
+
+    def report(self, folder, card, clips, test_index, model, test_set, device, history, targets):
+        from training.sentence_reports import write_sentence_reports
+
+        return write_sentence_reports(self, folder, card, clips, test_index, model, test_set,
+                                      device, history, targets)
+
+
+KIND = LandmarkCTCKind()
