@@ -342,6 +342,14 @@ def transcript(label: str, text: str | None = None) -> str:
     return " ".join(unicodedata.normalize("NFC", chosen).split())
 
 
+def transcript_counts(texts) -> dict[str, int]:
+    """Of a manifest's ``text`` column: distinct ``sentences``, spoken ``words`` (tokens) and
+    the ``vocabulary`` (distinct words), case-folded."""
+    texts = [" ".join(str(t).casefold().split()) for t in texts]
+    words = [w for t in texts for w in t.split()]
+    return {"sentences": len(set(texts)), "words": len(words), "vocabulary": len(set(words))}
+
+
 def build_manifest(videos_root: str | os.PathLike) -> pd.DataFrame:
     """One row per clip under ``videos_root/<label>/``, sorted by label then clip.
 

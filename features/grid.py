@@ -9,7 +9,7 @@ the word's place among the sentence's spoken words, from 0) with a sidecar
 naming the speaker, the sentence id as ``source`` and the word's frames.
 With ``--sentences`` each sentence is kept whole (all its frames) as
 ``VIDEOS_DIR/<transcript>/<id>.mp4``, the transcript (its non-silence words)
-in the sidecar's ``text``.
+in the sidecar's ``text`` and each word's frames in its ``words``.
 Clips already there are skipped, so a second run only fills gaps; a sentence or
 word that cannot be cut is named in the summary and the rest go on.
 """
@@ -199,7 +199,8 @@ def _import_whole(grid_dir: Path, sentence: str, videos_root: Path, speaker: str
     video = _sentence_video(grid_dir, sentence)
     spoken = [token for token in tokens if not token.is_silence]
     sidecar = Sidecar(speaker=speaker, source=sentence, text=text, extra={
-        "corpus": "GRID", "start_frame": spoken[0].start_frame, "end_frame": spoken[-1].end_frame})
+        "corpus": "GRID", "start_frame": spoken[0].start_frame, "end_frame": spoken[-1].end_frame,
+        "words": [[t.word, t.start_frame, t.end_frame] for t in spoken]})
     try:
         if video.suffix.lower() == CLIP_SUFFIX:     # the same bytes: the feature cache knows them
             written = copy_clip(videos_root, text, video, sidecar, clip_name=sentence)

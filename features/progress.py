@@ -43,6 +43,14 @@ def add_common_flags(parser: argparse.ArgumentParser, *, cache: Path | str | Non
                         help="no progress bar or progress lines on stderr")
 
 
+def validation_text(event: dict, percent: bool = False) -> str:
+    """An epoch's validation result in words: accuracy for classifiers, WER for sentence readers."""
+    if "val_accuracy" in event:
+        value = event["val_accuracy"]
+        return f"validation accuracy {value:.1%}" if percent else f"validation accuracy {value:.3f}"
+    return f"validation WER {event.get('val_wer', float('nan')):.3f}"
+
+
 def stage_progress(on_event: Callable[[dict], None], stage: str, total: int
                    ) -> Callable[[object, str | None], None]:
     """An ``on_progress(item, error)`` callback that counts ``total`` items of ``stage``
@@ -116,8 +124,7 @@ class ProgressOutput:
             self._epochs = event.get("epochs")
         if name == "epoch_end":
             of = f"/{self._epochs}" if self._epochs else ""
-            return (f"epoch {event['epoch']}{of}: train loss {event['train_loss']:.3f}, "
-                    f"validation accuracy {event['val_accuracy']:.3f}")
+            return f"epoch {event['epoch']}{of}: train loss {event['train_loss']:.3f}, {validation_text(event)}"
         if name == "resumed":
             return f"resumed after epoch {event['epoch']}"
         return None
@@ -142,8 +149,7 @@ class ProgressOutput:
             self._bar.reset()
             self._bar.set_description(f"epoch {event['epoch']}/{event['epochs']}")
         elif name == "epoch_end":
-            self._bar.set_postfix(loss=f"{event['train_loss']:.3f}",
-                                  val_acc=f"{event['val_accuracy']:.3f}")
+            self._bar.set_postfix_str(f"loss {event['train_loss']:.3f}, {validation_text(event)}")
 
     def close(self) -> None:
         if self._bar is not None:

@@ -130,3 +130,21 @@ def test_bad_sentences_reported_and_rest_imported(grid_dir, tmp_path, capsys):
     manifest = build_manifest(tmp_path / "videos")
     assert set(manifest["source"]) == set(good)
     assert len(manifest) == sum(len(_raw_align(grid / "align" / f"{s}.align")) for s in good)
+
+
+def test_whole_sentences_keep_their_bytes_and_transcripts(grid_dir, tmp_path):
+    from features.cache import file_digest
+
+    summary = import_grid(grid_dir, tmp_path, sentences=SENTENCES, whole=True, speaker="s1")
+    assert len(summary.written) == len(SENTENCES) and not summary.failed
+    manifest = build_manifest(tmp_path)
+    for sentence in SENTENCES:
+        row = manifest[manifest["clip"] == sentence].iloc[0]
+        words = [w for _, _, w in _raw_align(grid_dir / "align" / f"{sentence}.align")]
+        assert row["text"] == " ".join(words) and row["label"] == "_".join(words)
+        assert (row["speaker"], row["source"]) == ("s1", sentence)
+        assert file_digest(row["path"]) == file_digest(grid_dir / "video" / f"{sentence}.mp4")
+    again = import_grid(grid_dir, tmp_path, sentences=SENTENCES, whole=True)
+    assert not again.written and len(again.skipped) == len(SENTENCES)
+    with pytest.raises(ValueError, match="no words and no padding"):
+        import_grid(grid_dir, tmp_path, sentences=SENTENCES, whole=True, padding=2)

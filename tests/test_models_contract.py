@@ -127,3 +127,30 @@ def test_bad_arch_args_and_inputs_are_named():
     model = kind.build({"in_channels": 4, "num_classes": 2, "length": 10})
     with pytest.raises(ValueError, match=r"\(N, 4, 10\)"):
         model(torch.zeros(1, 5, 10))
+
+
+def test_the_sentence_reader_reads_crops_beside_the_landmarks(sentences, tmp_path):
+    """``inputs: both``: the 3-D crop front-end runs per frame, the saved entry needs crops."""
+    manifest, cache = sentences
+    kind = get_kind("landmark_ctc")
+    config = TrainConfig(model="landmark_ctc", data=DataConfig(inputs="both", crop_size=32),
+                         arch={"conv_width": 8, "conv_layers": 1, "rnn_width": 8, "rnn_layers": 1,
+                               "crop_width": 4})
+    clips = load_dataset(manifest, cache, "landmark_ctc", kind.spec_from(config.data), workers=1)
+    spec = kind.fit_spec(kind.spec_from(config.data), clips, np.arange(3))
+    features, crops = clips.examples[0]
+    assert crops.shape == (len(features), 32, 32) and crops.dtype == np.uint8
+    card = Card("landmark_ctc", kind.train_arch_args(config, clips), kind.output_classes(clips), spec)
+    model = kind.build(card.arch_args).eval()
+    clip = cache.load(manifest["path"][0], crops=True)
+    batch = kind.clip_input(clip, spec, torch.device("cpu"))
+    with torch.no_grad():
+        log_probs = model(batch)
+        blind = model(batch._replace(crops=torch.zeros_like(batch.crops)))
+    assert log_probs.shape == (1, len(features), len(card.classes) + 1)
+    assert not torch.allclose(log_probs, blind), "the crops do not reach the output"
+    predictor = Predictor.from_entry(write_entry(tmp_path, "both", model, card), device="cpu",
+                                     phrases=tuple(clips.rows["text"]))
+    assert predictor.needs_crops
+    with pytest.raises(ValueError, match="crops=True"):
+        predictor.predict(cache.load(manifest["path"][0], crops=False))

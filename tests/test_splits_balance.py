@@ -242,3 +242,17 @@ def test_analyze_prints_class_and_group_tables(grid_dir, tmp_path, capsys):
     for text in ("class", "bin", "gender", "age_band", "speaker", "s1", "unknown", "share %"):
         assert text in out
     assert main(["analyze", "--videos", str(tmp_path / "missing")]) == 2
+
+
+def test_sentence_split_never_shares_a_transcript():
+    texts = [f"sentence {i // 3}" for i in range(60)]            # three takes of each of 20
+    rows = pd.DataFrame({"label": [t.replace(" ", "_") for t in texts], "text": texts,
+                         "source": [f"take{i}" for i in range(60)], "clip": [f"c{i}" for i in range(60)]})
+    splits = make_splits(rows, SplitConfig(strategy="sentence", val_fraction=0.1, test_fraction=0.25))
+    _assert_partition(rows, splits)
+    assert all(len(where) == 1 for where in _owners(rows, splits, "text").values())
+    assert 12 <= len(splits["test"]) <= 18 and len(splits["val"]) >= 3
+    counts = split_analysis(rows, splits)["transcripts"]
+    for name, index in splits.items():
+        assert counts[name] == {"sentences": len(index) // 3, "words": 2 * len(index),
+                                "vocabulary": len(index) // 3 + 1}

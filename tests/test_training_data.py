@@ -247,3 +247,56 @@ def test_augment_sequence_respects_zero_config(loaded):
     always = AugmentConfig(time_warp=0.0, noise=0.0, frame_drop=0.0, mirror=1.0)
     np.testing.assert_array_equal(augment_sequence(sequence, np.random.default_rng(0), always, plan),
                                   mirror(sequence, plan))
+
+
+@pytest.mark.parametrize("name", ["landmark_cnn", "landmark_ctc"])
+def test_relative_input_does_not_see_a_face_s_own_proportions(loaded, name):
+    """A face whose lip features are scaled and shifted (other proportions, another rest)
+    gives the same relative input; the absolute input differs."""
+    kind = get_kind(name)
+    clip = loaded[2].load(loaded[0].rows["path"][0], crops=False)
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.7, 1.4, clip.features.shape[1]).astype(np.float32)
+    shift = rng.uniform(-0.2, 0.2, clip.features.shape[1]).astype(np.float32)
+    other = replace(clip, features=np.where(clip.valid[:, None], clip.features * scale + shift, 0))
+    relative = kind.spec_from(replace(CONFIG, relative="clip"))
+    absolute = kind.spec_from(CONFIG)
+
+    def channels(example):      # (C, T) whatever the kind's layout
+        return example[0].T if isinstance(example, tuple) else example
+
+    same = [channels(kind.example(c, relative)[0]) for c in (clip, other)]
+    differ = [channels(kind.example(c, absolute)[0]) for c in (clip, other)]
+    moving = differ[0].std(axis=1) > 1e-3        # near-constant channels meet the std floor
+    assert moving.sum() > 100
+    np.testing.assert_allclose(same[0][moving], same[1][moving], atol=1e-3)
+    assert not np.allclose(differ[0][moving], differ[1][moving], atol=1e-3)
+
+
+def test_a_word_crop_reads_a_run_of_whole_words_from_their_frames():
+    from training.kinds.landmark_ctc import SentenceDataset, sentence_target
+    from training.decoding import alphabet_of, decode_indices
+
+    alphabet = alphabet_of(["bin blue at f two now"])
+    timings = [["bin", 0, 10], ["blue", 10, 20], ["at", 20, 25], ["f", 25, 31], ["two", 31, 40],
+               ["now", 40, 50]]
+    features = np.arange(60, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    target = sentence_target("bin blue at f two now", timings, alphabet)
+    spec = replace(get_kind("landmark_ctc").spec_from(DataConfig()), feature_names=("a", "b", "c"),
+                   mean=(0.0,) * 3, std=(1.0,) * 3)
+    crop_only = AugmentConfig(word_crop=1.0, speed=0.0, time_mask=0.0, noise=0.0, mirror=0.0)
+    dataset = SentenceDataset([(features, None)], [target], spec, crop_only)
+    texts = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        (frames, _), symbols = dataset[0]
+        text = decode_indices(symbols, alphabet)
+        words = text.split()
+        first = next(w for w in timings if w[0] == words[0])
+        last = [w for w in timings if w[0] == words[-1]][-1]
+        assert " ".join(w[0] for w in timings[timings.index(first):timings.index(last) + 1]) == text
+        assert first[1] - 4 <= frames[0, 0] <= first[1] and last[2] - 1 <= frames[-1, 0] <= last[2] + 3
+        texts.add(text)
+    assert len(texts) > 8, texts             # many different runs of words, not one
+    plain = SentenceDataset([(features, None)], [target], spec)
+    assert decode_indices(plain[0][1], alphabet) == "bin blue at f two now"

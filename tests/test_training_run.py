@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from features.cache import FeatureCache
+from features.cache import FeatureCache, file_digest
+from features.dataset import build_manifest
 from features.extract import extract_many, find_videos
 from features.grid import grid_sentences, import_grid
 from training import registry
 from training.config import load_config
+from training.decoding import word_error_rate
 from training.run import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -270,3 +272,73 @@ def test_the_command_lines_share_their_common_flags(command, tmp_path):
     assert args.no_progress and Path(args.cache) == tmp_path / "c" and args.events == str(tmp_path / "e")
     if command != "features.extract":
         assert Path(args.registry) == tmp_path / "m"
+
+
+@pytest.fixture(scope="module")
+def sentence_entry(grid_cache, grid_dir, tmp_path_factory):
+    """A tiny sentence reader trained for 4 epochs on 80 whole GRID sentences (the cached
+    bytes): (entry, videos, cache, stderr of the run)."""
+    root = tmp_path_factory.mktemp("sentences")
+    cache, paths = grid_cache
+    import_grid(grid_dir, root / "videos", sentences=[p.stem for p in paths[::3][:80]], whole=True)
+    config = root / "ctc.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": "landmark_ctc", "arch": {"conv_width": 32, "conv_layers": 1, "rnn_width": 32,
+                                          "rnn_layers": 1, "dropout": 0.1},
+        "optim": {"epochs": 4, "batch_size": 8, "lr": 0.005, "label_smoothing": 0.0},
+        "split": {"val_fraction": 0.15, "test_fraction": 0.15}}))
+    assert main(["--config", str(config), "--videos", str(root / "videos"), "--cache", str(cache.root),
+                 "--registry", str(root / "models"), "--runs", str(root / "runs"), "--name", "reader",
+                 "--no-progress"]) == 0
+    return root / "models" / "reader", root / "videos", cache
+
+
+def test_a_sentence_reader_trains_into_a_self_describing_entry(sentence_entry):
+    entry, videos, _ = sentence_entry
+    card = json.loads((entry / "card.json").read_text())
+    manifest = build_manifest(videos)
+    words = {w for text in manifest["text"] for w in text.split()}
+    assert card["kind"] == "landmark_ctc" and "".join(card["classes"]) == "".join(
+        sorted(set(" ".join(manifest["text"]))))
+    assert card["arch_args"]["num_symbols"] == len(card["classes"]) + 1
+    assert set(card["input"]["lexicon"]) <= words and len(card["input"]["lexicon"]) > 20
+    assert card["data"]["split"] == "auto"
+    digests = json.loads((entry / registry.CLIPS_FILE).read_text())
+    text_of = {file_digest(p): t for p, t in zip(manifest["path"], manifest["text"])}
+    seen = {name: {text_of[d] for d in digests[name]} for name in ("train", "val", "test")}
+    assert not seen["test"] & (seen["train"] | seen["val"]), "a sentence is in two splits"
+    report = json.loads((entry / "final_report.json").read_text())
+    losses = [h["train_loss"] for h in report["history"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+    examples = json.loads((entry / "transcripts.json").read_text())
+    assert len(examples) == card["metrics"]["test_clips"] == len(digests["test"])
+    greedy = [e["greedy"] for e in examples]
+    assert card["metrics"]["wer"] == pytest.approx(
+        word_error_rate([e["reference"] for e in examples], greedy))
+    summary = (entry / "TRAINING_SUMMARY.md").read_text()
+    assert f"| greedy | {card['metrics']['wer']:.3f} | {card['metrics']['cer']:.3f} |" in summary
+    for name in ("learning_curves.png", "split_analysis.json"):
+        assert (entry / name).stat().st_size > 0
+
+
+def test_evaluate_prints_wer_for_a_sentence_reader_and_scores_a_phrase_list(
+        sentence_entry, grid_dir, grid_cache, tmp_path, capsys):
+    from training.evaluate import main as evaluate
+
+    entry, _, cache = sentence_entry
+    paths = grid_cache[1]
+    import_grid(grid_dir, tmp_path / "other", sentences=[p.stem for p in paths[1::3][:10]], whole=True)
+    assert evaluate([str(entry), "--videos", str(tmp_path / "other"), "--cache", str(cache.root),
+                     "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    result = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    out = capsys.readouterr().out
+    assert f"WER {result['greedy']['wer']:.3f}, CER {result['greedy']['cer']:.3f}" in out
+    assert result["greedy"]["n"] == 10
+    import_grid(grid_dir, tmp_path / "words", words=["bin", "lay", "place", "set"], padding=4,
+                sentences=[p.stem for p in paths[1::3][:10]])
+    assert evaluate([str(entry), "--videos", str(tmp_path / "words"), "--cache", str(cache.root),
+                     "--out", str(tmp_path / "phrases"), "--phrases", "bin,lay,place,set,help",
+                     "--no-progress"]) == 0
+    scored = json.loads((tmp_path / "phrases" / "phrase_list.json").read_text())
+    assert scored["n"] == 10 and scored["phrases"] == ["bin", "lay", "place", "set", "help"]
+    assert f"accuracy {scored['accuracy']:.3f}, top-3 {scored['top3_accuracy']:.3f}" in capsys.readouterr().out

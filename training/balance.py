@@ -143,7 +143,12 @@ def _table(series: pd.Series, name: str) -> str:
 
 def describe_manifest(manifest: pd.DataFrame) -> str:
     """Readable tables: clips per class, per gender / age band / speaker, and class x gender."""
-    parts = [f"{len(manifest)} clips, {manifest['label'].nunique()} classes",
+    from features.dataset import transcript_counts
+
+    counts = transcript_counts(manifest["text"])
+    parts = [f"{len(manifest)} clips, {manifest['label'].nunique()} classes; "
+             f"{counts['sentences']} sentences, {counts['words']} words "
+             f"({counts['vocabulary']} distinct)",
              _table(manifest["label"], "class")]
     for column in ("gender", "age_band", "speaker"):
         parts.append(_table(manifest[column], column))

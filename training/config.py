@@ -29,7 +29,7 @@ class DataConfig:
     (a sentence reader reads every frame); ``crop_frames`` / ``crop_size``: the
     mouth crops of the video model; ``inputs``: what a sentence reader reads,
     ``landmarks``, ``crops`` or ``both``; ``relative``: ``none``, or ``clip`` to
-    express a sentence reader's features relative to each clip's rest.
+    express the landmark kinds' features relative to each clip's rest.
     """
 
     videos: str = "videos"
@@ -77,8 +77,8 @@ class BalanceConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Augmentation honest for lips: time warp and frame drop (landmark_cnn), speed change
-    and time masking (landmark_ctc), noise and mirroring (both)."""
+    """Augmentation honest for lips: time warp and frame drop (landmark_cnn), speed change,
+    time masking and word crops (landmark_ctc), noise and mirroring (both)."""
 
     time_warp: float = 0.15
     noise: float = 0.02
@@ -86,6 +86,7 @@ class AugmentConfig:
     mirror: float = 0.5
     speed: float = 0.1
     time_mask: float = 0.1
+    word_crop: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,8 @@ class BeamDecoder:
         start = self._lm.start(False)
         for word_index, word in enumerate(self.words):
             _, score = self._lm.score(start, word_index)
+            # A word ends at a space: letters that are words too ("a", "t") cannot be
+            # read as a run of one-letter words inside a longer one.
             trie.insert(encode(word, self.alphabet) + [self.space], word_index, score)
         trie.smear(fl.SmearingMode.MAX)
         self._trie = trie
@@ -106,18 +108,26 @@ class BeamDecoder:
 
     def decode(self, log_probs: np.ndarray | torch.Tensor) -> str:
         """The best hypothesis of one clip's (T, V) log-probabilities."""
-        emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu().contiguous()
+        emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu()
         frames, symbols = emissions.shape
         if symbols != len(self.alphabet) + 1:
             raise ValueError(f"expected {len(self.alphabet) + 1} symbols a frame, got {symbols}")
+        if self.words:
+            # The model ends a sentence without a space; one closing space ends its last word.
+            close = torch.full((1, symbols), -1e4)
+            close[0, self.space] = 0.0
+            emissions = torch.cat([emissions, close])
+            frames += 1
+        emissions = emissions.contiguous()
         results = self._decoder.decode(emissions.data_ptr(), frames, symbols)
         if not results:
             return ""
         best = results[0]
         if self.words:
             return " ".join(self.words[i] for i in best.words if 0 <= i < len(self.words))
-        tokens = [t for t in best.tokens if 0 < t < symbols]
-        return decode_indices(_merge_repeats(tokens), self.alphabet)
+        # Per-frame symbols: merge repeats first, then drop blanks, or "soon" reads "son".
+        return decode_indices([t for t in _merge_repeats(list(best.tokens)) if 0 < t < symbols],
+                              self.alphabet)
 
 
 def _merge_repeats(tokens: Sequence[int]) -> list[int]:
@@ -125,11 +135,16 @@ def _merge_repeats(tokens: Sequence[int]) -> list[int]:
 
 
 def phrase_log_likelihoods(log_probs: torch.Tensor, phrases: Sequence[str],
-                           alphabet: Sequence[str]) -> np.ndarray:
-    """(N,) exact ``log p(phrase | clip)`` of each phrase under one clip's (T, V) log-probabilities.
+                           alphabet: Sequence[str], context: float | None = None) -> np.ndarray:
+    """(N,) exact CTC log-likelihood of each phrase under one clip's (T, V) log-probabilities.
 
-    One batched ``ctc_loss`` of the clip against every phrase. A phrase that
-    cannot fit in T frames gets ``-inf``.
+    One batched ``ctc_loss`` of the clip against every phrase; a phrase that
+    cannot fit in T frames gets ``-inf``. With ``context`` (a log-probability
+    per frame, <= 0) the clip may also hold speech around the phrase: a filler
+    symbol that stands for anything, at ``context`` a frame, may come before
+    and after it (separated by a space), as in a word cut from running speech;
+    each phrase then scores the sum over "alone", "after", "before" and
+    "between" such speech.
     """
     if not phrases:
         raise ValueError("no phrase to score")
@@ -140,10 +155,22 @@ def phrase_log_likelihoods(log_probs: torch.Tensor, phrases: Sequence[str],
     empty = [p for p, t in zip(phrases, targets) if not t]
     if empty:
         raise ValueError(f"phrases {empty} hold no character to score")
+    log_probs = log_probs.float()
+    if context is None:
+        return _ctc_log_likelihoods(log_probs, targets)
+    filler, space = log_probs.shape[1], alphabet.index(SPACE) + 1
+    padded = torch.cat([log_probs, torch.full((len(log_probs), 1), float(context))], dim=1)
+    variants = [[t, [filler, space] + t, t + [space, filler], [filler, space] + t + [space, filler]]
+                for t in targets]
+    scores = _ctc_log_likelihoods(padded, [v for group in variants for v in group])
+    return np.logaddexp.reduce(scores.reshape(len(targets), 4), axis=1)
+
+
+def _ctc_log_likelihoods(log_probs: torch.Tensor, targets: list[list[int]]) -> np.ndarray:
     frames = log_probs.shape[0]
-    batch = log_probs.float()[:, None].expand(frames, len(phrases), log_probs.shape[1]).contiguous()
+    batch = log_probs[:, None].expand(frames, len(targets), log_probs.shape[1]).contiguous()
     flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
-    losses = F.ctc_loss(batch, flat, torch.full((len(phrases),), frames, dtype=torch.long),
+    losses = F.ctc_loss(batch, flat, torch.full((len(targets),), frames, dtype=torch.long),
                         torch.tensor([len(t) for t in targets]), blank=BLANK,
                         reduction="none", zero_infinity=False)
     return (-losses).cpu().numpy().astype(np.float64)

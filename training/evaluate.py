@@ -1,6 +1,12 @@
 """Evaluate a model on clips and write its reports; also a CLI for registry entries.
 
     python -m training.evaluate ENTRY --videos DIR [--compare ENTRY2] [--out DIR]
+    python -m training.evaluate SENTENCE_ENTRY --videos DIR [--phrases a,b,c | --phrases FILE]
+
+A classifier entry reports accuracy, top-3 and macro-F1 on the clips whose
+label it knows. A sentence reader (``landmark_ctc``) prints ``WER x, CER y``
+on the clips' transcripts; with ``--phrases`` it chooses each clip's phrase
+among those (one a line in FILE) and prints accuracy and top-3.
 
 The same functions write the reports of a freshly trained entry
 (``training.run``) and of an existing entry on other data.
@@ -20,6 +26,7 @@ from training import reports
 from training.card import Card
 from training.data import ClipSet
 from training.kinds import get_kind
+from training.registry import read_card
 
 
 @dataclass
@@ -129,6 +136,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--videos", type=Path, required=True, help="clips to evaluate on")
     parser.add_argument("--compare", type=Path, help="a second entry: McNemar's test between the two")
     parser.add_argument("--out", type=Path, help="report folder (default: reports/<entry>-on-<videos>)")
+    parser.add_argument("--phrases", help="sentence readers: score the clips against these phrases "
+                                          "(a,b,c or a file with one phrase a line)")
     add_common_flags(parser, cache=ROOT / ".cache" / "features", registry=ROOT / "models")
     return parser.parse_args(argv)
 
@@ -146,7 +155,49 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     with ProgressOutput(args.events, progress=not args.no_progress) as output:
+        try:
+            entry = _entry_path(args.entry, args.registry)
+            if get_kind(read_card(entry).kind).scores_phrases:
+                return _evaluate_reader(args, entry, ROOT, output)
+        except (ValueError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return _evaluate(args, ROOT, output)
+
+
+def _evaluate_reader(args: argparse.Namespace, entry: Path, root: Path, output) -> int:
+    """A sentence reader on ``--videos``: its transcripts, or its choices among ``--phrases``."""
+    from training.sentence_reports import evaluate_sentences, read_phrases, score_phrase_list
+
+    out = args.out or root / "reports" / f"{entry.name}-on-{args.videos.resolve().name}"
+    if args.phrases:
+        result = score_phrase_list(entry, args.videos, args.cache, read_phrases(args.phrases), output)
+        reports.write_json(out / "phrase_list.json", result)
+        print(f"{result['entry']} on {args.videos} choosing among {len(result['phrases'])} phrases: "
+              f"accuracy {result['accuracy']:.3f}, top-3 {result['top3_accuracy']:.3f} "
+              f"(n={result['n']}, {result['left_out']} clips say none of them)")
+    else:
+        result = evaluate_sentences(entry, args.videos, args.cache, out, output)
+        reports.write_json(out / "evaluation.json", result)
+        for name in ("greedy", "lexicon"):
+            if name in result:
+                m = result[name]
+                print(f"{result['entry']} on {args.videos} ({name}): WER {m['wer']:.3f}, "
+                      f"CER {m['cer']:.3f}, sentences right {m['sentence_accuracy']:.3f} (n={m['n']})")
+        for path, reason in result["skipped"].items():
+            print(f"skipped {path}: {reason}", file=sys.stderr)
+    seen = seen_in_training(entry, _clip_paths(args.videos))
+    if seen:
+        print(f"warning: {seen} clips were used to train or validate {entry.name}, so these "
+              "figures overstate how it does on new clips", file=sys.stderr)
+    print(f"reports in {out}")
+    return 0
+
+
+def _clip_paths(videos: Path) -> list[str]:
+    from features.dataset import build_manifest
+
+    return list(build_manifest(videos)["path"])
 
 
 def _evaluate(args: argparse.Namespace, root: Path, output) -> int:

@@ -107,3 +107,92 @@ def summary_markdown(card, metrics: dict, verdicts: dict, examples: int = 10) ->
     lines += [f"| {e['clip']} | {e['reference']} | {e['greedy']} | {e.get('lexicon', '')} |"
               for e in metrics["examples"][:examples]]
     return "\n".join(lines) + "\n"
+
+
+def read_phrases(value: str) -> tuple[str, ...]:
+    """``--phrases``: a file with one phrase a line, else a comma-separated list."""
+    path = Path(value)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else value.split(",")
+    phrases = tuple(dict.fromkeys(p.strip() for p in lines if p.strip()))
+    if not phrases:
+        raise ValueError(f"--phrases {value!r}: no phrase in it; give a,b,c or a file of lines")
+    return phrases
+
+
+def evaluate_sentences(entry_path: Path, videos: Path, cache_dir: Path, out: Path,
+                       on_event=None, workers: int = 2) -> dict:
+    """WER and CER (greedy and lexicon) of a sentence reader on every clip of ``videos``,
+    the transcripts in ``out``; clips with characters the model cannot write are skipped."""
+    from features.cache import FeatureCache
+    from features.dataset import build_manifest
+    from features.progress import stage_progress
+    from training.data import load_dataset
+    from training.decoding import encode
+    from training.kinds import get_kind
+    from training.registry import load_entry
+
+    loaded = load_entry(entry_path)
+    card, kind = loaded.card, get_kind(loaded.card.kind)
+    kind.check_spec(card.input, f"registry entry {loaded.name} ({entry_path})")
+    manifest = build_manifest(videos)
+    if manifest.empty:
+        raise ValueError(f"{videos}: no clips found")
+    progress = stage_progress(on_event, "extract", len(manifest)) if on_event else None
+    clips = load_dataset(manifest, FeatureCache(cache_dir), card.kind, card.input, workers, progress)
+    keep, targets, skipped = [], [], dict(clips.failed)
+    for i, (path, text) in enumerate(zip(clips.rows["path"], clips.rows["text"])):
+        try:
+            targets.append(encode(text, card.classes))
+            keep.append(i)
+        except ValueError as error:
+            skipped[path] = str(error)
+    if not keep:
+        raise ValueError(f"{videos}: no clip {loaded.name} can be scored; {list(skipped.values())[:3]}")
+    dataset = kind.dataset(clips.examples[keep], targets, card.input)
+    references, greedy, beam = transcripts(kind, loaded.model, card, dataset, loaded.device,
+                                           card.input.lexicon)
+    report = {"entry": loaded.name, "videos": str(videos), "greedy": sentence_metrics(references, greedy),
+              "skipped": skipped}
+    if beam is not None:
+        report["lexicon"] = sentence_metrics(references, beam)
+    report["examples"] = [{"clip": c, "reference": r, "greedy": g, **({"lexicon": b} if beam else {})}
+                          for c, r, g, b in zip(clips.rows["clip"].iloc[keep], references, greedy,
+                                                beam or [None] * len(greedy))]
+    return report
+
+
+def score_phrase_list(entry_path: Path, videos: Path, cache_dir: Path, phrases: tuple[str, ...],
+                      on_event=None, workers: int = 2) -> dict:
+    """Accuracy and top-3 of choosing each labelled clip's phrase among ``phrases`` by CTC
+    scoring; clips whose transcript is not in the list are left out and counted."""
+    from features.cache import FeatureCache
+    from features.dataset import build_manifest
+    from features.extract import extract_many
+    from features.progress import stage_progress
+    from recognizer.predictor import Predictor
+
+    predictor = Predictor.from_entry(entry_path, phrases=phrases)
+    wanted = {normalise_text(p): p for p in phrases}
+    manifest = build_manifest(videos)
+    rows = manifest[[normalise_text(t) in wanted for t in manifest["text"]]]
+    if rows.empty:
+        raise ValueError(f"{videos}: no clip says one of {list(phrases)}")
+    cache = FeatureCache(cache_dir)
+    progress = stage_progress(on_event, "extract", len(rows)) if on_event else None
+    failed = extract_many([Path(p) for p in rows["path"]], cache, workers=workers,
+                          on_progress=progress).failed
+    hits, top3, confusions = [], [], Counter()
+    for path, text in zip(rows["path"], rows["text"]):
+        if Path(path) in failed:
+            continue
+        prediction = predictor.predict(cache.load(path, crops=predictor.needs_crops))
+        said = wanted[normalise_text(text)]
+        hits.append(prediction.phrase == said)
+        top3.append(said in [p for p, _ in prediction.top3])
+        if prediction.phrase != said:
+            confusions[(said, prediction.phrase)] += 1
+    return {"entry": predictor.name, "phrases": list(phrases), "n": len(hits),
+            "accuracy": float(np.mean(hits)) if hits else float("nan"),
+            "top3_accuracy": float(np.mean(top3)) if top3 else float("nan"),
+            "left_out": int(len(manifest) - len(rows)), "failed": {str(k): v for k, v in failed.items()},
+            "confused": [{"said": a, "chosen": b, "count": n} for (a, b), n in confusions.most_common(15)]}

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.cache import file_digest
+from features.dataset import transcript_counts
 from features.files import write_json_atomic
 from training.config import SplitConfig
 
@@ -278,7 +279,8 @@ def _counts(values) -> dict[str, int]:
 
 
 def split_analysis(rows: pd.DataFrame, splits: dict[str, np.ndarray]) -> dict:
-    """Counts per split: clips, classes, speakers, sources, gender and age band.
+    """Counts per split: clips, classes, speakers, sources, sentences and words
+    (:func:`features.dataset.transcript_counts`), gender and age band.
 
     ``leaks`` lists speakers and sources found in more than one split
     (empty when the split is group-aware), as trimmed, case-folded text, the way
@@ -286,7 +288,8 @@ def split_analysis(rows: pd.DataFrame, splits: dict[str, np.ndarray]) -> dict:
     """
     rows = rows.reset_index(drop=True)
     analysis: dict = {"total": len(rows), "sizes": {}, "classes": {}, "speakers": {},
-                      "sources": {}, "groups": {c: {} for c in DEMOGRAPHIC_COLUMNS}}
+                      "sources": {}, "transcripts": {},
+                      "groups": {c: {} for c in DEMOGRAPHIC_COLUMNS}}
     owners: dict[str, dict[str, set]] = {"speaker": {}, "source": {}}
     for name, index in splits.items():
         part = rows.iloc[np.asarray(index, dtype=np.int64)]
@@ -294,6 +297,7 @@ def split_analysis(rows: pd.DataFrame, splits: dict[str, np.ndarray]) -> dict:
         analysis["classes"][name] = _counts(part["label"])
         analysis["speakers"][name] = _counts(part.get("speaker", [None] * len(part)))
         analysis["sources"][name] = int(part["source"].nunique())
+        analysis["transcripts"][name] = transcript_counts(part.get("text", part["label"]))
         for column in DEMOGRAPHIC_COLUMNS:
             analysis["groups"][column][name] = _counts(part.get(column, [None] * len(part)))
         for column, seen in owners.items():

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from features.cache import FeatureCache
-from features.dataset import build_manifest
+from features.dataset import build_manifest, transcript_counts
 from features.progress import stage_progress
 from training import registry, reports
 from training.balance import duplicate_from_group, make_sampler
@@ -153,6 +153,7 @@ def data_summary(config: TrainConfig, clips: ClipSet, splits: dict) -> dict:
     sizes = {name: int(len(index)) for name, index in splits.items()}
     counts = clips.rows["label"].value_counts().sort_index()
     return {"videos": config.data.videos, "clips": int(len(clips.labels)),
+            **transcript_counts(clips.rows["text"]),
             "skipped": len(clips.failed), "per_class": {str(k): int(v) for k, v in counts.items()},
             "split": config.split.strategy, "split_sizes": sizes,
             "summary": f"{len(clips.labels)} clips of {len(clips.classes)} classes from "

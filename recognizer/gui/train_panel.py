@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from features.progress import validation_text
 from recognizer.gui.layout import form_with_buttons
 from training.config import ROOT
 from training.kinds import KINDS, get_kind
@@ -54,7 +55,7 @@ def describe(event: dict) -> str | None:
     if name == "epoch_start":
         return f"Epoch {event['epoch']}/{event['epochs']}"
     if name == "epoch_end":
-        return (f"Epoch {event['epoch']}: validation accuracy {event['val_accuracy']:.1%}, "
+        return (f"Epoch {event['epoch']}: {validation_text(event, percent=True)}, "
                 f"loss {event['train_loss']:.3f}")
     if name in ("message", "done", "error", "resumed"):
         return event.get("text") or f"{name}: {event}"

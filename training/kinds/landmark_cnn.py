@@ -22,7 +22,7 @@ from features.frame_features import FEATURE_NAMES
 from features.sequence import SequenceConfig, sequence_transform
 from training.kinds.classifier import ClassifierKind
 from training.transforms import (augment_sequence, face_span, fit_normalisation, item_rng,
-                                 mirror_plan, resample_linear)
+                                 mirror_plan, resample_linear, rest_statistics)
 
 CURVE_CHANNELS = ("inner_mar", "mouth_width", "jawOpen", "inner_area")
 
@@ -98,7 +98,9 @@ class LandmarkInput:
     ``sequence_length``: frames each clip is resampled to; ``velocities``:
     first differences appended; ``max_gap``: face gaps up to this many
     frames interpolated; ``feature_names``: the C channels in order;
-    ``mean`` / ``std``: (C,) training statistics each channel is standardised with.
+    ``mean`` / ``std``: (C,) training statistics each channel is standardised with;
+    ``relative``: ``none``, or ``clip`` (each channel relative to the clip's own rest
+    first, :func:`training.transforms.rest_statistics`).
     """
 
     sequence_length: int
@@ -107,6 +109,7 @@ class LandmarkInput:
     feature_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    relative: str = "none"
 
     @cached_property
     def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +135,11 @@ def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, 
         clip.features, clip.valid, clip.names,
         SequenceConfig(max_gap=spec.max_gap, velocities=spec.velocities))
     span = face_span(mask)
-    sequence = resample_linear(matrix[span], spec.sequence_length).T
+    frames = matrix[span]
+    if spec.relative == "clip":
+        level, spread = rest_statistics(frames, names)
+        frames = (frames - level) / spread
+    sequence = resample_linear(frames, spec.sequence_length).T
     duration = np.full((1, spec.sequence_length), (span.stop - span.start) / clip.fps, np.float32)
     return np.concatenate([sequence, duration]), names + ("duration_s",)
 
@@ -175,7 +182,7 @@ class LandmarkSequenceKind(ClassifierKind):
 
     def spec_from(self, data) -> LandmarkInput:
         return LandmarkInput(data.sequence_length, data.velocities, max_gap=3,
-                             feature_names=(), mean=(), std=())
+                             feature_names=(), mean=(), std=(), relative=data.relative)
 
     def example(self, clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, tuple[str, ...]]:
         if not clip.valid.any():

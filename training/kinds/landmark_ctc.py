@@ -27,9 +27,9 @@ from torch.utils.data import Dataset
 from features.cache import ClipFeatures
 from features.frame_features import FEATURE_NAMES
 from features.sequence import SequenceConfig, sequence_transform
-from training.decoding import alphabet_of, encode, normalise_text
+from training.decoding import SPACE, alphabet_of, encode, normalise_text
 from training.kinds.base import ModelKind
-from training.transforms import (MIN_STD, face_span, item_rng, mirror, mirror_plan,
+from training.transforms import (MIN_STD, item_rng, mirror, mirror_plan,
                                  resize_crops, rest_statistics)
 
 INPUTS = ("landmarks", "crops", "both")
@@ -174,11 +174,12 @@ def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndar
     """One clip at its own length: (T, C) float32 features (gaps filled, velocities,
     relative to rest if asked), (T, S, S) uint8 crops or None, and the C channel names.
 
-    Frames before the first and after the last face are dropped.
+    Every frame is kept (frames without a face read as zeros), so frame ``i`` of
+    the example is frame ``i`` of the video and word timings stay valid.
     """
     if not clip.valid.any():
         raise ValueError("no frame with a face")
-    span = face_span(clip.valid)
+    span = slice(0, len(clip.valid))
     features, names = np.zeros((span.stop - span.start, 0), np.float32), ()
     if spec.inputs != "crops":
         matrix, mask, names = sequence_transform(
@@ -209,17 +210,40 @@ def speed_change(frames: np.ndarray, factor: float, nearest: bool = False) -> np
     return (frames[left] * (1 - weight) + frames[right] * weight).astype(frames.dtype)
 
 
+class SentenceTarget(NamedTuple):
+    """What a sentence clip says: its ``symbols``, and when its words' frames are known
+    (GRID's alignments), per word (symbols, first frame, frame after the last)."""
+
+    symbols: list[int]
+    words: tuple[tuple[list[int], int, int], ...] = ()
+    space: int = 0
+
+
+def sentence_target(text: str, words, classes) -> SentenceTarget:
+    """The :class:`SentenceTarget` of a transcript and its sidecar's ``words`` timings
+    (``[[word, start, end], ...]``, or anything else for none)."""
+    timed = ()
+    if isinstance(words, (list, tuple)) and words and all(len(w) == 3 for w in words):
+        timed = tuple((encode(str(w), classes), int(a), int(b)) for w, a, b in words)
+    return SentenceTarget(encode(text, classes), timed, classes.index(SPACE) + 1)
+
+
 class SentenceDataset(Dataset):
     """(features (T, C), crops (T, S, S) or None) raw examples with their symbol targets.
 
-    ``augment`` (training.config.AugmentConfig) uses ``speed`` (a uniform factor in
-    1 +- speed), ``time_mask`` (one span of up to that fraction of the frames set to
-    the mean), ``noise`` (in standard deviations) and ``mirror`` (probability; left and
-    right lip points swap, crops flip).
+    ``augment`` (training.config.AugmentConfig) uses ``word_crop`` (probability of
+    reading only a run of whole words, cut with up to 4 frames around them, where
+    word timings are known: the model learns to read a phrase without the
+    sentence around it), ``speed`` (a uniform factor in 1 +- speed),
+    ``time_mask`` (one span of up to that fraction of the frames set to the mean),
+    ``noise`` (in standard deviations) and ``mirror`` (probability; left and right
+    lip points swap, crops flip).
     """
 
     def __init__(self, examples, targets, spec: CTCInput, augment=None):
-        self.examples, self.targets, self.spec, self.augment = examples, targets, spec, augment
+        self.examples, self.spec, self.augment = examples, spec, augment
+        self.targets = [t if isinstance(t, SentenceTarget) else SentenceTarget(list(t))
+                        for t in targets]
         self.plan = mirror_plan(tuple(spec.feature_names))
         self.std = np.asarray(spec.std, np.float32)
         self.mean = np.asarray(spec.mean, np.float32)
@@ -229,9 +253,24 @@ class SentenceDataset(Dataset):
 
     def __getitem__(self, index: int):
         features, crops = self.examples[index]
+        target = self.targets[index]
+        symbols = target.symbols
         if self.augment is not None:
-            features, crops = self._augment(features, crops, item_rng())
-        return (features, crops), self.targets[index]
+            rng = item_rng()
+            if target.words and rng.random() < self.augment.word_crop:
+                features, crops, symbols = self._word_crop(features, crops, target, rng)
+            features, crops = self._augment(features, crops, rng)
+        return (features, crops), symbols
+
+    def _word_crop(self, features, crops, target: SentenceTarget, rng):
+        first = int(rng.integers(0, len(target.words)))
+        last = int(rng.integers(first, len(target.words)))
+        start = max(0, target.words[first][1] - int(rng.integers(0, 5)))
+        stop = min(len(features), target.words[last][2] + int(rng.integers(0, 5)))
+        symbols = []
+        for word, _, _ in target.words[first:last + 1]:
+            symbols += ([target.space] if symbols else []) + word
+        return (features[start:stop], None if crops is None else crops[start:stop], symbols)
 
     def _augment(self, features, crops, rng):
         config = self.augment
@@ -334,8 +373,10 @@ class LandmarkCTCKind(ModelKind):
                              f"({len(spec.feature_names)} channels, the app has {len(live)}); "
                              f"re-train it: python -m training.run --model {self.name}")
 
-    def targets(self, clips, classes) -> list[list[int]]:
-        return [encode(text, classes) for text in clips.rows["text"]]
+    def targets(self, clips, classes) -> list[SentenceTarget]:
+        timings = clips.rows["words"] if "words" in clips.rows else [None] * len(clips.rows)
+        return [sentence_target(text, words, classes)
+                for text, words in zip(clips.rows["text"], timings)]
 
     def score_clip(self, model, batch, card, phrases=None):
         from training.decoding import phrase_log_likelihoods, phrase_posterior
