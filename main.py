@@ -46,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.source:
             print("error: --headless needs --source FILE", file=sys.stderr)
             return 2
+        from features.dataset import build_manifest
+        from recognizer.recording import phrase_list
+
+        phrases = phrase_list(build_manifest(args.videos)["label"])
         return run_headless(args.source, args.registry, kind=args.kind, loop=args.loop,
-                            max_seconds=args.max_seconds)
+                            max_seconds=args.max_seconds, phrases=phrases)
     if args.source:
         from features.video import VideoError, VideoFileSource
 

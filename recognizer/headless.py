@@ -21,6 +21,7 @@ from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.video import VideoError, VideoFileSource
 from recognizer.live import LiveRecognizer, Recognition
 from recognizer.predictor import Predictor, find_entry
+from recognizer.recording import DEFAULT_PHRASES
 from training.kinds import DEFAULT_KIND, KINDS
 from training.registry import DEFAULT_ROOT, damaged_entries
 
@@ -34,8 +35,10 @@ def recognition_json(recognition: Recognition) -> str:
                        "top3": [[phrase, round(p, 4)] for phrase, p in prediction.top3]})
 
 
-def load_predictor(registry_root: str | Path, kind: str, err: TextIO) -> Predictor | None:
-    """The predictor of the registry's entry of ``kind``, or None after printing why not."""
+def load_predictor(registry_root: str | Path, kind: str, err: TextIO,
+                   phrases: tuple[str, ...] = DEFAULT_PHRASES) -> Predictor | None:
+    """The predictor of the registry's entry of ``kind`` (a sentence reader choosing among
+    ``phrases``), or None after printing why not."""
     entry = find_entry(registry_root, kind)
     if entry is None:
         damaged = "".join(f"; cannot use the damaged entry {d.path}: {d.reason}"
@@ -45,7 +48,7 @@ def load_predictor(registry_root: str | Path, kind: str, err: TextIO) -> Predict
               f"--videos VIDEOS_DIR --registry {registry_root}", file=err)
         return None
     try:
-        return Predictor.from_entry(entry)
+        return Predictor.from_entry(entry, phrases=phrases)
     except (ValueError, OSError) as error:
         print(f"error: cannot use registry entry {entry}: {error}", file=err)
         return None
@@ -80,14 +83,15 @@ def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO,
 def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_ROOT,
                  kind: str = DEFAULT_KIND, loop: bool = False,
                  out: TextIO | None = None, err: TextIO | None = None,
-                 max_seconds: float | None = None) -> int:
+                 max_seconds: float | None = None,
+                 phrases: tuple[str, ...] = DEFAULT_PHRASES) -> int:
     """Recognise every utterance of a video file; exit code 0, or 2 when it cannot start or read.
 
     Not paced: frames are read as fast as they are processed. ``loop`` runs
     until interrupted (Ctrl-C ends it with exit code 0) or for ``max_seconds``.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    predictor = load_predictor(registry_root, kind, err)
+    predictor = load_predictor(registry_root, kind, err, phrases)
     if predictor is None:
         return 2
     started = time.monotonic()
@@ -116,12 +120,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kind", choices=KINDS, default=DEFAULT_KIND, help="recogniser kind")
     parser.add_argument("--loop", action="store_true", help="start the file again at its end")
     parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
+    parser.add_argument("--phrases", help="a sentence reader chooses among these phrases "
+                                          "(a,b,c or a file of lines; default: the app's phrases)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.sentence_reports import read_phrases
+
     args = parse_args(argv)
-    return run_headless(args.source, args.registry, args.kind, args.loop, max_seconds=args.max_seconds)
+    phrases = read_phrases(args.phrases) if args.phrases else DEFAULT_PHRASES
+    return run_headless(args.source, args.registry, args.kind, args.loop,
+                        max_seconds=args.max_seconds, phrases=phrases)
 
 
 if __name__ == "__main__":

@@ -113,8 +113,10 @@ class Predictor:
     @classmethod
     def from_entry(cls, path: str | os.PathLike, device: str | torch.device | None = None,
                    phrases: Sequence[str] | None = None) -> "Predictor":
-        """Load the registry entry folder ``path`` (on ``device``, default GPU if any)."""
-        return cls(load_entry(path, device), phrases)
+        """Load the registry entry folder ``path`` (on ``device``, default GPU if any);
+        ``phrases`` are used only by an entry that scores phrases (a sentence reader)."""
+        entry = load_entry(path, device)
+        return cls(entry, phrases if get_kind(entry.card.kind).scores_phrases else None)
 
     @property
     def name(self) -> str:

@@ -23,6 +23,13 @@ IDLE, COUNTDOWN, RECORDING = "idle", "countdown", "recording"
 UTTERANCE_END, MAX_LENGTH = "utterance_end", "max_length"
 DEFAULT_PHRASES = ("help", "doctor", "glasses", "phone", "pillow", "i_need_to_move",
                    "my_mouth_is_dry")
+
+
+def phrase_list(labels) -> tuple[str, ...]:
+    """The phrases the app offers: the default ones, then every other recorded label, sorted."""
+    return DEFAULT_PHRASES + tuple(sorted(set(labels) - set(DEFAULT_PHRASES)))
+
+
 MIN_CLIPS_TO_TRAIN = 3       # one recording each for train, validation and test
 RECOMMENDED_CLIPS = 10
 

@@ -342,3 +342,20 @@ def test_evaluate_prints_wer_for_a_sentence_reader_and_scores_a_phrase_list(
     scored = json.loads((tmp_path / "phrases" / "phrase_list.json").read_text())
     assert scored["n"] == 10 and scored["phrases"] == ["bin", "lay", "place", "set", "help"]
     assert f"accuracy {scored['accuracy']:.3f}, top-3 {scored['top3_accuracy']:.3f}" in capsys.readouterr().out
+
+
+def test_headless_reads_with_a_sentence_reader_among_the_given_phrases(sentence_entry, grid_dir):
+    import io
+
+    from recognizer.headless import run_headless
+
+    entry, _, _ = sentence_entry
+    phrases = ("bin blue at f two now", "lay white with e one soon", "place red by q nine again")
+    out, err = io.StringIO(), io.StringIO()
+    assert run_headless(grid_dir / "video" / "bbaf2n.mp4", entry.parent, "landmark_ctc",
+                        out=out, err=err, phrases=phrases) == 0, err.getvalue()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines, err.getvalue()
+    for line in lines:
+        assert sorted(p for p, _ in line["top3"]) == sorted(phrases)
+        assert sum(p for _, p in line["top3"]) == pytest.approx(1.0, abs=1e-3)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
 from recognizer.gui.layout import form_with_buttons
-from recognizer.recording import DEFAULT_PHRASES, RecordingConfig, Take, sample_hint
+from recognizer.recording import DEFAULT_PHRASES, RecordingConfig, Take, phrase_list, sample_hint
 
 GENDERS = ("", "female", "male", "other")
 AGE_BANDS = ("", "under 18", "18-39", "40-64", "65+")
@@ -109,7 +109,7 @@ class RecordPanel(QWidget):
 
     def refresh_counts(self) -> None:
         counts = self.label_counts()
-        phrases = list(DEFAULT_PHRASES) + sorted(set(counts) - set(DEFAULT_PHRASES))
+        phrases = phrase_list(counts)
         current = self.phrase.currentText()
         self.phrase.clear()
         self.phrase.addItems(phrases)

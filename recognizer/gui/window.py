@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from features.dataset import build_manifest
 from recognizer.capture import SourceFactory
 from recognizer.gui.controls import RecogniserBar
 from recognizer.gui.phrase import HistoryPanel, PhrasePanel
@@ -26,6 +27,7 @@ from recognizer.gui.views import PlotPanel, VideoView
 from recognizer.gui.worker import LiveFrame, LiveRecognition, LiveWorker
 from recognizer.live import PlotHistory
 from recognizer.predictor import Predictor
+from recognizer.recording import phrase_list
 from recognizer.state import AppState, HistoryLog
 from training.registry import activate, damaged_entries, read_card
 
@@ -67,6 +69,7 @@ class MainWindow(QMainWindow):
         self.plots = PlotPanel(self.plot_history)
         self.phrase = PhrasePanel(self.state, self.choose)
         self.history = HistoryPanel(self.state)
+        self.videos_root = Path(videos_root)
         self.recorder = RecordPanel(videos_root, self.worker.start_recording, self.worker.cancel_recording)
         self.trainer = TrainPanel(videos_root, registry_root, self.use_entry, train_args)
         self.bar = RecogniserBar(self.state, registry_root, self._pick)
@@ -177,7 +180,8 @@ class MainWindow(QMainWindow):
 
         def load():
             try:
-                self.predictor_loaded.emit(Predictor.from_entry(entry), entry, "", pick)
+                phrases = phrase_list(build_manifest(self.videos_root)["label"])
+                self.predictor_loaded.emit(Predictor.from_entry(entry, phrases=phrases), entry, "", pick)
             except (ValueError, OSError, RuntimeError) as error:
                 self.predictor_loaded.emit(None, entry, str(error), pick)
         threading.Thread(target=load, name="load-model", daemon=True).start()

@@ -40,10 +40,13 @@ from training.run import main as train  # noqa: E402
 WORDS = ["bin", "lay", "place", "set", "blue", "green", "red", "white",
          "again", "now", "please", "soon"]
 DATA = ROOT.parent / "shared" / "data"
+# Chosen on the validation split (test untouched): mirroring off (one speaker's lips are
+# not symmetric), word crops on (phrase-list top-1 on validation word clips 0.44 -> 0.975).
 SETTINGS = {"model": "landmark_ctc",
             "split": {"strategy": "sentence", "val_fraction": 0.1, "test_fraction": 0.25},
-            "optim": {"epochs": 60, "batch_size": 16, "lr": 0.003, "patience": 15,
-                      "label_smoothing": 0.0}}
+            "optim": {"epochs": 50, "batch_size": 16, "lr": 0.003, "patience": 15,
+                      "label_smoothing": 0.0},
+            "augment": {"mirror": 0.0, "speed": 0.1, "time_mask": 0.05, "word_crop": 0.5}}
 
 
 def parse_args() -> argparse.Namespace:

@@ -60,7 +60,9 @@ def main() -> None:
         card = json.loads((Path(tmp) / "models" / "grid-words" / "card.json").read_text())
     metrics = card["metrics"]
     print(json.dumps({
-        "benchmark": "train_grid_words", "model": card["kind"], "input": card["input"], "words": len(WORDS),
+        "benchmark": "train_grid_words", "model": card["kind"],
+        "input": {k: v for k, v in card["input"].items() if k not in ("feature_names", "mean", "std")},
+        "words": len(WORDS),
         "padding": args.padding, "clips": card["data"]["clips"], "split": card["data"]["split_sizes"],
         "test_accuracy": round(metrics["accuracy"], 4), "top3_accuracy": round(metrics["top3_accuracy"], 4),
         "macro_f1": round(metrics["macro_f1"], 4), "val_accuracy": round(metrics["val_accuracy"], 4),

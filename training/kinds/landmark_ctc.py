@@ -52,12 +52,12 @@ class LandmarkCTCConfig:
     num_symbols: int
     inputs: str = "landmarks"
     conv_width: int = 128
-    conv_layers: int = 2
+    conv_layers: int = 1
     kernel_size: int = 5
     rnn: str = "gru"
     rnn_layers: int = 2
     rnn_width: int = 128
-    dropout: float = 0.3
+    dropout: float = 0.1
     crop_size: int = 48
     crop_width: int = 32
 
