@@ -359,3 +359,9 @@ def test_headless_reads_with_a_sentence_reader_among_the_given_phrases(sentence_
     for line in lines:
         assert sorted(p for p, _ in line["top3"]) == sorted(phrases)
         assert sum(p for _, p in line["top3"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_shipped_sentence_reader_config_is_valid():
+    config = load_config(REPO / "training" / "landmark_ctc.yaml")
+    assert (config.model, config.split.strategy, config.augment.mirror) == ("landmark_ctc", "sentence", 0.0)
+    assert config.augment.word_crop > 0 and config.optim.epochs == 80
