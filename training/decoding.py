@@ -55,10 +55,8 @@ def decode_indices(indices: Iterable[int], alphabet: Sequence[str]) -> str:
 
 def greedy_decode(log_probs: np.ndarray | torch.Tensor, alphabet: Sequence[str]) -> str:
     """Best path of (T, V) log-probabilities: argmax per frame, repeats merged, blanks dropped."""
-    best = np.asarray(torch.as_tensor(log_probs).argmax(-1).cpu())
-    keep = np.ones(len(best), bool)
-    keep[1:] = best[1:] != best[:-1]
-    return decode_indices(best[keep], alphabet)
+    return decode_indices(_merge_repeats(np.asarray(torch.as_tensor(log_probs).argmax(-1).cpu())),
+                          alphabet)
 
 
 class BeamDecoder:
@@ -126,12 +124,16 @@ class BeamDecoder:
         if self.words:
             return " ".join(self.words[i] for i in best.words if 0 <= i < len(self.words))
         # Per-frame symbols: merge repeats first, then drop blanks, or "soon" reads "son".
-        return decode_indices([t for t in _merge_repeats(list(best.tokens)) if 0 < t < symbols],
-                              self.alphabet)
+        merged = _merge_repeats(list(best.tokens))
+        return decode_indices(merged[(merged > 0) & (merged < symbols)], self.alphabet)
 
 
-def _merge_repeats(tokens: Sequence[int]) -> list[int]:
-    return [t for i, t in enumerate(tokens) if i == 0 or t != tokens[i - 1]]
+def _merge_repeats(tokens: Sequence[int]) -> np.ndarray:
+    """Per-frame symbols with each run of one symbol made one (CTC's collapse, before blanks go)."""
+    tokens = np.asarray(tokens)
+    keep = np.ones(len(tokens), bool)
+    keep[1:] = tokens[1:] != tokens[:-1]
+    return tokens[keep]
 
 
 def phrase_log_likelihoods(log_probs: torch.Tensor, phrases: Sequence[str],

@@ -33,6 +33,18 @@ def sentence_metrics(references: list[str], hypotheses: list[str]) -> dict:
                                for (a, b), n in confusions.most_common(15)]}
 
 
+def transcript_report(clips, references: list[str], greedy: list[str], beam: list[str] | None
+                      ) -> dict:
+    """Metrics of the ``greedy`` (and ``lexicon``) hypotheses, and every clip's transcripts
+    as ``examples``."""
+    report = {"greedy": sentence_metrics(references, greedy)}
+    if beam is not None:
+        report["lexicon"] = sentence_metrics(references, beam)
+    report["examples"] = [{"clip": c, "reference": r, "greedy": g, **({"lexicon": b} if beam else {})}
+                          for c, r, g, b in zip(clips, references, greedy, beam or [None] * len(greedy))]
+    return report
+
+
 def transcripts(kind, model, card, dataset, device, lexicon=None, batch_size: int = 32):
     """References, greedy and (with ``lexicon``) lexicon beam-search hypotheses of a dataset."""
     from training.engine import Step
@@ -56,13 +68,7 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
 
     folder.mkdir(parents=True, exist_ok=True)
     references, greedy, beam = transcripts(kind, model, card, test_set, device, card.input.lexicon)
-    metrics = {"greedy": sentence_metrics(references, greedy)}
-    if beam is not None:
-        metrics["lexicon"] = sentence_metrics(references, beam)
-    clip_names = list(clips.rows["clip"].iloc[test_index])
-    metrics["examples"] = [{"clip": c, "reference": r, "greedy": g, **({"lexicon": b} if beam else {})}
-                           for c, r, g, b in zip(clip_names, references, greedy,
-                                                 beam or [None] * len(greedy))]
+    metrics = transcript_report(clips.rows["clip"].iloc[test_index], references, greedy, beam)
     flat = {"wer": metrics["greedy"]["wer"], "cer": metrics["greedy"]["cer"],
             "sentence_accuracy": metrics["greedy"]["sentence_accuracy"]}
     if beam is not None:
@@ -151,14 +157,8 @@ def evaluate_sentences(entry_path: Path, videos: Path, cache_dir: Path, out: Pat
     dataset = kind.dataset(clips.examples[keep], targets, card.input)
     references, greedy, beam = transcripts(kind, loaded.model, card, dataset, loaded.device,
                                            card.input.lexicon)
-    report = {"entry": loaded.name, "videos": str(videos), "greedy": sentence_metrics(references, greedy),
-              "skipped": skipped}
-    if beam is not None:
-        report["lexicon"] = sentence_metrics(references, beam)
-    report["examples"] = [{"clip": c, "reference": r, "greedy": g, **({"lexicon": b} if beam else {})}
-                          for c, r, g, b in zip(clips.rows["clip"].iloc[keep], references, greedy,
-                                                beam or [None] * len(greedy))]
-    return report
+    return {"entry": loaded.name, "videos": str(videos), "skipped": skipped,
+            **transcript_report(clips.rows["clip"].iloc[keep], references, greedy, beam)}
 
 
 def score_phrase_list(entry_path: Path, videos: Path, cache_dir: Path, phrases: tuple[str, ...],

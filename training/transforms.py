@@ -7,9 +7,14 @@ imports it without the training data stack (pandas).
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from features.cache import ClipFeatures
+from features.frame_features import FEATURE_NAMES
 
 from features.geometry import LIP_POINT_NAMES
 from features.topology import LIP_MIRROR_ORDER
@@ -199,3 +204,41 @@ def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
         return crops.copy()
     resized = resize_frames(torch.from_numpy(np.ascontiguousarray(crops)).float(), size)
     return resized.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+class Standardises:
+    """For frozen input specs with ``mean`` and ``std`` tuples (C,): standardise batches."""
+
+    @cached_property
+    def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor(self.mean, dtype=torch.float32)[:, None],
+                torch.tensor(self.std, dtype=torch.float32)[:, None])
+
+    def standardise(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, C, T) raw channels -> ``(x - mean) / std`` per channel, float32 on their device."""
+        mean, std = (t.to(batch.device) for t in self._statistics)
+        return (batch.float() - mean) / std
+
+
+def mouth_crops(clip: ClipFeatures) -> np.ndarray:
+    """A clip's (T, S, S) uint8 mouth crops; ``ValueError`` when it was read without them."""
+    if clip.crops.shape[:1] != clip.valid.shape or clip.crops.size == 0:
+        raise ValueError("the clip carries no mouth crops; extract it (or run the "
+                         "FeaturePipeline) with crops=True")
+    return clip.crops
+
+
+def check_live_channels(trained: tuple[str, ...], example_names, where: str, kind: str) -> None:
+    """Refuse an entry trained on other channels than ``example_names(blank clip)`` gives for
+    this app's :data:`FEATURE_NAMES`, naming the first that differs and how to re-train."""
+    blank = ClipFeatures(np.zeros((2, len(FEATURE_NAMES)), np.float32), np.ones(2, bool),
+                         np.array([0, 40]), np.zeros((2, 0, 0), np.uint8), FEATURE_NAMES, 25.0)
+    live = tuple(example_names(blank))
+    if tuple(trained) == live:
+        return
+    first = next((f"channel {i}: entry has {a!r}, app has {b!r}"
+                  for i, (a, b) in enumerate(zip(trained, live, strict=False)) if a != b),
+                 f"entry has {len(trained)} channels, app has {len(live)}")
+    raise ValueError(f"{where} was trained on other features than this app extracts "
+                     f"({first}); re-train it on the current features: "
+                     f"python -m training.run --model {kind} --videos DIR")

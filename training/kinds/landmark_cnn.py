@@ -9,7 +9,6 @@ the card stores with the channel names.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -18,11 +17,11 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from features.cache import ClipFeatures
-from features.frame_features import FEATURE_NAMES
 from features.sequence import SequenceConfig, sequence_transform
 from training.kinds.classifier import ClassifierKind
-from training.transforms import (augment_sequence, face_span, fit_normalisation, item_rng,
-                                 mirror_plan, resample_linear, rest_statistics)
+from training.transforms import (Standardises, augment_sequence, check_live_channels, face_span,
+                                 fit_normalisation, item_rng, mirror_plan, resample_linear,
+                                 rest_statistics)
 
 CURVE_CHANNELS = ("inner_mar", "mouth_width", "jawOpen", "inner_area")
 
@@ -92,7 +91,7 @@ class LandmarkCNN(nn.Module):
 
 
 @dataclass(frozen=True)
-class LandmarkInput:
+class LandmarkInput(Standardises):
     """What a landmark sequence model is fed (the card's ``input``).
 
     ``sequence_length``: frames each clip is resampled to; ``velocities``:
@@ -110,16 +109,6 @@ class LandmarkInput:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     relative: str = "none"
-
-    @cached_property
-    def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.tensor(self.mean, dtype=torch.float32)[:, None],
-                torch.tensor(self.std, dtype=torch.float32)[:, None])
-
-    def standardise(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C, L) raw sequences -> ``(x - mean) / std`` per channel, float32 on their device."""
-        mean, std = (t.to(batch.device) for t in self._statistics)
-        return (batch.float() - mean) / std
 
 
 def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -142,14 +131,6 @@ def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, 
     sequence = resample_linear(frames, spec.sequence_length).T
     duration = np.full((1, spec.sequence_length), (span.stop - span.start) / clip.fps, np.float32)
     return np.concatenate([sequence, duration]), names + ("duration_s",)
-
-
-def live_channel_names(spec: LandmarkInput) -> tuple[str, ...]:
-    """The channel names :func:`clip_sequence` gives for this app's :data:`FEATURE_NAMES`."""
-    blank = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
-    clip = ClipFeatures(blank, np.ones(2, bool), np.array([0, 40]), np.zeros((2, 0, 0), np.uint8),
-                        FEATURE_NAMES, 25.0)
-    return clip_sequence(clip, spec)[1]
 
 
 class LandmarkDataset(Dataset):
@@ -195,19 +176,11 @@ class LandmarkSequenceKind(ClassifierKind):
                        std=tuple(std.tolist()))
 
     def check_spec(self, spec: LandmarkInput, where: str) -> None:
-        live = live_channel_names(spec)
-        trained = tuple(spec.feature_names)
-        if not (len(trained) == len(spec.mean) == len(spec.std)):
-            raise ValueError(f"{where}: its card has {len(trained)} feature names but "
+        if not (len(spec.feature_names) == len(spec.mean) == len(spec.std)):
+            raise ValueError(f"{where}: its card has {len(spec.feature_names)} feature names but "
                              f"{len(spec.mean)} means and {len(spec.std)} deviations; re-train it")
-        if trained == live:
-            return
-        first = next((f"channel {i}: entry has {a!r}, app has {b!r}"
-                      for i, (a, b) in enumerate(zip(trained, live, strict=False)) if a != b),
-                     f"entry has {len(trained)} channels, app has {len(live)}")
-        raise ValueError(f"{where} was trained on other features than this app extracts "
-                         f"({first}); re-train it on the current features: "
-                         f"python -m training.run --model {self.name} --videos DIR")
+        check_live_channels(spec.feature_names, lambda clip: clip_sequence(clip, spec)[1],
+                            where, self.name)
 
     def dataset(self, examples, labels, spec, augment=None) -> Dataset:
         return LandmarkDataset(examples, labels, spec, augment)

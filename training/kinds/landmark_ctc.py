@@ -15,7 +15,6 @@ into text, or scores a list of candidate phrases.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -25,11 +24,11 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from features.cache import ClipFeatures
-from features.frame_features import FEATURE_NAMES
 from features.sequence import SequenceConfig, sequence_transform
 from training.decoding import SPACE, alphabet_of, encode, normalise_text
 from training.kinds.base import ModelKind
-from training.transforms import (MIN_STD, item_rng, mirror, mirror_plan,
+from training.transforms import (MIN_STD, Standardises, check_live_channels, item_rng, mirror,
+                                 mirror_plan, mouth_crops, resample_linear, resample_nearest,
                                  resize_crops, rest_statistics)
 
 INPUTS = ("landmarks", "crops", "both")
@@ -143,7 +142,7 @@ class LandmarkCTC(nn.Module):
 
 
 @dataclass(frozen=True)
-class CTCInput:
+class CTCInput(Standardises):
     """What the sentence reader is fed (the card's ``input``).
 
     ``inputs``: landmarks, crops or both; ``velocities`` / ``max_gap`` as for
@@ -163,11 +162,6 @@ class CTCInput:
     std: tuple[float, ...]
     crop_size: int
     lexicon: tuple[str, ...]
-
-    @cached_property
-    def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.tensor(self.mean, dtype=torch.float32)[:, None],
-                torch.tensor(self.std, dtype=torch.float32)[:, None])
 
 
 def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndarray | None, tuple]:
@@ -191,23 +185,8 @@ def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndar
             features = (features - level) / spread
     crops = None
     if spec.inputs != "landmarks":
-        if clip.crops.shape[:1] != clip.valid.shape or clip.crops.size == 0:
-            raise ValueError("the clip carries no mouth crops; extract it with crops=True")
-        crops = resize_crops(clip.crops[span], spec.crop_size)
+        crops = resize_crops(mouth_crops(clip)[span], spec.crop_size)
     return features.astype(np.float32), crops, tuple(names)
-
-
-def speed_change(frames: np.ndarray, factor: float, nearest: bool = False) -> np.ndarray:
-    """(T, ...) frames played ``factor`` times as fast: round(T / factor) frames, linearly
-    interpolated (nearest frame with ``nearest``)."""
-    length = max(2, int(round(len(frames) / factor)))
-    times = np.linspace(0, len(frames) - 1, length)
-    if nearest or len(frames) == 1:
-        return frames[np.round(times).astype(np.int64)]
-    left = np.floor(times).astype(np.int64)
-    right = np.minimum(left + 1, len(frames) - 1)
-    weight = (times - left).astype(np.float32).reshape(-1, *([1] * (frames.ndim - 1)))
-    return (frames[left] * (1 - weight) + frames[right] * weight).astype(frames.dtype)
 
 
 class SentenceTarget(NamedTuple):
@@ -280,9 +259,9 @@ class SentenceDataset(Dataset):
             if crops is not None:
                 crops = crops[:, :, ::-1]
         if config.speed > 0:
-            factor = 1.0 + rng.uniform(-config.speed, config.speed)
-            features = speed_change(features, factor)
-            crops = None if crops is None else speed_change(crops, factor, nearest=True)
+            length = max(2, round(len(features) / (1.0 + rng.uniform(-config.speed, config.speed))))
+            features = resample_linear(features, length)
+            crops = None if crops is None else resample_nearest(crops, length)
         if config.time_mask > 0 and len(features) > 4:
             width = int(rng.integers(0, int(config.time_mask * len(features)) + 1))
             start = int(rng.integers(0, len(features) - width + 1))
@@ -324,9 +303,7 @@ class LandmarkCTCKind(ModelKind):
     default_split = "sentence"
     scores_phrases = True
 
-    @property
-    def collate(self):
-        return collate
+    collate = staticmethod(collate)
 
     def build_model(self, config: LandmarkCTCConfig) -> nn.Module:
         return LandmarkCTC(config)
@@ -363,15 +340,10 @@ class LandmarkCTCKind(ModelKind):
                        std=tuple(np.maximum(frames.std(0), MIN_STD).tolist()))
 
     def check_spec(self, spec: CTCInput, where: str) -> None:
-        if spec.inputs == "crops":
-            return
-        blank = ClipFeatures(np.zeros((2, len(FEATURE_NAMES)), np.float32), np.ones(2, bool),
-                             np.array([0, 40]), np.zeros((2, 0, 0), np.uint8), FEATURE_NAMES, 25.0)
-        live = clip_frames(blank, replace(spec, inputs="landmarks"))[2]
-        if tuple(spec.feature_names) != live:
-            raise ValueError(f"{where} was trained on other features than this app extracts "
-                             f"({len(spec.feature_names)} channels, the app has {len(live)}); "
-                             f"re-train it: python -m training.run --model {self.name}")
+        if spec.inputs != "crops":
+            check_live_channels(spec.feature_names,
+                                lambda clip: clip_frames(clip, replace(spec, inputs="landmarks"))[2],
+                                where, self.name)
 
     def targets(self, clips, classes) -> list[SentenceTarget]:
         timings = clips.rows["words"] if "words" in clips.rows else [None] * len(clips.rows)
@@ -394,8 +366,7 @@ class LandmarkCTCKind(ModelKind):
         features, lengths, crops = batch
         features = features.to(device, non_blocking=True).transpose(1, 2)
         if features.shape[1]:
-            mean, std = (t.to(device) for t in spec._statistics)
-            features = (features - mean) / std
+            features = spec.standardise(features)
             features = features * (torch.arange(features.shape[2], device=device)
                                    < lengths.to(device)[:, None])[:, None]
         crops = crops.to(device, non_blocking=True).float() / 255.0
@@ -405,9 +376,6 @@ class LandmarkCTCKind(ModelKind):
         (features, crops), _ = self.example(clip, spec)
         batch, _ = collate([((features, crops), [])])
         return self.model_input(batch, spec, device)
-
-    def embed(self, model, x):
-        return model.embed(x)
 
     def loss_function(self, config) -> nn.Module:
         return nn.CTCLoss(blank=0, zero_infinity=True)

@@ -20,7 +20,8 @@ from features.cache import ClipFeatures
 from training.config import repo_path
 from training.kinds.base import read_state_dict
 from training.kinds.classifier import ClassifierKind
-from training.transforms import face_span, item_rng, resample_nearest, resize_crops, resize_frames
+from training.transforms import (face_span, item_rng, mouth_crops, resample_nearest, resize_crops,
+                                 resize_frames)
 
 # Kinetics-400 statistics torchvision's R(2+1)D-18 weights were trained with.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -65,10 +66,7 @@ def clip_crops(clip: ClipFeatures, spec: CropInput) -> np.ndarray:
     (crop_frames, crop_size, crop_size) uint8."""
     if not clip.valid.any():
         raise ValueError("no frame with a face")
-    if clip.crops.shape[:1] != clip.valid.shape or clip.crops.size == 0:
-        raise ValueError("the clip carries no mouth crops; extract it (or run the "
-                         "FeaturePipeline) with crops=True")
-    return resize_crops(resample_nearest(clip.crops[face_span(clip.valid)], spec.crop_frames),
+    return resize_crops(resample_nearest(mouth_crops(clip)[face_span(clip.valid)], spec.crop_frames),
                         spec.crop_size)
 
 
