@@ -4,6 +4,7 @@
     python main.py --camera N                ... on webcam N
     python main.py --source FILE [--loop]    ... on a video file played as the camera
     python main.py --headless --source FILE  no window: one JSON line per recognised utterance
+                   [--kind landmark_ctc --mode transcript|phrases --phrases a,b,c]
 
 The window reads the lips live, shows and speaks the phrase, records new
 samples into ``videos/`` and trains recognisers into the registry ``models/``.
@@ -14,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from recognizer.reading import add_reading_flags
 from training.kinds import DEFAULT_KIND, KINDS
 
 ROOT = Path(__file__).resolve().parent
@@ -35,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="recognise utterances of --source and print them as JSON lines")
     parser.add_argument("--kind", default=DEFAULT_KIND, choices=KINDS,
                         help="recogniser for --headless (default landmark_cnn)")
+    add_reading_flags(parser)
     return parser.parse_args(argv)
 
 
@@ -49,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         from features.dataset import build_manifest
         from recognizer.recording import phrase_list
 
-        phrases = phrase_list(build_manifest(args.videos)["label"])
+        from training.sentence_reports import read_phrases
+
+        phrases = (read_phrases(args.phrases) if args.phrases
+                   else phrase_list(build_manifest(args.videos)["label"]))
         return run_headless(args.source, args.registry, kind=args.kind, loop=args.loop,
-                            max_seconds=args.max_seconds, phrases=phrases)
+                            max_seconds=args.max_seconds, phrases=phrases, mode=args.mode)
     if args.source:
         from features.video import VideoError, VideoFileSource
 

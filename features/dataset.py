@@ -36,6 +36,7 @@ import pandas as pd
 
 from features.extract import VIDEO_SUFFIXES
 from features.files import fsync_path, temporary_sibling, write_text_atomic
+from features.text import spoken_text
 from features.video import write_video
 
 SIDECAR_SUFFIX = ".json"
@@ -56,36 +57,46 @@ class SidecarError(ValueError):
 
 
 def _clean_name(text: str, what: str) -> str:
-    """NFC-normalised, stripped, spaces to ``_``; ``ValueError`` naming ``text`` if unsafe."""
+    """NFC-normalised, stripped, spaces to ``_``; ``ValueError`` naming ``text`` if unsafe.
+
+    The message says what is wrong and what to type instead (``what`` is
+    ``"label"`` -- a phrase to the user -- or ``"clip name"``).
+    """
+    noun, example = (("the phrase", "i_need_water or 'i need water'") if what == "label"
+                     else (f"the {what}", "take_1"))
     if not isinstance(text, str):
         raise ValueError(f"{what} {text!r}: must be text, not {type(text).__name__}")
     name = unicodedata.normalize("NFC", text).strip()
     invisible = [c for c in name if unicodedata.category(c)[0] == "C"
                  and c not in _ALLOWED_FORMAT_CHARS]
     if invisible:
-        raise ValueError(f"{what} {text!r}: contains control or invisible characters "
-                         f"{invisible!r}; type the {what} again without them")
+        raise ValueError(f"{what} {text!r} contains control or invisible characters "
+                         f"{invisible!r}; type {noun} again by hand, like {example}")
     name = re.sub(r"\s+", "_", name)
-    problem = _name_problem(name)
+    problem = _name_problem(name, noun, example)
     if problem:
-        raise ValueError(f"{what} {text!r}: {problem}; choose another {what}")
+        raise ValueError(f"{what} {text!r} {problem}")
     return name
 
 
-def _name_problem(name: str) -> str | None:
+def _name_problem(name: str, noun: str = "the name", example: str = "take_1") -> str | None:
+    """What is wrong with ``name`` as a folder or file name and what to type instead; None if nothing."""
+    in_words = (f"type {noun} in words instead, like {example}: letters, digits, spaces, - and _ "
+                f"are fine, but not / \\ < > : \" | ? * or a '.' at the start or end")
     if not name:
-        return "is empty"
+        return f"is empty; {in_words}"
     if name.startswith("."):
-        return "starts with a dot (that would be a hidden folder, or '.'/'..' leave it)"
+        return f"starts with '.'; {in_words}"
     if name.endswith("."):
-        return "ends with a dot (Windows drops it and would merge it with another name)"
+        return f"ends with '.'; {in_words}"
     bad = sorted(set(name) & _FORBIDDEN_CHARS)
     if bad:
-        return f"contains {' '.join(bad)} (path separators and characters a file name cannot hold)"
+        return f"contains {' '.join(bad)}; {in_words}"
     if name.split(".")[0].upper() in _WINDOWS_RESERVED:
-        return "is a device name reserved by Windows"
+        return f"is a name Windows keeps for a device; add a word to it, like my_{name}"
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        return f"is longer than {MAX_NAME_BYTES} bytes as UTF-8"
+        return (f"is longer than {MAX_NAME_BYTES} bytes as UTF-8; type {noun} shorter, "
+                f"like its first few words")
     return None
 
 
@@ -338,8 +349,9 @@ def _label_folders(root: Path, problems: list[tuple[Path, str]]) -> list[tuple[P
 
 def transcript(label: str, text: str | None = None) -> str:
     """What a clip says: its sidecar's ``text``, else its label with ``_`` read as spaces."""
-    chosen = text if isinstance(text, str) and text.strip() else label.replace("_", " ")
-    return " ".join(unicodedata.normalize("NFC", chosen).split())
+    if isinstance(text, str) and text.strip():
+        return " ".join(unicodedata.normalize("NFC", text).split())
+    return spoken_text(label)
 
 
 def transcript_counts(texts) -> dict[str, int]:

@@ -1,12 +1,16 @@
 """Recognise a video file without a window: one JSON line per recognised utterance.
 
     python -m recognizer.headless --source FILE [--registry models] [--kind landmark_cnn] [--loop]
+                                  [--mode transcript|phrases] [--phrases a,b,c | --phrases FILE]
 
 ``main.py --headless --source FILE`` calls :func:`run_headless`. The file runs
 through the same FeaturePipeline and :class:`~recognizer.live.LiveRecognizer`
 as the live app, as fast as the machine allows (not paced in real time). Each
-line on stdout is ``{"start_ms", "end_ms", "phrase", "confidence", "top3"}``;
-a summary goes to stderr.
+line on stdout is ``{"start_ms", "end_ms", "phrase", "confidence", "top3", "text"}``
+(``text``: the words a sentence reader read; a classifier's phrase as words);
+a summary goes to stderr. A sentence reader (``--kind landmark_ctc``) answers a
+phrase of the list (``--mode phrases``, the default: the app's phrases, or
+``--phrases``) or the words it reads (``--mode transcript``).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.video import VideoError, VideoFileSource
 from recognizer.live import LiveRecognizer, Recognition
 from recognizer.predictor import Predictor, find_entry
+from recognizer.reading import ReadMode, add_reading_flags
 from recognizer.recording import DEFAULT_PHRASES
 from training.kinds import DEFAULT_KIND, KINDS
 from training.registry import DEFAULT_ROOT, damaged_entries
@@ -32,13 +37,15 @@ def recognition_json(recognition: Recognition) -> str:
     return json.dumps({"start_ms": recognition.start_ms, "end_ms": recognition.end_ms,
                        "phrase": prediction.phrase,
                        "confidence": round(prediction.confidence, 4),
-                       "top3": [[phrase, round(p, 4)] for phrase, p in prediction.top3]})
+                       "top3": [[phrase, round(p, 4)] for phrase, p in prediction.top3],
+                       "text": prediction.text})
 
 
 def load_predictor(registry_root: str | Path, kind: str, err: TextIO,
-                   phrases: tuple[str, ...] = DEFAULT_PHRASES) -> Predictor | None:
-    """The predictor of the registry's entry of ``kind`` (a sentence reader choosing among
-    ``phrases``), or None after printing why not."""
+                   phrases: tuple[str, ...] = DEFAULT_PHRASES,
+                   mode: ReadMode | str = ReadMode.PHRASES) -> Predictor | None:
+    """The predictor of the registry's entry of ``kind`` (a sentence reader reading in
+    ``mode``, choosing among ``phrases``), or None after printing why not."""
     entry = find_entry(registry_root, kind)
     if entry is None:
         damaged = "".join(f"; cannot use the damaged entry {d.path}: {d.reason}"
@@ -48,10 +55,15 @@ def load_predictor(registry_root: str | Path, kind: str, err: TextIO,
               f"--videos VIDEOS_DIR --registry {registry_root}", file=err)
         return None
     try:
-        return Predictor.from_entry(entry, phrases=phrases)
+        predictor = Predictor.from_entry(entry, phrases=phrases, mode=mode)
     except (ValueError, OSError) as error:
         print(f"error: cannot use registry entry {entry}: {error}", file=err)
         return None
+    if predictor.reads_sentences and predictor.unspellable:
+        print(f"warning: {predictor.name} cannot spell the phrases "
+              f"{', '.join(map(repr, predictor.unspellable))} (only the characters "
+              f"{''.join(predictor.entry.card.classes)!r}); they are left out", file=err)
+    return predictor
 
 
 def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO,
@@ -71,7 +83,7 @@ def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO,
             frames, faces = frames + 1, faces + result.has_face
             if result.error:
                 print(f"warning: {result.error}", file=err)
-            if result.recognition is not None:
+            if result.recognition is not None and result.recognition.final:
                 print(recognition_json(result.recognition), file=out, flush=True)
                 found += 1
     for recognition in recognizer.finish():
@@ -84,14 +96,15 @@ def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_RO
                  kind: str = DEFAULT_KIND, loop: bool = False,
                  out: TextIO | None = None, err: TextIO | None = None,
                  max_seconds: float | None = None,
-                 phrases: tuple[str, ...] = DEFAULT_PHRASES) -> int:
+                 phrases: tuple[str, ...] = DEFAULT_PHRASES,
+                 mode: ReadMode | str = ReadMode.PHRASES) -> int:
     """Recognise every utterance of a video file; exit code 0, or 2 when it cannot start or read.
 
     Not paced: frames are read as fast as they are processed. ``loop`` runs
     until interrupted (Ctrl-C ends it with exit code 0) or for ``max_seconds``.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    predictor = load_predictor(registry_root, kind, err, phrases)
+    predictor = load_predictor(registry_root, kind, err, phrases, mode)
     if predictor is None:
         return 2
     started = time.monotonic()
@@ -120,8 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kind", choices=KINDS, default=DEFAULT_KIND, help="recogniser kind")
     parser.add_argument("--loop", action="store_true", help="start the file again at its end")
     parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
-    parser.add_argument("--phrases", help="a sentence reader chooses among these phrases "
-                                          "(a,b,c or a file of lines; default: the app's phrases)")
+    add_reading_flags(parser)
     return parser.parse_args(argv)
 
 
@@ -131,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     phrases = read_phrases(args.phrases) if args.phrases else DEFAULT_PHRASES
     return run_headless(args.source, args.registry, args.kind, args.loop,
-                        max_seconds=args.max_seconds, phrases=phrases)
+                        max_seconds=args.max_seconds, phrases=phrases, mode=args.mode)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Sequence
 
@@ -25,6 +25,10 @@ from recognizer.predictor import Prediction, Predictor, utterance_clip
 from recognizer.segmenter import SegmenterConfig, SegmenterState, Utterance, UtteranceSegmenter
 
 PLOT_NAMES = ("inner_mar", "outer_mar", "inner_area", "teeth_ratio", "tongue_ratio", "jawOpen")
+# The least rest-to-speech span a plot scales a channel to, in the channel's own unit: a
+# person at rest for a whole window shows a flat line, not their jitter blown up to full scale.
+PLOT_MIN_SPANS = {"inner_mar": 0.1, "outer_mar": 0.08, "inner_area": 0.015,
+                  "teeth_ratio": 0.05, "tongue_ratio": 0.05, "jawOpen": 0.08}
 _OUTER = np.array(OUTER_LIP)
 _INNER = np.array(INNER_LIP)
 
@@ -51,7 +55,10 @@ class LiveConfig:
     a prediction at least this probable is ``sure``; ``recognised_hold_ms``:
     how long the state reads :attr:`LiveState.RECOGNISED` after a prediction;
     ``history_length``: frames a :class:`PlotHistory` keeps (10 s at 25 fps);
-    ``crop``: must be the pipeline's crop settings, for the drawn crop box.
+    ``crop``: must be the pipeline's crop settings, for the drawn crop box;
+    ``tentative_max_ms``: tentative readings stop once two readings in a row
+    took this long (a slow video model on a CPU reads each utterance once, at
+    its end; one slow first reading, warming up, does not count).
     """
 
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -60,6 +67,7 @@ class LiveConfig:
     recognised_hold_ms: int = 1000
     history_length: int = 250
     crop: CropConfig = field(default_factory=CropConfig)
+    tentative_max_ms: float = 100.0
 
     def buffer_length(self) -> int:
         """Frames the ring buffer needs: the longest utterance, both margins and the emit delay."""
@@ -73,14 +81,19 @@ class Recognition:
 
     ``start_ms`` / ``end_ms``: its first and last active frame (stream time);
     ``sure``: ``prediction.confidence >= threshold``; ``latency_ms``: from the
-    last active frame to the prediction being ready -- stream time until the
-    segmenter decided the utterance was over, plus the predictor's wall time.
+    last active frame to the words being ready -- stream time until the
+    segmenter offered the utterance, plus the predictor's wall time; ``final``:
+    False for a tentative reading (the lips paused ``read_after`` frames and
+    may go on), True once the segmenter has confirmed the end. A final reading
+    of the same frames by the same predictor repeats the tentative one, with
+    its latency: the words were on screen then.
     """
 
     utterance: Utterance
     prediction: Prediction
     sure: bool
     latency_ms: float
+    final: bool = True
 
     @property
     def start_ms(self) -> int | None:
@@ -98,9 +111,13 @@ class FrameResult:
     ``outer_lip`` / ``inner_lip``: (20, 2) float32 pixel rings (None without a
     face); ``crop_box``: (4, 2) float32 pixel corners of the mouth crop;
     ``state``: the :class:`LiveState`; ``values``:
-    one float per :data:`PLOT_NAMES` (NaN without a face); ``utterance``: the
-    utterance that ended with this frame, if any; ``recognition``: its
-    prediction (None without a predictor); ``error``: why the prediction failed.
+    one float per :data:`PLOT_NAMES` (NaN without a face, and NaN for a channel
+    not measured on this frame, e.g. teeth / tongue with the colour gate closed);
+    ``utterance``: the utterance that ended with this frame, if any;
+    ``recognition``: its prediction (None without a predictor); ``error``: why
+    the prediction failed; ``activity``: the segmenter's activity of its last
+    decided frame (``smoothing_radius`` frames back), in threshold units, NaN
+    without a face.
     """
 
     index: int
@@ -113,21 +130,55 @@ class FrameResult:
     utterance: Utterance | None = None
     recognition: Recognition | None = None
     error: str | None = None
+    activity: float = math.nan
 
     @property
     def has_face(self) -> bool:
         return self.outer_lip is not None
+
+    def measured(self, name: str) -> bool:
+        """Whether the plotted value ``name`` was measured: a face and a finite value."""
+        return self.has_face and math.isfinite(self.value(name))
 
     def value(self, name: str) -> float:
         """The plotted value ``name`` (one of :data:`PLOT_NAMES`)."""
         return self.values[PLOT_NAMES.index(name)]
 
 
-def plot_values(features: np.ndarray | None, columns: Sequence[int]) -> tuple[float, ...]:
-    """The plotted channels of one (F,) feature row; all NaN without a face."""
+def plot_values(features: np.ndarray | None, columns: Sequence[int],
+                measured: Sequence[bool] | None = None) -> tuple[float, ...]:
+    """The plotted channels of one (F,) feature row; all NaN without a face.
+
+    ``measured``: one bool per column, False for a channel not measured on this
+    frame (NaN, whatever the row holds); a NaN in the row reads the same.
+    """
     if features is None:
         return (math.nan,) * len(columns)
-    return tuple(float(features[c]) for c in columns)
+    if measured is None:
+        measured = (True,) * len(columns)
+    return tuple(float(features[c]) if m else math.nan for c, m in zip(columns, measured, strict=True))
+
+
+def personal_range(values: np.ndarray, min_spans: Sequence[float],
+                   quantiles: tuple[float, float] = (0.05, 0.95)) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's rest and speech level over a window of frames.
+
+    ``values``: (N, C), NaN where not measured; ``min_spans``: (C,) the least
+    speech-minus-rest span, in each channel's unit. Returns ``rest`` (C,), the
+    low quantile (the segmenter's rest statistic), and ``speech`` (C,), the high
+    quantile but at least ``rest + min_span``; both NaN for a channel with no value.
+    """
+    values = np.asarray(values, dtype=float)
+    known = np.isfinite(values).any(axis=0)
+    rest, speech = np.full((2, values.shape[1]), np.nan)
+    if known.any():
+        rest[known], speech[known] = np.nanquantile(values[:, known], quantiles, axis=0)
+    return rest, np.maximum(speech, rest + np.asarray(min_spans, dtype=float))
+
+
+def scale_to_range(values: np.ndarray, rest: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """(N, C) values mapped so each channel's ``rest`` is 0 and its ``speech`` level 1."""
+    return (np.asarray(values, dtype=float) - rest) / (speech - rest)
 
 
 def display_state(segmenter_state: SegmenterState, timestamp_ms: int,
@@ -160,6 +211,9 @@ class LiveRecognizer:
         self._predictor = predictor
         self._buffer: deque[FrameFeatures] = deque(maxlen=config.buffer_length())
         self._recognised_at: int | None = None
+        self._tentative: Recognition | None = None      # the open utterance's tentative reading
+        self._tentative_by: Predictor | None = None     # the predictor of the last reading
+        self._read_ms: deque[float] = deque(maxlen=2)   # how long the last readings took
 
     @property
     def predictor(self) -> Predictor | None:
@@ -174,14 +228,19 @@ class LiveRecognizer:
         self._segmenter.reset()
         self._buffer.clear()
         self._recognised_at = None
+        self._tentative = None
 
     def process(self, row: FrameFeatures) -> FrameResult:
-        """Take one frame's features; returns what to draw, with a recognition when one ended."""
+        """Take one frame's features; returns what to draw, with a recognition when an
+        utterance ended (``final``) or paused long enough to be read (tentative)."""
         self._buffer.append(row)
         ended = self._segmenter.update(row.index, row.features, row.features is not None,
                                        row.timestamp_ms)
         utterance = ended[-1] if ended else None
-        recognition, error = self._recognise(utterance, row.timestamp_ms)
+        if utterance is not None:
+            recognition, error = self._recognise(utterance, row.timestamp_ms)
+        else:
+            recognition, error = self._read_tentatively(self._segmenter.tentative, row.timestamp_ms)
         state = display_state(self._segmenter.state, row.timestamp_ms, self._recognised_at,
                               self.config.recognised_hold_ms)
         return self._result(row, state, utterance, recognition, error)
@@ -192,20 +251,36 @@ class LiveRecognizer:
         done = [self._recognise(u, last)[0] for u in self._segmenter.flush()]
         return [recognition for recognition in done if recognition is not None]
 
-    def _recognise(self, utterance: Utterance | None, now_ms: int
+    def _read_tentatively(self, utterance: Utterance | None, now_ms: int
+                          ) -> tuple[Recognition | None, str | None]:
+        slow = len(self._read_ms) == self._read_ms.maxlen and min(self._read_ms) >= (
+            self.config.tentative_max_ms)
+        if utterance is None or slow:
+            return None, None
+        recognition, error = self._recognise(utterance, now_ms, final=False)
+        self._tentative = recognition
+        return recognition, error
+
+    def _recognise(self, utterance: Utterance, now_ms: int, final: bool = True
                    ) -> tuple[Recognition | None, str | None]:
         predictor = self._predictor
-        if utterance is None or predictor is None:
+        if predictor is None:
             return None, None
+        tentative, self._tentative = self._tentative, None
+        if (final and tentative is not None and tentative.utterance == utterance
+                and self._tentative_by is predictor):
+            return replace(tentative, final=True), None
         try:
             clip = utterance_clip(list(self._buffer), None, utterance, self.config.margin_frames)
             prediction = predictor.predict(clip)
         except ValueError as error:
             return None, f"utterance at {utterance.start_ms} ms not recognised: {error}"
+        self._read_ms.append(prediction.latency_ms)
+        self._tentative_by = predictor
         self._recognised_at = now_ms
         waited = now_ms - (utterance.end_ms if utterance.end_ms is not None else now_ms)
         sure = prediction.confidence >= self.config.confidence_threshold
-        return Recognition(utterance, prediction, sure, waited + prediction.latency_ms), None
+        return Recognition(utterance, prediction, sure, waited + prediction.latency_ms, final), None
 
     def _result(self, row: FrameFeatures, state: LiveState, utterance: Utterance | None,
                 recognition: Recognition | None, error: str | None) -> FrameResult:
@@ -214,8 +289,22 @@ class LiveRecognizer:
             points = row.face.points
             outer, inner = points[_OUTER, :2].copy(), points[_INNER, :2].copy()
             box = mouth_crop_box(points, self.config.crop)
+        activity = self._segmenter.activity
         return FrameResult(row.index, row.timestamp_ms, outer, inner, box, state,
-                           plot_values(row.features, self._columns), utterance, recognition, error)
+                           plot_values(row.features, self._columns), utterance, recognition, error,
+                           math.nan if activity is None else activity)
+
+
+@dataclass(frozen=True)
+class PlotSeries:
+    """A :class:`PlotHistory` window, oldest first: ``times`` (N,) seconds; ``values``
+    (N, len(PLOT_NAMES)); ``activity`` (N,) the segmenter's activity; ``face`` (N,) bool.
+    NaN where there was no face or a channel was not measured."""
+
+    times: np.ndarray
+    values: np.ndarray
+    activity: np.ndarray
+    face: np.ndarray
 
 
 class PlotHistory:
@@ -223,6 +312,7 @@ class PlotHistory:
 
     :meth:`series` gives times (N,) in seconds and values (N, len(PLOT_NAMES)),
     oldest first; NaN where there was no face, so a plot shows a gap.
+    :meth:`window` adds the segmenter's activity and which frames had a face.
     """
 
     def __init__(self, length: int = LiveConfig().history_length):
@@ -230,22 +320,36 @@ class PlotHistory:
             raise ValueError(f"history length {length}: must be at least 1 frame")
         self._times = np.full(length, np.nan)
         self._values = np.full((length, len(PLOT_NAMES)), np.nan)
+        self._activity = np.full(length, np.nan)
+        self._face = np.zeros(length, dtype=bool)
         self._count = 0
 
     def append(self, result: FrameResult) -> None:
         slot = self._count % len(self._times)
         self._times[slot] = result.timestamp_ms / 1000.0
         self._values[slot] = result.values
+        self._activity[slot] = result.activity
+        self._face[slot] = result.has_face
         self._count += 1
 
-    def series(self) -> tuple[np.ndarray, np.ndarray]:
+    def _order(self) -> slice | np.ndarray:
         length = len(self._times)
         if self._count <= length:
-            return self._times[:self._count].copy(), self._values[:self._count].copy()
-        order = np.roll(np.arange(length), -(self._count % length))
-        return self._times[order], self._values[order]
+            return slice(0, self._count)
+        return np.roll(np.arange(length), -(self._count % length))
+
+    def series(self) -> tuple[np.ndarray, np.ndarray]:
+        order = self._order()
+        return self._times[order].copy(), self._values[order].copy()
+
+    def window(self) -> PlotSeries:
+        order = self._order()
+        return PlotSeries(self._times[order].copy(), self._values[order].copy(),
+                          self._activity[order].copy(), self._face[order].copy())
 
     def clear(self) -> None:
         self._times[:] = np.nan
         self._values[:] = np.nan
+        self._activity[:] = np.nan
+        self._face[:] = False
         self._count = 0

@@ -26,11 +26,15 @@ import torch
 from features.cache import ClipFeatures
 from features.extract import clip_from_rows
 from features.frame_features import FrameFeatures
+from features.text import spoken_text
+from recognizer.reading import ReadMode
 from recognizer.segmenter import Utterance
+from training.decoding import BeamDecoder, encode, hypothesis_posterior
 from training.kinds import get_kind
 from training.registry import LoadedEntry, active_entry, active_names, list_entries, load_entry
 
 TOP_K = 3
+BEAM_SIZE = 20     # the beam of transcript decoding, and the hypotheses weighed against each other
 
 
 def find_entry(registry_root: str | os.PathLike, kind: str) -> Path | None:
@@ -54,10 +58,15 @@ def find_entry(registry_root: str | os.PathLike, kind: str) -> Path | None:
 class Prediction:
     """What the model says about one utterance.
 
-    ``confidence``: probability of ``phrase`` in [0, 1]; ``top3``: up to three
-    (phrase, probability) pairs, most likely first; ``probabilities``: one per
-    class of the entry, in the card's class order; ``latency_ms``: wall time of
-    input preparation plus the forward pass.
+    ``phrase``: what to show and speak -- a phrase of the list (a classifier's
+    class, or a phrase a sentence reader chose), or in transcript mode the
+    words read; ``confidence``: its probability in [0, 1]; ``top3``: up to
+    three (phrase or transcript, probability) pairs, most likely first;
+    ``text``: the words a sentence reader read (lexicon beam search), in any
+    mode; a classifier's phrase as words; ``probabilities``: one per
+    candidate of :attr:`Predictor.classes` (empty in transcript mode, where
+    the candidates are the reader's own best hypotheses); ``latency_ms``: wall
+    time of input preparation, the forward pass and decoding.
     """
 
     phrase: str
@@ -67,6 +76,7 @@ class Prediction:
     entry: str
     latency_ms: float
     probabilities: tuple[float, ...] = ()
+    text: str = ""
 
 
 def utterance_clip(rows: Sequence[FrameFeatures], fps: float | None = None,
@@ -93,34 +103,85 @@ def utterance_clip(rows: Sequence[FrameFeatures], fps: float | None = None,
 class Predictor:
     """Phrase probabilities of one utterance clip from one loaded registry entry.
 
-    A classifier entry chooses among its own classes; a sentence reader
-    (``landmark_ctc``) among ``phrases``, scored by their CTC likelihood, and
-    needs them. Immutable once built, so a worker thread can use it while
-    another thread builds the next one.
+    A classifier entry chooses among its own classes. A sentence reader
+    (``landmark_ctc``) reads the words with a lexicon beam search over the
+    words of its training transcripts and of ``phrases``; in
+    :attr:`ReadMode.PHRASES` (the default) it also scores every phrase of
+    ``phrases`` by its CTC likelihood and answers the most likely one, in
+    :attr:`ReadMode.TRANSCRIPT` it answers the words, with its best
+    alternatives as the top 3. Phrases it cannot spell (characters outside its
+    alphabet) are left out and named in :attr:`unspellable`. Immutable once
+    built, so a worker thread can use it while another thread builds the next one.
     """
 
-    def __init__(self, entry: LoadedEntry, phrases: Sequence[str] | None = None):
+    def __init__(self, entry: LoadedEntry, phrases: Sequence[str] | None = None,
+                 mode: ReadMode | str = ReadMode.PHRASES):
         self.entry = entry
         self.kind: str = entry.card.kind
         self._model_kind = get_kind(self.kind)
         where = f"registry entry {entry.name} ({entry.path})"
         self._model_kind.check_spec(entry.card.input, where)
-        self.phrases = tuple(phrases) if phrases is not None else None
-        if self.phrases is not None and len(set(self.phrases)) != len(self.phrases):
-            raise ValueError(f"the phrase list {list(self.phrases)} names a phrase twice")
-        self.classes: tuple[str, ...] = self.phrases or tuple(entry.card.classes)
+        self.reads_sentences = self._model_kind.reads_sentences
+        self.mode = ReadMode(mode) if self.reads_sentences else ReadMode.PHRASES
+        phrases = tuple(phrases) if phrases is not None else None
+        if phrases is not None and len(set(phrases)) != len(phrases):
+            raise ValueError(f"the phrase list {list(phrases)} names a phrase twice")
+        self.unspellable: tuple[str, ...] = ()
+        self._given = phrases
+        self._decoder = None
+        if self.reads_sentences:
+            phrases = self._spellable(phrases or ())
+            if self.mode is ReadMode.PHRASES and not phrases:
+                raise ValueError(f"{entry.name} reads sentences: give it the phrases to choose "
+                                 f"from{self._unspellable_note()}, or read in transcript mode")
+            self._decoder = transcript_decoder(entry.card, phrases)
+        self.phrases = phrases
+        self.classes: tuple[str, ...] = (self.phrases if self.reads_sentences
+                                         else tuple(entry.card.classes))
 
     @classmethod
     def from_entry(cls, path: str | os.PathLike, device: str | torch.device | None = None,
-                   phrases: Sequence[str] | None = None) -> "Predictor":
+                   phrases: Sequence[str] | None = None,
+                   mode: ReadMode | str = ReadMode.PHRASES) -> "Predictor":
         """Load the registry entry folder ``path`` (on ``device``, default GPU if any);
-        ``phrases`` are used only by an entry that scores phrases (a sentence reader)."""
+        ``phrases`` and ``mode`` are used only by a sentence reader."""
         entry = load_entry(path, device)
-        return cls(entry, phrases if get_kind(entry.card.kind).scores_phrases else None)
+        return cls(entry, phrases if get_kind(entry.card.kind).reads_sentences else None, mode)
+
+    def with_mode(self, mode: ReadMode | str, phrases: Sequence[str] | None = None) -> "Predictor":
+        """The same loaded model reading in ``mode`` (and with ``phrases``, default the same)."""
+        return Predictor(self.entry, self._given if phrases is None else phrases, mode)
+
+    def _spellable(self, phrases: tuple[str, ...]) -> tuple[str, ...]:
+        alphabet = self.entry.card.classes
+        kept, dropped = [], []
+        for phrase in phrases:
+            try:
+                encode(phrase, alphabet)
+            except ValueError:
+                dropped.append(phrase)
+                continue
+            kept.append(phrase)
+        self.unspellable = tuple(dropped)
+        return tuple(kept)
+
+    def _unspellable_note(self) -> str:
+        if not self.unspellable:
+            return ""
+        return (f" (it cannot spell {', '.join(map(repr, self.unspellable))}: only the "
+                f"characters {''.join(self.entry.card.classes)!r})")
 
     @property
     def name(self) -> str:
         return self.entry.name
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """What this predictor can answer: its phrases (or classes), or in transcript mode
+        the words its sentences are made of."""
+        if self.mode is ReadMode.TRANSCRIPT:
+            return self._decoder.words or tuple(self.entry.card.classes)
+        return self.classes
 
     @property
     def needs_crops(self) -> bool:
@@ -134,22 +195,52 @@ class Predictor:
         except ValueError as error:
             raise ValueError(f"entry {self.name} ({self.kind}): {error}") from error
 
-    def probabilities(self, clip: ClipFeatures) -> np.ndarray:
-        """(K,) float32 probabilities, in ``classes`` order."""
+    def _autocast(self):
         device = self.entry.device
-        amp = (torch.autocast(device_type="cuda", dtype=torch.float16)
-               if device.type == "cuda" else nullcontext())
-        with torch.inference_mode(), amp:
+        return (torch.autocast(device_type="cuda", dtype=torch.float16)
+                if device.type == "cuda" else nullcontext())
+
+    def probabilities(self, clip: ClipFeatures) -> np.ndarray:
+        """(K,) float32 probabilities, in ``classes`` order (a phrase list, for a sentence reader)."""
+        with torch.inference_mode(), self._autocast():
             _, probs = self._model_kind.score_clip(self.entry.model, self.model_batch(clip),
                                                    self.entry.card, self.phrases)
         return np.asarray(probs, np.float32)
 
     def predict(self, clip: ClipFeatures) -> Prediction:
-        """The most likely phrase of ``clip`` with its top three; ``ValueError`` without a face."""
+        """The most likely phrase (or transcript) of ``clip`` with its top three;
+        ``ValueError`` without a face."""
         started = time.perf_counter()
-        probs = self.probabilities(clip)
+        if self.reads_sentences:
+            candidates, probs, text = self._read(clip)
+        else:
+            candidates, probs = self.classes, self.probabilities(clip)
+            text = spoken_text(candidates[int(np.argmax(probs))])
         order = np.argsort(-probs, kind="stable")[:TOP_K]
-        top = tuple((self.classes[i], float(probs[i])) for i in order)
+        top = tuple((candidates[i], float(probs[i])) for i in order)
+        if not top:
+            raise ValueError(f"{self.name} read nothing in this clip")
+        per_class = probs if self.mode is ReadMode.PHRASES else ()
         return Prediction(top[0][0], top[0][1], top, self.kind, self.name,
                           1000.0 * (time.perf_counter() - started),
-                          tuple(float(p) for p in probs))
+                          tuple(float(p) for p in per_class), text)
+
+    def _read(self, clip: ClipFeatures) -> tuple[tuple[str, ...], np.ndarray, str]:
+        """A sentence reader's candidates and their probabilities, and the words it read."""
+        kind, card = self._model_kind, self.entry.card
+        with torch.inference_mode(), self._autocast():
+            log_probs = kind.emissions(self.entry.model, self.model_batch(clip)).cpu()
+        hypotheses = hypothesis_posterior(self._decoder.nbest(log_probs, BEAM_SIZE))
+        text = hypotheses[0][0] if hypotheses else ""
+        if self.mode is ReadMode.PHRASES:
+            return self.phrases, np.asarray(kind.phrase_scores(log_probs, card, self.phrases),
+                                            np.float32), text
+        return (tuple(t for t, _ in hypotheses), np.array([p for _, p in hypotheses], np.float32),
+                text)
+
+
+def transcript_decoder(card, phrases: Sequence[str] = ()) -> BeamDecoder:
+    """A sentence reader's beam search over the words of its training transcripts and of
+    ``phrases`` (phrases it can spell); free over its alphabet when it has no lexicon."""
+    words = tuple(card.input.lexicon) + tuple(phrases)
+    return BeamDecoder(card.classes, words or None, beam_size=BEAM_SIZE)

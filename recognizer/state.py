@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from recognizer.live import LiveState
+from recognizer.reading import ReadMode
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 100
@@ -40,13 +41,15 @@ class Change:
 
 @dataclass(frozen=True)
 class HistoryItem:
-    """One recognised phrase: ``time`` is local wall time, ``confidence`` in [0, 1]."""
+    """One recognised phrase: ``time`` is local wall time, ``confidence`` in [0, 1];
+    ``chosen``: picked by hand from the top 3 rather than recognised sure."""
 
     time: datetime
     phrase: str
     confidence: float
     top3: tuple[tuple[str, float], ...] = ()
     sure: bool = True
+    chosen: bool = False
 
 
 class StateEvents:
@@ -96,19 +99,24 @@ def same_value(a: Any, b: Any) -> bool:
 class AppState:
     """What the window shows. Assign fields directly; subscribers hear of real changes.
 
-    ``kind``: recogniser kind in use; ``entry``/``classes``/``accuracy``: the
-    active registry entry (accuracy in [0, 1] or None); ``phrase``,
+    ``kind``: recogniser kind in use; ``entry``/``classes``/``accuracy``/``wer``: the
+    active registry entry (test accuracy, or a sentence reader's test word error
+    rate, in [0, 1] or None); ``reads_sentences``: the entry is a sentence
+    reader, which answers in ``read_mode`` (a ``ReadMode`` value); ``phrase``,
     ``confidence``, ``top3``, ``sure``: the last recognition; ``segmenter_state``:
     the :class:`~recognizer.live.LiveState` shown; ``fps``: frames per second
     processed; ``dropped_frames``: frames skipped since start; ``history``:
-    newest last, at most ``HISTORY_LIMIT``; ``confidence_threshold`` and
-    ``speak_aloud``: user settings.
+    newest last, at most ``HISTORY_LIMIT``; ``confidence_threshold``,
+    ``speak_aloud`` and ``read_mode``: user settings.
     """
 
     kind: str = "landmark_cnn"
     entry: str | None = None
     classes: tuple[str, ...] = ()
     accuracy: float | None = None
+    wer: float | None = None
+    reads_sentences: bool = False
+    read_mode: str = ReadMode.PHRASES.value
     phrase: str | None = None
     confidence: float | None = None
     top3: tuple[tuple[str, float], ...] = ()
@@ -150,27 +158,30 @@ class AppState:
             setattr(self, name, value)
 
     def use_entry(self, kind: str, name: str | None, classes: Sequence[str],
-                  accuracy: float | None) -> None:
+                  accuracy: float | None, wer: float | None = None,
+                  reads_sentences: bool = False) -> None:
         """Show a newly active recogniser (and forget the last phrase, which the old one read)."""
-        self.update(kind=kind, entry=name, classes=tuple(classes), accuracy=accuracy,
-                    phrase=None, confidence=None, top3=(), sure=False)
+        self.update(kind=kind, entry=name, classes=tuple(classes), accuracy=accuracy, wer=wer,
+                    reads_sentences=reads_sentences, phrase=None, confidence=None, top3=(),
+                    sure=False)
 
     def record(self, phrase: str, confidence: float, top3: Sequence[tuple[str, float]],
-               sure: bool, when: datetime | None = None) -> HistoryItem:
-        """Show a recognition and add it to the history; returns the history item.
+               sure: bool, when: datetime | None = None, chosen: bool = False) -> HistoryItem:
+        """Show a recognition (or a phrase ``chosen`` from the top 3) and add it to the
+        history; returns the history item.
 
         Field subscribers hear of the fields that changed; recognition
         subscribers then hear of ``item`` whatever changed.
         """
         item = HistoryItem(when or datetime.now(), phrase, float(confidence),
-                           tuple((p, float(c)) for p, c in top3), sure)
+                           tuple((p, float(c)) for p, c in top3), sure, chosen)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
                     history=(self.history + (item,))[-HISTORY_LIMIT:])
         self.events.emit_recorded(item)
         return item
 
 
-HISTORY_HEADER = ("time", "phrase", "confidence", "top3")
+HISTORY_HEADER = ("time", "phrase", "confidence", "top3", "how")
 
 
 def format_top3(top3: Sequence[tuple[str, float]]) -> str:
@@ -178,12 +189,19 @@ def format_top3(top3: Sequence[tuple[str, float]]) -> str:
     return ";".join(f"{phrase}:{p:.3f}" for phrase, p in top3)
 
 
-class HistoryLog:
-    """Appends recognised phrases to a CSV file (``time,phrase,confidence,top3``).
+def how_recognised(item: HistoryItem) -> str:
+    """The ``how`` column: ``recognised`` (sure), ``not sure``, or ``chosen`` from the top 3."""
+    return "chosen" if item.chosen else "recognised" if item.sure else "not sure"
 
-    The file and its folder are created with a header when missing. Each row
-    is written and flushed at once, so a crash loses nothing. A failing write
-    is logged, kept in :attr:`error` and passed to ``on_error``; it never raises.
+
+class HistoryLog:
+    """Appends recognised phrases to a CSV file (``time,phrase,confidence,top3,how``).
+
+    The file and its folder are created with a header when missing; a file
+    with another header (written by an older version) is kept beside it as
+    ``<name>.<n>.csv`` and a new one started. Each row is written and flushed
+    at once, so a crash loses nothing. A failing write is logged, kept in
+    :attr:`error` and passed to ``on_error``; it never raises.
     """
 
     def __init__(self, path: str | os.PathLike, on_error: Callable[[str], None] | None = None):
@@ -194,9 +212,10 @@ class HistoryLog:
     def append(self, item: HistoryItem) -> bool:
         """Write one row; True when it reached the file."""
         row = (item.time.isoformat(timespec="seconds"), item.phrase,
-               f"{item.confidence:.4f}", format_top3(item.top3))
+               f"{item.confidence:.4f}", format_top3(item.top3), how_recognised(item))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._set_aside_other_header()
             fresh = not self.path.is_file() or self.path.stat().st_size == 0
             with open(self.path, "a", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
@@ -210,6 +229,19 @@ class HistoryLog:
             return False
         self.error = None
         return True
+
+    def _set_aside_other_header(self) -> None:
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, newline="", encoding="utf-8", errors="replace") as handle:
+            header = next(csv.reader(handle), None)
+        if header is None or tuple(header) == HISTORY_HEADER:
+            return
+        number = 1
+        while (aside := self.path.with_suffix(f".{number}{self.path.suffix}")).exists():
+            number += 1
+        os.replace(self.path, aside)
+        log.info("%s: an older history file, kept as %s", self.path, aside)
 
     def _report(self, message: str) -> None:
         self.error = message

@@ -87,3 +87,70 @@ def word_models(tmp_path_factory, grid_dir):
                       "--videos", str(videos), "--cache", str(cache), "--registry", str(models),
                       "--runs", str(root / "runs"), "--no-progress", "--name", name]) == 0
     return videos, FeatureCache(cache), models
+
+
+@pytest.fixture(scope="session")
+def sentence_entry(grid_cache, grid_dir, tmp_path_factory):
+    """A tiny sentence reader trained for 4 epochs on 80 whole GRID sentences (the cached
+    bytes): (entry, videos, cache). Sentences ``[1::3]`` are never among its clips."""
+    import yaml
+
+    from features.grid import import_grid
+    from training.run import main as train
+
+    root = tmp_path_factory.mktemp("sentences")
+    cache, paths = grid_cache
+    import_grid(grid_dir, root / "videos", sentences=[p.stem for p in paths[::3][:80]], whole=True)
+    config = root / "ctc.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": "landmark_ctc", "arch": {"conv_width": 32, "conv_layers": 1, "rnn_width": 32,
+                                          "rnn_layers": 1, "dropout": 0.1},
+        "optim": {"epochs": 4, "batch_size": 8, "lr": 0.005, "label_smoothing": 0.0},
+        "split": {"val_fraction": 0.15, "test_fraction": 0.15}}))
+    assert train(["--config", str(config), "--videos", str(root / "videos"), "--cache", str(cache.root),
+                  "--registry", str(root / "models"), "--runs", str(root / "runs"), "--name", "reader",
+                  "--no-progress"]) == 0
+    return root / "models" / "reader", root / "videos", cache
+
+
+class FakeSpeaker:
+    """Stands in for the speech engine: remembers what it was asked to say."""
+
+    def __init__(self):
+        self.said: list[str] = []
+
+    def say(self, phrase: str) -> None:
+        self.said.append(phrase)
+
+
+def no_camera():
+    """A window source that has no camera (the window says so and keeps its panels)."""
+    from features.video import VideoError
+    from recognizer.gui.window import SourceSpec
+
+    def fail():
+        raise VideoError("no camera in this test")
+    return SourceSpec(fail, retry=False, describe="No camera")
+
+
+@pytest.fixture
+def new_window(qtbot, tmp_path):
+    """Makes bedside windows (history and settings in ``tmp_path``, a :class:`FakeSpeaker`),
+    shown and, unless ``start=False``, started; closes them at the end."""
+    from recognizer.gui.window import MainWindow
+
+    made = []
+
+    def make(source=None, registry=None, videos=None, train_args=(), start=True):
+        window = MainWindow(source or no_camera(), registry or tmp_path / "models",
+                            videos or tmp_path / "videos", tmp_path / "history.csv",
+                            tuple(train_args), speaker=FakeSpeaker())
+        qtbot.addWidget(window)
+        window.show()
+        if start:
+            window.start()
+        made.append(window)
+        return window
+    yield make
+    for window in made:
+        window.close()

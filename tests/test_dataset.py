@@ -45,6 +45,17 @@ def test_unsafe_labels_refused(label, tmp_path):
         label_dir(tmp_path / "videos", label)
 
 
+@pytest.mark.parametrize("label, problem", [("../x", "starts with '.'"), (".hidden", "starts with '.'"),
+                                            ("a/b", "contains /"), ("", "is empty")])
+def test_a_refused_label_says_what_to_type_instead(label, problem):
+    with pytest.raises(ValueError) as refused:
+        validate_label(label)
+    message = str(refused.value)
+    assert repr(label) in message and problem in message
+    assert "type the phrase in words instead, like i_need_water or 'i need water'" in message
+    assert "hidden folder" not in message
+
+
 def test_label_folder_linking_outside_refused(tmp_path, grid_frames):
     root, outside = tmp_path / "videos", tmp_path / "outside"
     root.mkdir()

@@ -32,16 +32,6 @@ from tests.conftest import write_tiny_video_entry
 SENTENCE = "bbaf2n.mp4"          # "bin blue at f two now", spoken over frames 24-53
 
 
-class FakeSpeaker:
-    """Stands in for the speech engine: remembers what it was asked to say."""
-
-    def __init__(self):
-        self.said: list[str] = []
-
-    def say(self, phrase: str) -> None:
-        self.said.append(phrase)
-
-
 @pytest.fixture
 def registry_copy(word_models, tmp_path):
     """A private copy of the tiny word registry (the window activates entries in it)."""
@@ -51,21 +41,11 @@ def registry_copy(word_models, tmp_path):
 
 
 @pytest.fixture
-def open_window(qtbot, tmp_path, registry_copy):
-    """Makes, shows and starts a window on ``source``; closes it (and its worker) at the end."""
-    windows = []
-
+def open_window(new_window, registry_copy):
+    """Makes, shows and starts a window on ``source`` with the word registry."""
     def make(source: SourceSpec, videos: Path | None = None, train_args=()) -> MainWindow:
-        window = MainWindow(source, registry_copy, videos or tmp_path / "videos",
-                            tmp_path / "history.csv", train_args, speaker=FakeSpeaker())
-        qtbot.addWidget(window)
-        window.show()
-        window.start()
-        windows.append(window)
-        return window
-    yield make
-    for window in windows:
-        window.close()
+        return new_window(source, registry_copy, videos, train_args)
+    return make
 
 
 def file_source(grid_dir, loop=False) -> SourceSpec:
@@ -316,17 +296,10 @@ def test_a_broken_file_keeps_its_error_on_screen(open_window, qtbot):
     assert "truncated" in window.video._message and "has ended" not in window.video._message
 
 
-def test_without_a_trained_model_the_phrase_panel_says_what_to_do(qtbot, tmp_path, grid_dir):
-    window = MainWindow(file_source(grid_dir), tmp_path / "models", tmp_path / "videos",
-                        tmp_path / "history.csv", speaker=FakeSpeaker())
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
-    try:
-        assert window.phrase.headline.text() == "No trained model yet"
-        assert any("Record tab" in m for m in window.messages)
-    finally:
-        window.close()
+def test_without_a_trained_model_the_phrase_panel_says_what_to_do(new_window, grid_dir):
+    window = new_window(file_source(grid_dir))
+    assert window.phrase.headline.text() == "No trained model yet"
+    assert any("Record tab" in m for m in window.messages)
 
 
 def _recognised(phrase: str, top3) -> LiveRecognition:
@@ -337,37 +310,27 @@ def _recognised(phrase: str, top3) -> LiveRecognition:
     return LiveRecognition(recognition, time.monotonic())
 
 
-def test_every_sure_help_turns_the_panel_red(qtbot, tmp_path, monkeypatch):
+def test_every_sure_help_turns_the_panel_red(qtbot, new_window, monkeypatch):
     """Recognised twice in a row, or picked from the top 3, "help" alerts each time."""
     monkeypatch.setattr(phrase_panel, "ALERT_MS", 50)
+    window = new_window()
+    window.state.use_entry("landmark_cnn", "t", ("bin", "help", "lay"), 0.9)
+    panel = window.phrase
 
-    def no_source():
-        raise VideoError("no camera in this test")
-    window = MainWindow(SourceSpec(no_source, retry=False, describe="No camera"), tmp_path / "models",
-                        tmp_path / "videos", tmp_path / "history.csv", speaker=FakeSpeaker())
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
-    try:
-        window.state.use_entry("landmark_cnn", "t", ("bin", "help", "lay"), 0.9)
-        panel = window.phrase
-
-        def red() -> bool:
-            return panel.styleSheet() == ALERT_STYLE
-        sure = (("help", 0.9), ("bin", 0.06), ("lay", 0.04))
-        for _ in range(2):
-            window.on_recognised(_recognised("help", sure))
-            assert red()
-            qtbot.waitUntil(lambda: not red(), timeout=2000)
-        unsure = (("help", 0.4), ("bin", 0.35), ("lay", 0.25))
-        window.on_recognised(_recognised("help", unsure))
-        assert not red() and panel.phrase.text() == "?"
-        [help_button] = [b for b, _ in panel.choices if b.property("phrase") == "help"]
-        help_button.click()
-        assert red() and window.state.sure
+    def red() -> bool:
+        return panel.styleSheet() == ALERT_STYLE
+    sure = (("help", 0.9), ("bin", 0.06), ("lay", 0.04))
+    for _ in range(2):
+        window.on_recognised(_recognised("help", sure))
+        assert red()
         qtbot.waitUntil(lambda: not red(), timeout=2000)
-        window.on_recognised(_recognised("bin", (("bin", 0.9), ("help", 0.06), ("lay", 0.04))))
-        assert not red()
-        assert window.speaker.said == ["help", "help", "help", "bin"]
-    finally:
-        window.close()
+    unsure = (("help", 0.4), ("bin", 0.35), ("lay", 0.25))
+    window.on_recognised(_recognised("help", unsure))
+    assert not red() and panel.phrase.text() == "?"
+    [help_button] = [b for b, _ in panel.choices if b.property("phrase") == "help"]
+    help_button.click()
+    assert red() and window.state.sure
+    qtbot.waitUntil(lambda: not red(), timeout=2000)
+    window.on_recognised(_recognised("bin", (("bin", 0.9), ("help", 0.06), ("lay", 0.04))))
+    assert not red()
+    assert window.speaker.said == ["help", "help", "help", "bin"]

@@ -158,10 +158,16 @@ def test_live_recognizer_over_sentences_draws_and_recognises(sentence_rows, pred
         results.append(live.process(row))
         walls_ms.append(1000 * (time.perf_counter() - started))
     assert live.finish() == []
-    ended = [(r, wall) for r, wall in zip(results, walls_ms) if r.recognition]
+    read = [(r, wall) for r, wall in zip(results, walls_ms) if r.recognition]
+    ended = [(r, wall) for r, wall in read if r.recognition.final]
+    tentative = [r.recognition for r, _ in read if not r.recognition.final]
     # One utterance per sentence, over its spoken words (the tiny word model reads a
-    # whole sentence as it likes, so its phrase is checked against the predictor below).
+    # whole sentence as it likes, so its phrase is checked against the predictor below),
+    # each read once tentatively, read_after quiet frames after its end, and then confirmed
+    # unchanged with that reading's latency: the words were on screen from then on.
     assert len(ended) == 2, [r.recognition.utterance for r, _ in ended]
+    segmenter = config.segmenter
+    assert [replace(t, final=True) for t in tentative] == [r.recognition for r, _ in ended]
     for (result, wall_ms), (speech_start, speech_end) in zip(ended, _speech_ms(grid_dir)):
         recognition = result.recognition
         overlap = min(recognition.end_ms, speech_end) - max(recognition.start_ms, speech_start)
@@ -171,12 +177,15 @@ def test_live_recognizer_over_sentences_draws_and_recognises(sentence_rows, pred
         np.testing.assert_allclose(recognition.prediction.probabilities,
                                    predictor.probabilities(clip), atol=1e-5)
         assert recognition.sure == (recognition.prediction.confidence >= 0.5)
-        # Latency: stream time until the segmenter gave up waiting for more, plus the
-        # predictor's wall time, which is part of this very frame's processing.
-        waited = result.timestamp_ms - recognition.end_ms
-        segmenter = config.segmenter
-        assert waited == 40 * (segmenter.max_pause + 1 + segmenter.smoothing_radius)
-        assert 0 < recognition.latency_ms - waited <= wall_ms
+        # Confirmed when the segmenter gave up waiting for more; latency: stream time until
+        # the tentative reading, plus the predictor's wall time, part of that frame's work.
+        assert result.timestamp_ms - recognition.end_ms == 40 * (
+            segmenter.max_pause + 1 + segmenter.smoothing_radius)
+        waited = 40 * (segmenter.read_after + segmenter.smoothing_radius)
+        [(offered, offered_wall_ms)] = [(r, w) for r, w in read if not r.recognition.final
+                                        and r.recognition.utterance == recognition.utterance]
+        assert offered.timestamp_ms - recognition.end_ms == waited
+        assert 0 < recognition.latency_ms - waited <= offered_wall_ms
     assert {r.state for r in results} == set(LiveState)
     assert {type(r.state) for r in results} == {LiveState}
     assert json.loads(json.dumps(results[0].state)) == LiveState.RESTING
@@ -231,11 +240,13 @@ def test_headless_prints_json_lines(trained, grid_dir, sentence_rows, predictor)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines and "frames" in err.getvalue()
     for line in lines:
-        assert set(line) == {"start_ms", "end_ms", "phrase", "confidence", "top3"}
+        assert set(line) == {"start_ms", "end_ms", "phrase", "confidence", "top3", "text"}
         assert line["top3"][0] == [line["phrase"], line["confidence"]]
+        assert line["text"] == line["phrase"].replace("_", " ")
     # bbaf2n opens the two-sentence stream, so the live recogniser read it there first.
     live = LiveRecognizer(FEATURE_NAMES, predictor)
-    first = next(r.recognition for r in map(live.process, sentence_rows) if r.recognition)
+    first = next(r.recognition for r in map(live.process, sentence_rows)
+                 if r.recognition and r.recognition.final)
     assert [(line["start_ms"], line["end_ms"], line["phrase"]) for line in lines] == [
         (first.start_ms, first.end_ms, first.prediction.phrase)]
     assert lines[0]["confidence"] == pytest.approx(first.prediction.confidence, abs=0.02)
@@ -284,14 +295,25 @@ def test_every_recognition_is_announced_even_a_repeat():
     assert len(recorded) == 3
 
 
+def test_a_history_file_of_an_older_version_is_kept_beside_the_new_one(tmp_path):
+    old = tmp_path / "history.csv"
+    old.write_text("time,phrase,confidence,top3\n2024-01-01T09:00:00,bin,0.9000,bin:0.900\n")
+    before = old.read_text()
+    assert HistoryLog(old).append(AppState().record("lay", 0.8, [("lay", 0.8)], True))
+    assert (tmp_path / "history.1.csv").read_text() == before
+    assert old.read_text().splitlines()[0] == "time,phrase,confidence,top3,how"
+
+
 def test_history_log_appends_rows_and_survives_an_unwritable_path(tmp_path):
     state = AppState()
     log = HistoryLog(tmp_path / "logs" / "history.csv")
     for phrase in ("bin", "lay"):
         assert log.append(state.record(phrase, 0.7, [(phrase, 0.7), ("set", 0.2)], True))
     lines = (tmp_path / "logs" / "history.csv").read_text().splitlines()
-    assert lines[0] == "time,phrase,confidence,top3" and len(lines) == 3
-    assert lines[2].endswith(",lay,0.7000,lay:0.700;set:0.200")
+    assert lines[0] == "time,phrase,confidence,top3,how" and len(lines) == 3
+    assert lines[2].endswith(",lay,0.7000,lay:0.700;set:0.200,recognised")
+    assert log.append(state.record("set", 0.2, [("lay", 0.7), ("set", 0.2)], True, chosen=True))
+    assert (tmp_path / "logs" / "history.csv").read_text().splitlines()[-1].endswith(",chosen")
     (tmp_path / "a_file").write_text("")
     errors = []
     broken = HistoryLog(tmp_path / "a_file" / "history.csv", on_error=errors.append)

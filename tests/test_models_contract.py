@@ -66,7 +66,7 @@ def test_model_kind_contract_through_registry_and_predictor(name, sentences, tmp
     spec = kind.fit_spec(kind.spec_from(config.data), clips, index)
     classes = kind.output_classes(clips)
     args = kind.train_arch_args(config, clips)
-    phrases = tuple(clips.rows["text"]) if kind.scores_phrases else None
+    phrases = tuple(clips.rows["text"]) if kind.reads_sentences else None
 
     torch.manual_seed(0)
     model = kind.build(args)

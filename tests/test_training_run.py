@@ -274,25 +274,6 @@ def test_the_command_lines_share_their_common_flags(command, tmp_path):
         assert Path(args.registry) == tmp_path / "m"
 
 
-@pytest.fixture(scope="module")
-def sentence_entry(grid_cache, grid_dir, tmp_path_factory):
-    """A tiny sentence reader trained for 4 epochs on 80 whole GRID sentences (the cached
-    bytes): (entry, videos, cache, stderr of the run)."""
-    root = tmp_path_factory.mktemp("sentences")
-    cache, paths = grid_cache
-    import_grid(grid_dir, root / "videos", sentences=[p.stem for p in paths[::3][:80]], whole=True)
-    config = root / "ctc.yaml"
-    config.write_text(yaml.safe_dump({
-        "model": "landmark_ctc", "arch": {"conv_width": 32, "conv_layers": 1, "rnn_width": 32,
-                                          "rnn_layers": 1, "dropout": 0.1},
-        "optim": {"epochs": 4, "batch_size": 8, "lr": 0.005, "label_smoothing": 0.0},
-        "split": {"val_fraction": 0.15, "test_fraction": 0.15}}))
-    assert main(["--config", str(config), "--videos", str(root / "videos"), "--cache", str(cache.root),
-                 "--registry", str(root / "models"), "--runs", str(root / "runs"), "--name", "reader",
-                 "--no-progress"]) == 0
-    return root / "models" / "reader", root / "videos", cache
-
-
 def test_a_sentence_reader_trains_into_a_self_describing_entry(sentence_entry):
     entry, videos, _ = sentence_entry
     card = json.loads((entry / "card.json").read_text())

@@ -7,6 +7,8 @@ character ``alphabet[i - 1]``. A space separates words.
 - :func:`greedy_decode`: the most likely symbol per frame, repeats merged, blanks dropped.
 - :class:`BeamDecoder`: prefix beam search (flashlight-text's decoder, the one
   torchaudio wraps), free or restricted to a lexicon of words.
+  :meth:`BeamDecoder.nbest` gives the best few, :func:`hypothesis_posterior`
+  their probabilities among themselves.
 - :func:`phrase_log_likelihoods`: the exact CTC log-likelihood of each of N
   candidate phrases, for scoring a phrase list with no sample of the phrases.
 - :func:`word_error_rate`, :func:`char_error_rate`: edit distances over a corpus.
@@ -21,14 +23,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from features.text import spoken_text
+
 BLANK = 0
 SPACE = " "
 
 
 def normalise_text(text: str) -> str:
     """NFC, case-folded, with runs of whitespace and ``_`` made one space, ends stripped."""
-    text = unicodedata.normalize("NFC", text).casefold().replace("_", " ")
-    return " ".join(text.split())
+    return spoken_text(unicodedata.normalize("NFC", text).casefold())
 
 
 def alphabet_of(texts: Iterable[str]) -> tuple[str, ...]:
@@ -106,6 +109,12 @@ class BeamDecoder:
 
     def decode(self, log_probs: np.ndarray | torch.Tensor) -> str:
         """The best hypothesis of one clip's (T, V) log-probabilities."""
+        best = self.nbest(log_probs, 1)
+        return best[0][0] if best else ""
+
+    def nbest(self, log_probs: np.ndarray | torch.Tensor, n: int) -> list[tuple[str, float]]:
+        """Up to ``n`` distinct hypotheses of one clip with their beam scores (log-probabilities
+        of the paths that read them), best first."""
         emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu()
         frames, symbols = emissions.shape
         if symbols != len(self.alphabet) + 1:
@@ -117,15 +126,27 @@ class BeamDecoder:
             emissions = torch.cat([emissions, close])
             frames += 1
         emissions = emissions.contiguous()
-        results = self._decoder.decode(emissions.data_ptr(), frames, symbols)
-        if not results:
-            return ""
-        best = results[0]
+        scores: dict[str, float] = {}
+        for result in self._decoder.decode(emissions.data_ptr(), frames, symbols):
+            text = self._text(result, symbols)
+            # Paths that differ only where blanks fall read the same words: one hypothesis.
+            scores[text] = float(np.logaddexp(scores.get(text, -np.inf), result.score))
+        return sorted(scores.items(), key=lambda item: -item[1])[:n]
+
+    def _text(self, result, symbols: int) -> str:
         if self.words:
-            return " ".join(self.words[i] for i in best.words if 0 <= i < len(self.words))
+            return " ".join(self.words[i] for i in result.words if 0 <= i < len(self.words))
         # Per-frame symbols: merge repeats first, then drop blanks, or "soon" reads "son".
-        merged = _merge_repeats(list(best.tokens))
+        merged = _merge_repeats(list(result.tokens))
         return decode_indices(merged[(merged > 0) & (merged < symbols)], self.alphabet)
+
+
+def hypothesis_posterior(hypotheses: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(text, log score) hypotheses as (text, probability) over the list, summing to 1."""
+    if not hypotheses:
+        return []
+    probabilities = phrase_posterior(np.array([score for _, score in hypotheses]))
+    return [(text, float(p)) for (text, _), p in zip(hypotheses, probabilities)]
 
 
 def _merge_repeats(tokens: Sequence[int]) -> np.ndarray:

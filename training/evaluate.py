@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     with ProgressOutput(args.events, progress=not args.no_progress) as output:
         try:
             entry = _entry_path(args.entry, args.registry)
-            if get_kind(read_card(entry).kind).scores_phrases:
+            if get_kind(read_card(entry).kind).reads_sentences:
                 return _evaluate_reader(args, entry, ROOT, output)
         except (ValueError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)

@@ -16,14 +16,28 @@ from PySide6.QtWidgets import (
 )
 
 from recognizer.predictor import find_entry
+from recognizer.reading import ReadMode
 from recognizer.state import AppState, Change
 from training.card import Card
 from training.kinds import KINDS, get_kind
 from training.registry import list_entries
 
 
+def entry_wer(card: Card) -> float | None:
+    """A sentence reader's test word error rate (lexicon decoding where measured), else None."""
+    value = card.metrics.get("wer_lexicon", card.metrics.get("wer"))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def entry_label(name: str, card: Card) -> str:
+    """A model list line: the entry's name with its test accuracy, or WER for a sentence reader."""
+    wer = entry_wer(card)
+    if wer is not None:
+        return f"{name}  (WER {wer:.0%})"
     return f"{name}  ({card.accuracy:.0%})" if card.accuracy is not None else name
+
+
+READ_MODES = ((ReadMode.PHRASES, "phrase list"), (ReadMode.TRANSCRIPT, "words"))
 
 
 class RecogniserBar(QWidget):
@@ -43,6 +57,12 @@ class RecogniserBar(QWidget):
         for kind in KINDS:
             self.kind.addItem(get_kind(kind).label, kind)
         self.model = QComboBox(minimumContentsLength=24)
+        self.read_mode = QComboBox()
+        for mode, text in READ_MODES:
+            self.read_mode.addItem(text, mode.value)
+        self.read_mode.setToolTip("A sentence reader answers a phrase of the list (the default "
+                                  "phrases and every recorded one), or the words it reads")
+        self.read_mode.setCurrentIndex(self.read_mode.findData(state.read_mode))
         self.details = QLabel()
         self.details.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # long class lists never widen the window
         self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
@@ -50,7 +70,9 @@ class RecogniserBar(QWidget):
         self.threshold.setToolTip("Below this confidence the app says it is not sure")
         self.speak = QCheckBox("Speak aloud", checked=state.speak_aloud)
         layout = QHBoxLayout(self)
-        for widget in (QLabel("Recogniser"), self.kind, QLabel("Model"), self.model, self.details):
+        self.read_label = QLabel("Read")
+        for widget in (QLabel("Recogniser"), self.kind, QLabel("Model"), self.model,
+                       self.read_label, self.read_mode, self.details):
             widget.setFont(QFont("Sans", 12))
             layout.addWidget(widget, stretch=1 if widget is self.details else 0)
         for widget in (QLabel("Sure above"), self.threshold, self.speak):
@@ -58,10 +80,14 @@ class RecogniserBar(QWidget):
         self.kind.setCurrentIndex(self.kind.findData(state.kind))
         self.kind.currentIndexChanged.connect(lambda _: self.refresh_models())
         self.model.activated.connect(lambda _: self._picked())
+        self.read_mode.currentIndexChanged.connect(
+            lambda _: setattr(state, "read_mode", self.read_mode.currentData()))
         self.threshold.valueChanged.connect(lambda v: setattr(state, "confidence_threshold", v))
         self.speak.toggled.connect(lambda on: setattr(state, "speak_aloud", on))
-        for field in ("entry", "classes", "accuracy"):
+        for field in ("entry", "classes", "accuracy", "wer", "reads_sentences", "read_mode"):
             state.subscribe(field, self._show_details)
+        state.subscribe("confidence_threshold", lambda c: self.threshold.setValue(c.value))
+        state.subscribe("speak_aloud", lambda c: self.speak.setChecked(c.value))
         self._show_details(None)
 
     def refresh_models(self, select: str | None = None, load: bool = True) -> None:
@@ -87,11 +113,23 @@ class RecogniserBar(QWidget):
 
     def _show_details(self, change: Change | None) -> None:
         state = self.state
+        for widget in (self.read_label, self.read_mode):
+            widget.setVisible(state.reads_sentences)
+        index = self.read_mode.findData(state.read_mode)
+        if index != self.read_mode.currentIndex():
+            self.read_mode.setCurrentIndex(index)
         if state.entry is None:
             self.details.setText("no trained model")
             return
-        accuracy = f"{state.accuracy:.1%}" if state.accuracy is not None else "unknown"
         classes = ", ".join(state.classes)
         shown = classes if len(classes) <= 60 else classes[:57] + "..."
-        self.details.setText(f"test accuracy {accuracy} · {len(state.classes)} phrases: {shown}")
+        if state.reads_sentences:
+            wer = f"{state.wer:.1%}" if state.wer is not None else "unknown"
+            reads = (f"reads sentences of {len(state.classes)} words: {shown}"
+                     if state.read_mode == ReadMode.TRANSCRIPT
+                     else f"{len(state.classes)} phrases: {shown}")
+            self.details.setText(f"test WER {wer} · {reads}")
+        else:
+            accuracy = f"{state.accuracy:.1%}" if state.accuracy is not None else "unknown"
+            self.details.setText(f"test accuracy {accuracy} · {len(state.classes)} phrases: {shown}")
         self.details.setToolTip(classes)

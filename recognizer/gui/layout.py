@@ -7,25 +7,42 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+Row = tuple[str, QWidget]
 
-def form_with_buttons(panel: QWidget, rows: Sequence[tuple[str, QWidget]],
+
+def form_with_buttons(panel: QWidget, rows: Sequence[Row | Sequence[Row]],
                       buttons: Sequence[QPushButton]) -> QVBoxLayout:
     """Give ``panel`` a layout: labelled ``rows``, then ``buttons`` large enough to hit
-    from a bedside chair. Returns the layout for the panel's own widgets below."""
+    from a bedside chair. Returns the layout for the panel's own widgets below.
+
+    A row is ``(label, widget)``, or a sequence of them side by side on one line
+    (a short form leaves more of a small screen to what is below it).
+    """
     form = QFormLayout()
-    for label, widget in rows:
-        form.addRow(label, widget)
-    row = QHBoxLayout()
+    for row in rows:
+        if isinstance(row[0], str):
+            form.addRow(*row)
+            continue
+        (label, widget), *beside = row
+        line = QHBoxLayout()
+        line.addWidget(widget, stretch=1)
+        for text, other in beside:
+            line.addSpacing(12)
+            line.addWidget(QLabel(text))
+            line.addWidget(other, stretch=1)
+        form.addRow(label, line)
+    line = QHBoxLayout()
     for button in buttons:
         button.setFont(QFont("Sans", 14, QFont.Bold))
         button.setMinimumHeight(40)
-        row.addWidget(button)
+        line.addWidget(button)
     layout = QVBoxLayout(panel)
     layout.addLayout(form)
-    layout.addLayout(row)
+    layout.addLayout(line)
     return layout

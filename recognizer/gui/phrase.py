@@ -7,24 +7,73 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QRect, QSize, Qt, QTimer
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from recognizer.gui.speech import ALERT_PHRASES, spoken_text
+from features.text import spoken_text
+from recognizer.gui.speech import ALERT_PHRASES
+from recognizer.reading import ReadMode
 from recognizer.state import AppState, Change, HistoryItem
 
 PANEL_STYLE = "background: #101418; color: #ffffff;"
 ALERT_STYLE = "background: #b00020; color: #ffffff;"
 ALERT_MS = 4000
+
+
+class FittedLabel(QLabel):
+    """Large text that always fits its box: wrapped at word boundaries, then shrunk
+    (from ``largest_pt`` down to ``smallest_pt``) until the whole text shows.
+
+    It never asks for more room than it has, so a long phrase or a sentence
+    cannot grow the window or push its neighbours away.
+    """
+
+    def __init__(self, text: str = "", largest_pt: int = 64, smallest_pt: int = 14, parent=None):
+        super().__init__(text, parent)
+        self.largest_pt, self.smallest_pt = largest_pt, smallest_pt
+        self.setWordWrap(True)
+        self.setAlignment(Qt.AlignCenter)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
+        self._fit()
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, 0)
+
+    def fits(self, point_size: int) -> bool:
+        """Whether the text set at ``point_size`` fits the label's box, wrapped."""
+        font = QFont(self.font())
+        font.setPointSize(point_size)
+        box = self.contentsRect()
+        needed = QFontMetrics(font).boundingRect(QRect(0, 0, max(box.width(), 1), 100_000),
+                                                 int(Qt.AlignCenter | Qt.TextWordWrap), self.text())
+        return needed.width() <= box.width() and needed.height() <= box.height()
+
+    def _fit(self) -> None:
+        size = self.largest_pt
+        while size > self.smallest_pt and not self.fits(size):
+            size -= 2 if size > 24 else 1
+        if self.font().pointSize() != size:
+            font = QFont(self.font())
+            font.setPointSize(size)
+            self.setFont(font)
 
 
 class PhrasePanel(QWidget):
@@ -43,10 +92,8 @@ class PhrasePanel(QWidget):
         self.setStyleSheet(PANEL_STYLE)
         self.headline = QLabel("Mouth a phrase")
         self.headline.setFont(QFont("Sans", 20))
-        self.phrase = QLabel("\u2014")
+        self.phrase = FittedLabel("\u2014")
         self.phrase.setFont(QFont("Sans", 64, QFont.Bold))
-        self.phrase.setWordWrap(True)
-        self.phrase.setAlignment(Qt.AlignCenter)
         self.headline.setAlignment(Qt.AlignCenter)
         layout = QVBoxLayout(self)
         layout.addWidget(self.headline)
@@ -56,6 +103,7 @@ class PhrasePanel(QWidget):
             button = QPushButton()
             button.setFont(QFont("Sans", 18, QFont.Bold))
             button.setMinimumHeight(48)
+            button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)   # a sentence never widens the panel
             button.setStyleSheet("text-align: left; padding: 4px 12px;")
             button.clicked.connect(lambda _=False, b=button: on_choose(b.property("phrase")))
             bar = QProgressBar()
@@ -69,7 +117,7 @@ class PhrasePanel(QWidget):
             self.choices.append((button, bar))
         self._calm = QTimer(self, singleShot=True, interval=ALERT_MS)
         self._calm.timeout.connect(lambda: self.setStyleSheet(PANEL_STYLE))
-        for field in ("entry", "phrase", "top3", "sure"):
+        for field in ("entry", "phrase", "top3", "sure", "read_mode"):
             state.subscribe(field, self._changed)
         state.subscribe_recorded(self._recorded)
         self._changed(None)
@@ -83,7 +131,8 @@ class PhrasePanel(QWidget):
             self.headline.setText("Mouth a phrase")
             self.phrase.setText("\u2014")
         elif state.sure:
-            self.headline.setText("Recognised")
+            transcript = state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT
+            self.headline.setText("Read" if transcript else "Recognised")
             self.phrase.setText(spoken_text(state.phrase))
         else:
             self.headline.setText("Not sure \u2014 did you mean one of these?")
@@ -92,6 +141,7 @@ class PhrasePanel(QWidget):
             phrase, probability = state.top3[index] if index < len(state.top3) else (None, 0.0)
             button.setProperty("phrase", phrase)
             button.setText(spoken_text(phrase) if phrase else "")
+            button.setToolTip(spoken_text(phrase) if phrase else "")
             button.setEnabled(phrase is not None)
             bar.setValue(round(probability * 100))
             bar.setFormat(f"{probability:.0%}" if phrase else "")
@@ -116,6 +166,6 @@ class HistoryPanel(QListWidget):
     def _changed(self, change: Change | None) -> None:
         self.clear()
         for item in reversed(self.state.history):
-            mark = "" if item.sure else "  (not sure)"
+            mark = "  (chosen)" if item.chosen else "" if item.sure else "  (not sure)"
             self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   "
                          f"{item.confidence:.0%}{mark}")

@@ -4,6 +4,11 @@ The worker records (see :mod:`recognizer.recording`); this panel asks it to
 start or cancel, replays the :class:`Take` it sends back, and on "Keep" saves
 it with :func:`features.dataset.save_clip` on a background thread, so the live
 view never waits for the disk. Nothing is written before "Keep".
+
+Nothing in the panel takes its size from a take or a message: the replay
+scales into the place of the sample counts while a take is reviewed, and the
+message has a fixed number of lines, so one take after another never moves
+the window's layout or grows it past a small screen.
 """
 from __future__ import annotations
 
@@ -12,24 +17,84 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
+import numpy as np
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
 from recognizer.gui.layout import form_with_buttons
-from recognizer.recording import DEFAULT_PHRASES, RecordingConfig, Take, phrase_list, sample_hint
+from recognizer.recording import (DEFAULT_PHRASES, MIN_CLIPS_TO_TRAIN, RECOMMENDED_CLIPS, RecordingConfig,
+                                  Take, phrase_list, sample_hint)
 
 GENDERS = ("", "female", "male", "other")
 AGE_BANDS = ("", "under 18", "18-39", "40-64", "65+")
+MESSAGE_LINES = 3
+
+
+def count_line(label: str, have: int) -> str:
+    """One line of the sample counts: ``label``, how many it has, and in a few words what it needs
+    (the whole reason is :func:`sample_hint`, shown as the line's tooltip)."""
+    if have < MIN_CLIPS_TO_TRAIN:
+        needs = f"needs at least {MIN_CLIPS_TO_TRAIN}"
+    elif have < RECOMMENDED_CLIPS:
+        needs = f"{RECOMMENDED_CLIPS - have} more recommended"
+    else:
+        return f"{label}: {have}"
+    return f"{label}: {have}  \u2014 {needs}"
+
+
+class ReplayView(QWidget):
+    """A take's frame, scaled to whatever room the panel gives it (aspect kept, centred).
+
+    Its size policy ignores the frame's size, so a full-HD take and a small one
+    take the same place and never ask the window for more.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
+        self._rgb: np.ndarray | None = None
+        self._image: QImage | None = None
+
+    def show_frame(self, rgb: np.ndarray) -> None:
+        """Show ``rgb`` (H, W, 3) uint8; it is kept, since the image reads its buffer."""
+        self._rgb = np.ascontiguousarray(rgb)
+        height, width = self._rgb.shape[:2]
+        self._image = QImage(self._rgb.data, width, height, 3 * width, QImage.Format_RGB888)
+        self.update()
+
+    def clear(self) -> None:
+        self._rgb = self._image = None
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        """Where the frame is drawn: the largest rectangle of its shape that fits the widget."""
+        if self._image is None or self._image.isNull():
+            return QRectF()
+        scale = min(self.width() / self._image.width(), self.height() / self._image.height())
+        width, height = self._image.width() * scale, self._image.height() * scale
+        return QRectF((self.width() - width) / 2, (self.height() - height) / 2, width, height)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#000000"))
+        if self._image is not None:
+            painter.setRenderHint(QPainter.SmoothPixmapTransform)
+            painter.drawImage(self.image_rect(), self._image)
+        painter.end()
 
 
 class RecordPanel(QWidget):
@@ -54,7 +119,11 @@ class RecordPanel(QWidget):
         self._replay_index = 0
         self.phrase = QComboBox(editable=True)
         self.phrase.setInsertPolicy(QComboBox.NoInsert)
+        # A long recorded label must not widen the panel.
+        self.phrase.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.phrase.setMinimumContentsLength(16)
         self.speaker = QLineEdit(placeholderText="optional, e.g. bed 4")
+        self.speaker.setMinimumWidth(self.speaker.fontMetrics().horizontalAdvance("optional, e.g. bed 4") + 16)
         self.gender = QComboBox()
         self.gender.addItems(GENDERS)
         self.age_band = QComboBox()
@@ -65,9 +134,15 @@ class RecordPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.keep_button = QPushButton("Keep")
         self.discard_button = QPushButton("Discard")
-        self.message = QLabel(wordWrap=True)
-        self.replay = QLabel(alignment=Qt.AlignCenter, minimumHeight=160)
+        self.message = QLabel(wordWrap=True, alignment=Qt.AlignLeft | Qt.AlignTop)
+        # A fixed height: a longer message must not push the layout about or grow the window.
+        self.message.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.message.setFixedHeight(MESSAGE_LINES * self.message.fontMetrics().lineSpacing() + 2)
+        self.replay = ReplayView()
         self.counts = QListWidget()
+        self.counts.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.counts.setTextElideMode(Qt.ElideRight)
+        self.below = QStackedWidget()
         self._replay_timer = QTimer(self)
         self._replay_timer.timeout.connect(self._next_replay_frame)
         self._build_layout()
@@ -82,13 +157,19 @@ class RecordPanel(QWidget):
 
     def _build_layout(self) -> None:
         layout = form_with_buttons(
-            self, [("Phrase", self.phrase), ("Speaker", self.speaker), ("Gender", self.gender),
-                   ("Age band", self.age_band), ("Countdown", self.countdown), ("Longest", self.max_length)],
+            self, [("Phrase", self.phrase),
+                   (("Speaker", self.speaker), ("Gender", self.gender), ("Age band", self.age_band)),
+                   (("Countdown", self.countdown), ("Longest", self.max_length))],
             [self.record_button, self.cancel_button, self.keep_button, self.discard_button])
         layout.addWidget(self.message)
-        layout.addWidget(self.replay)
-        layout.addWidget(QLabel("Samples per phrase"))
-        layout.addWidget(self.counts, stretch=1)
+        counts_page = QWidget()
+        counts_layout = QVBoxLayout(counts_page)
+        counts_layout.setContentsMargins(0, 0, 0, 0)
+        counts_layout.addWidget(QLabel("Samples per phrase"))
+        counts_layout.addWidget(self.counts, stretch=1)
+        self.below.addWidget(counts_page)
+        self.below.addWidget(self.replay)
+        layout.addWidget(self.below, stretch=1)
 
     def _set_mode(self, mode: str) -> None:
         """``idle``, ``recording`` (countdown or capture) or ``review`` (a take to keep or discard)."""
@@ -96,12 +177,13 @@ class RecordPanel(QWidget):
         self.cancel_button.setEnabled(mode == "recording")
         self.keep_button.setEnabled(mode == "review")
         self.discard_button.setEnabled(mode == "review")
-        self.replay.setVisible(mode == "review")
+        self.below.setCurrentIndex(1 if mode == "review" else 0)
         self.phrase.setEnabled(mode == "idle")
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #ff6b6b;" if error else "")
         self.message.setText(text)
+        self.message.setToolTip(text)
 
     def label_counts(self) -> dict[str, int]:
         manifest = build_manifest(self.videos_root)
@@ -116,8 +198,10 @@ class RecordPanel(QWidget):
         self.phrase.setEditText(current or DEFAULT_PHRASES[0])
         self.counts.clear()
         for label in phrases:
-            hint = sample_hint(counts, label)
-            self.counts.addItem(f"{label}: {counts.get(label, 0)}" + (f"  \u2014 {hint}" if hint else ""))
+            have, hint = counts.get(label, 0), sample_hint(counts, label)
+            item = QListWidgetItem(count_line(label, have))
+            item.setToolTip(f"{label}: {have}" + (f" \u2014 {hint}" if hint else ""))
+            self.counts.addItem(item)
 
     def record(self) -> None:
         try:
@@ -144,16 +228,15 @@ class RecordPanel(QWidget):
         why = "the utterance ended" if take.ended_by == "utterance_end" else "the longest length was reached"
         self._say(f"Recorded {take.seconds:.1f} s of \u201c{self._label}\u201d ({why}). Keep it?")
         self._replay_index = 0
+        self._next_replay_frame()
         self._replay_timer.start(max(10, round(1000 / take.fps)))
 
     def _next_replay_frame(self) -> None:
         if self._take is None or not self._take.frames:
             self._replay_timer.stop()
             return
-        rgb = self._take.frames[self._replay_index % len(self._take.frames)]
+        self.replay.show_frame(self._take.frames[self._replay_index % len(self._take.frames)])
         self._replay_index += 1
-        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format_RGB888)
-        self.replay.setPixmap(QPixmap.fromImage(image).scaledToHeight(160))
 
     def _end_review(self) -> None:
         self._replay_timer.stop()

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, QUrl
 from PySide6.QtWidgets import QApplication
 
 from features.files import atomic_output
+from features.text import spoken_text
 
 ALERT_PHRASES = frozenset({"help"})
 
@@ -37,11 +38,6 @@ def alert_tone(seconds: float = 0.9, rate: int = 16000) -> bytes:
         out.setframerate(rate)
         out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
     return buffer.getvalue()
-
-
-def spoken_text(phrase: str) -> str:
-    """How a label is read aloud: ``i_need_to_move`` -> ``i need to move``."""
-    return phrase.replace("_", " ")
 
 
 class Speaker(QObject):

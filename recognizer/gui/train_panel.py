@@ -32,7 +32,6 @@ from training.config import ROOT
 from training.kinds import KINDS, get_kind
 
 
-
 def progress_fraction(event: dict, epochs: int | None) -> float | None:
     """Where a training run of at most ``epochs`` epochs is, in [0, 1], from one event.
 
@@ -47,16 +46,22 @@ def progress_fraction(event: dict, epochs: int | None) -> float | None:
     return None
 
 
-def describe(event: dict) -> str | None:
-    """One line of text for the panel from an event (None: nothing to say)."""
+def epoch_result(event: dict) -> str:
+    """What an ``epoch_end`` event measured: validation accuracy (or WER) and the loss."""
+    return f"{validation_text(event, percent=True)}, loss {event['train_loss']:.3f}"
+
+
+def describe(event: dict, last_epoch: str = "") -> str | None:
+    """One line of text for the panel from an event (None: nothing to say); ``last_epoch``:
+    the :func:`epoch_result` of the epoch before, kept in view while the next one runs."""
     name = event.get("event")
     if name == "extract":
         return f"Reading lip features: {event['done']}/{event['total']} clips"
     if name == "epoch_start":
-        return f"Epoch {event['epoch']}/{event['epochs']}"
+        before = f" · epoch {event['epoch'] - 1}: {last_epoch}" if last_epoch else ""
+        return f"Epoch {event['epoch']}/{event['epochs']}{before}"
     if name == "epoch_end":
-        return (f"Epoch {event['epoch']}: {validation_text(event, percent=True)}, "
-                f"loss {event['train_loss']:.3f}")
+        return f"Epoch {event['epoch']}: {epoch_result(event)}"
     if name in ("message", "done", "error", "resumed"):
         return event.get("text") or f"{name}: {event}"
     return None
@@ -83,6 +88,7 @@ class TrainPanel(QWidget):
         self._cancelled = False
         self._buffer = b""
         self._epochs: int | None = None
+        self._last_epoch = ""
         self.entry: Path | None = None
         self.events: list[dict] = []
         self.kind = QComboBox()
@@ -131,7 +137,7 @@ class TrainPanel(QWidget):
         if self.running:
             return
         self.entry, self.events, self._buffer, self._cancelled = None, [], b"", False
-        self._epochs = None
+        self._epochs, self._last_epoch = None, ""
         self.summary.clear()
         self.confusion.clear()
         self.activate_button.setEnabled(False)
@@ -175,9 +181,11 @@ class TrainPanel(QWidget):
         fraction = progress_fraction(event, self._epochs)
         if fraction is not None:
             self.progress.setValue(round(fraction * 1000))
-        text = describe(event)
+        text = describe(event, self._last_epoch)
         if text:
             self.status.setText(text)
+        if event["event"] == "epoch_end":
+            self._last_epoch = epoch_result(event)
         if event["event"] == "done":
             self.entry = Path(event["entry"])
 
@@ -207,12 +215,20 @@ class TrainPanel(QWidget):
         self._set_running(False)
         self.finished.emit(str(self.entry) if self.entry else "")
 
+    def show_in_use(self, entry: Path) -> None:
+        """Say that the finished ``entry`` is now the live recogniser."""
+        if self.entry is not None and Path(entry) == self.entry:
+            self.activate_button.setEnabled(False)
+            self.status.setText(f"Finished: {self.entry.name}, now recognising with it.")
+
     def _show_result(self, entry: Path) -> None:
         summary = entry / "TRAINING_SUMMARY.md"
         if summary.is_file():
             self.summary.setMarkdown(summary.read_text(encoding="utf-8"))
-        matrix = QPixmap(str(entry / "confusion_matrix.png"))
-        if not matrix.isNull():
-            self.confusion.setPixmap(matrix.scaledToHeight(320, Qt.SmoothTransformation))
+        for figure in ("confusion_matrix.png", "learning_curves.png"):   # a sentence reader has no matrix
+            picture = QPixmap(str(entry / figure))
+            if not picture.isNull():
+                self.confusion.setPixmap(picture.scaledToHeight(320, Qt.SmoothTransformation))
+                break
         self.activate_button.setEnabled(True)
-        self.status.setText(f"Finished: {entry.name}. Use it for live recognition?")
+        self.status.setText(f"Finished: {entry.name}. Press \"Use this model\" to recognise with it.")

@@ -10,24 +10,26 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from features.dataset import build_manifest
 from recognizer.capture import SourceFactory
-from recognizer.gui.controls import RecogniserBar
+from recognizer.gui.controls import RecogniserBar, entry_wer
 from recognizer.gui.phrase import HistoryPanel, PhrasePanel
 from recognizer.gui.record_panel import RecordPanel
 from recognizer.gui.speech import Speaker
 from recognizer.gui.train_panel import TrainPanel
 from recognizer.gui.views import PlotPanel, VideoView
 from recognizer.gui.worker import LiveFrame, LiveRecognition, LiveWorker
-from recognizer.live import PlotHistory
+from recognizer.live import PlotHistory, Recognition
 from recognizer.predictor import Predictor
+from recognizer.reading import ReadMode
 from recognizer.recording import phrase_list
+from recognizer.settings import Settings, load_settings, save_settings
 from recognizer.state import AppState, HistoryLog
 from training.registry import activate, damaged_entries, read_card
 
@@ -45,21 +47,29 @@ class SourceSpec:
     ended_hint: str = ""
 
 
+SETTING_FIELDS = tuple(f.name for f in fields(Settings))     # AppState fields kept across restarts
+
+
 class MainWindow(QMainWindow):
     """The app window. Call :meth:`start` once shown; closing it stops everything."""
 
     predictor_loaded = Signal(object, object, str, int)   # Predictor | None, entry, error, pick number
 
     def __init__(self, source: SourceSpec, registry_root: str | Path, videos_root: str | Path,
-                 history_path: str | Path, train_args: tuple[str, ...] = (), speaker: Speaker | None = None):
+                 history_path: str | Path, train_args: tuple[str, ...] = (), speaker: Speaker | None = None,
+                 settings_path: str | Path | None = None):
         super().__init__()
         self.setWindowTitle("Bedside lip reader")
         self.source = source
         self.registry_root = Path(registry_root)
         self.state = AppState()
+        self.messages: list[str] = []
+        self.settings_path = Path(settings_path or Path(history_path).with_name("settings.json"))
+        self._load_settings()
+        self.predictor: Predictor | None = None     # the one whose readings are shown
+        self._shown: Recognition | None = None       # the tentative reading on screen
         self.history_log = HistoryLog(history_path, on_error=self.show_status)
         self.plot_history = PlotHistory()
-        self.messages: list[str] = []
         self._picks = 0
         self._source_error: str | None = None
         self.phrase_latencies_ms: deque[float] = deque(maxlen=10_000)
@@ -80,7 +90,7 @@ class MainWindow(QMainWindow):
         left = QSplitter(Qt.Vertical)
         left.addWidget(self.video)
         left.addWidget(self.plots)
-        left.setSizes([600, 300])
+        left.setSizes([520, 380])
         self.tabs = QTabWidget()
         self.tabs.addTab(self.history, "History")
         self.tabs.addTab(self.recorder, "Record")
@@ -108,6 +118,9 @@ class MainWindow(QMainWindow):
         self.worker.source_finished.connect(self._on_source_finished)
         self.predictor_loaded.connect(self._on_predictor_loaded)
         self.trainer.finished.connect(self._on_trained)
+        self.state.subscribe("read_mode", lambda _: self._reread())
+        for name in SETTING_FIELDS:
+            self.state.subscribe(name, lambda _: self._save_settings())
         self._plot_timer = QTimer(self, interval=66)
         self._plot_timer.timeout.connect(self.plots.refresh)
 
@@ -116,6 +129,20 @@ class MainWindow(QMainWindow):
         self.bar.refresh_models()
         self.worker.start()
         self._plot_timer.start()
+
+    def _load_settings(self) -> None:
+        settings, problems = load_settings(self.settings_path)
+        self.state.update(**asdict(settings))
+        for problem in problems:
+            self.show_status(problem)
+
+    def _save_settings(self) -> None:
+        settings = Settings(**{name: getattr(self.state, name) for name in SETTING_FIELDS})
+        try:
+            save_settings(self.settings_path, settings)
+        except OSError as error:
+            self.show_status(f"{self.settings_path}: could not save the settings ({error}); "
+                             "they last until the window closes")
 
     def show_status(self, text: str) -> None:
         self.messages.append(text)
@@ -126,29 +153,49 @@ class MainWindow(QMainWindow):
         self.video.show_message("")
         self.video.show_frame(frame)
         self.plot_history.append(frame.result)
-        self.state.update(segmenter_state=frame.result.state, fps=frame.fps, dropped_frames=frame.dropped)
+        self.state.update(segmenter_state=frame.result.state, fps=self.video.processed_fps(),
+                          dropped_frames=frame.dropped)
 
     def on_recognised(self, live: LiveRecognition) -> None:
-        prediction = live.recognition.prediction
+        """Show a tentative reading at once; log and speak the final one (shown already when
+        it repeats the tentative reading)."""
+        if live.predictor is not self.predictor:
+            return          # read by the model (or mode) just replaced: never shown under the new one
+        recognition = live.recognition
+        prediction = recognition.prediction
         sure = prediction.confidence >= self.state.confidence_threshold
-        self._announce(prediction.phrase, prediction.confidence, prediction.top3, sure, live.arrived)
+        shown, self._shown = self._shown, recognition if not recognition.final else None
+        if not recognition.final:
+            self.state.update(phrase=prediction.phrase, confidence=prediction.confidence,
+                              top3=prediction.top3, sure=sure)
+            self._time_phrase(live.arrived)
+            return
+        repeated = shown is not None and shown.utterance == recognition.utterance
+        self._announce(prediction.phrase, prediction.confidence, prediction.top3, sure,
+                       None if repeated else live.arrived)
 
     def choose(self, phrase: str) -> None:
         """The caregiver or patient picked ``phrase`` from the top 3 of an unsure recognition."""
         if phrase:
-            self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3, True)
+            self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3, True,
+                           chosen=True)
 
     def _announce(self, phrase: str, confidence: float, top3, sure: bool,
-                  arrived: float | None = None) -> None:
+                  arrived: float | None = None, chosen: bool = False) -> None:
         """Show the phrase at once, log it, and speak it when sure; ``arrived`` (monotonic s)
         of the frame that ended the utterance times the latency."""
-        item = self.state.record(phrase, confidence, top3, sure)
-        self.phrase.repaint()
-        if arrived is not None:
-            self.phrase_latencies_ms.append((time.monotonic() - arrived) * 1000)
+        item = self.state.record(phrase, confidence, top3, sure, chosen=chosen)
+        self._time_phrase(arrived)
         self.history_log.append(item)
         if sure and self.state.speak_aloud:
             self.speaker.say(phrase)
+
+    def _time_phrase(self, arrived: float | None) -> None:
+        """Paint the phrase now; ``arrived`` (monotonic s) of the frame that brought it
+        times the latency."""
+        self.phrase.repaint()
+        if arrived is not None:
+            self.phrase_latencies_ms.append((time.monotonic() - arrived) * 1000)
 
     def on_source_status(self, level: str, text: str) -> None:
         self.show_status(text)
@@ -169,7 +216,7 @@ class MainWindow(QMainWindow):
         self._picks += 1
         pick = self._picks
         if entry is None:
-            self.worker.set_predictor(None)
+            self._use_predictor(None)
             self.state.use_entry(kind, None, (), None)
             damaged = "".join(f" Cannot use the damaged model {d.name}: {d.reason}."
                               for d in damaged_entries(self.registry_root))
@@ -178,10 +225,12 @@ class MainWindow(QMainWindow):
             return
         self.show_status(f"Loading {entry.name}...")
 
+        mode = self.state.read_mode
+
         def load():
             try:
-                phrases = phrase_list(build_manifest(self.videos_root)["label"])
-                self.predictor_loaded.emit(Predictor.from_entry(entry, phrases=phrases), entry, "", pick)
+                predictor = Predictor.from_entry(entry, phrases=self._phrases(), mode=mode)
+                self.predictor_loaded.emit(predictor, entry, "", pick)
             except (ValueError, OSError, RuntimeError) as error:
                 self.predictor_loaded.emit(None, entry, str(error), pick)
         threading.Thread(target=load, name="load-model", daemon=True).start()
@@ -193,19 +242,59 @@ class MainWindow(QMainWindow):
             self.show_status(f"Cannot use the model {entry}: {error}")
             return
         card = predictor.entry.card
-        self.worker.set_predictor(predictor)
-        self.state.use_entry(card.kind, entry.name, card.classes, card.accuracy)
+        self._use_predictor(predictor)
+        self.state.use_entry(card.kind, entry.name, predictor.answers, card.accuracy,
+                             entry_wer(card), predictor.reads_sentences)
+        self.trainer.show_in_use(entry)
         try:
             activate(self.registry_root, entry.name)
         except (ValueError, OSError) as failure:
             self.show_status(f"Using {entry.name}, but could not remember it as active: {failure}")
             return
-        self.show_status(f"Recognising with {entry.name}")
+        self.show_status(f"Recognising with {entry.name}{self._unspellable(predictor)}")
+
+    def _use_predictor(self, predictor: Predictor | None) -> None:
+        self.predictor = predictor
+        self.worker.set_predictor(predictor)
+
+    def _phrases(self) -> tuple[str, ...]:
+        """The phrase list a sentence reader chooses from: the defaults and every recorded label."""
+        return phrase_list(build_manifest(self.videos_root)["label"])
+
+    @staticmethod
+    def _unspellable(predictor: Predictor) -> str:
+        if not predictor.unspellable:
+            return ""
+        return (f"; it cannot spell {', '.join(map(repr, predictor.unspellable))} (characters "
+                f"it never saw in training), so they are left out of its phrase list")
+
+    def _reread(self) -> None:
+        """The read mode changed: the same loaded sentence reader answers in the new mode."""
+        predictor = self.predictor
+        if predictor is None or not predictor.reads_sentences or predictor.mode == self.state.read_mode:
+            return
+        try:
+            predictor = predictor.with_mode(self.state.read_mode, self._phrases())
+        except ValueError as error:
+            self.show_status(f"Cannot read in {self.state.read_mode} mode: {error}")
+            return
+        self._use_predictor(predictor)
+        self.state.update(classes=predictor.answers, phrase=None, confidence=None, top3=(), sure=False)
+        what = "the words it reads" if predictor.mode == ReadMode.TRANSCRIPT else "a phrase of the list"
+        self.show_status(f"{predictor.name} now answers {what}{self._unspellable(predictor)}")
 
     def _on_trained(self, entry: str) -> None:
-        """List a new entry in the model picker (the panel offers to switch to it)."""
-        if entry:
-            self.bar.refresh_models(self.state.entry, load=False)
+        """List a new entry in the model picker; with no model in use yet, use it at once
+        (else the Train tab offers it)."""
+        if not entry:
+            return
+        if self.state.entry is None:
+            self.use_entry(Path(entry))
+            self.show_status(f"Training finished: recognising with {Path(entry).name}")
+            return
+        self.bar.refresh_models(self.state.entry, load=False)
+        self.show_status(f"Training finished: {Path(entry).name} is ready; press \"Use this model\" "
+                         "in the Train tab to recognise with it")
 
     def use_entry(self, entry: Path) -> None:
         """Make a newly trained ``entry`` the live recogniser (switching kind if needed)."""
@@ -215,7 +304,18 @@ class MainWindow(QMainWindow):
         self.bar.kind.blockSignals(False)
         self.bar.refresh_models(entry.name)
 
+    def confirm_close_during_training(self) -> bool:
+        """Ask whether to stop the running training and close (tests replace this)."""
+        answer = QMessageBox.question(
+            self, "Training is running",
+            "A model is being trained. Closing the window stops the training and the model is "
+            "not saved. Close anyway?", QMessageBox.Close | QMessageBox.Cancel, QMessageBox.Cancel)
+        return answer == QMessageBox.Close
+
     def closeEvent(self, event) -> None:
+        if self.trainer.running and not self.confirm_close_during_training():
+            event.ignore()
+            return
         self._plot_timer.stop()
         if self.trainer.running:
             self.trainer.cancel()

@@ -48,10 +48,12 @@ class LiveFrame:
 
 @dataclass(frozen=True)
 class LiveRecognition:
-    """A recognised utterance; ``arrived``: monotonic time the frame that ended it came in."""
+    """A recognised utterance; ``arrived``: monotonic time the frame that ended it came in;
+    ``predictor``: the one that read it (the window drops readings of a replaced one)."""
 
     recognition: Recognition
     arrived: float
+    predictor: Predictor | None = None
 
 
 class LiveWorker(QThread):
@@ -137,7 +139,8 @@ class LiveWorker(QThread):
                 if result.error:
                     self.status.emit("error", result.error)
                 if result.recognition is not None:
-                    self.recognised.emit(LiveRecognition(result.recognition, captured.arrived))
+                    self.recognised.emit(LiveRecognition(result.recognition, captured.arrived,
+                                                         self._recognizer.predictor))
                 take = self._recorder.feed(frame, result, captured.fps)
                 if take is not None:
                     self.take_ready.emit(take)
@@ -148,5 +151,6 @@ class LiveWorker(QThread):
 
     def _finish(self) -> None:
         for recognition in self._recognizer.finish():
-            self.recognised.emit(LiveRecognition(recognition, time.monotonic()))
+            self.recognised.emit(LiveRecognition(recognition, time.monotonic(),
+                                                 self._recognizer.predictor))
         self.source_finished.emit()

@@ -3,9 +3,14 @@
     python tests/benchmarks/segmentation_grid.py [--cache DIR] [--data ../shared/data/grid_s1]
 
 Runs :func:`recognizer.segmenter.segment_clip` with the default config on every
-sentence of ``--data`` (features from the cache; clips missing there are
-extracted first) and prints one JSON object: how often the detected span lies
-within ``--tolerance`` frames of the speech span at both ends, and the errors.
+sentence of ``--data``, each clip alone (features from the cache; clips
+missing there are extracted first) and prints one JSON object: how often the
+detected span lies within ``--tolerance`` frames of the speech span at both
+ends, and the errors. The acoustic alignment is no visual ground truth for
+starts -- the lips move 100-300 ms before the sound -- so ``late_starts``
+(more than the tolerance after it, cutting speech) matters, an early start
+does not; the segmenter is judged end to end by
+``tests/benchmarks/live_sentences.py``.
 
 The speech span runs from the first to the last non-silence word of the
 ``.align`` file, in frames as :func:`features.grid.parse_align` gives them
@@ -61,6 +66,8 @@ def summarise(errors: list[tuple[int, int] | None], tolerance: int) -> dict:
         "median_abs_end_error": float(np.median(np.abs(found[:, 1]))) if len(found) else None,
         "mean_abs_end_error": round(float(np.abs(found[:, 1]).mean()), 2) if len(found) else None,
         "median_start_error": float(np.median(found[:, 0])) if len(found) else None,
+        # Starting early is harmless (lips move before the sound); late cuts speech off.
+        "late_starts": round(float((found[:, 0] > tolerance).sum() / count), 4),
         "median_end_error": float(np.median(found[:, 1])) if len(found) else None,
         "no_detection": len(errors) - len(found),
     }
@@ -100,7 +107,6 @@ def main() -> None:
         **summarise(errors, args.tolerance),
         "exactly_one_utterance": sum(c == 1 for c in counts),
         "segmenter_ms_per_frame": round(ms_per_frame, 3),
-        "goal_within_tolerance_both_ends": 0.9,
     }))
 
 

@@ -67,7 +67,9 @@ class ModelKind:
     input_spec: type
     needs_crops: bool = False
     default_split: str = "stratified"
-    scores_phrases: bool = False     # chooses among phrases it is given, not classes of its own
+    # A sentence reader emits characters (:meth:`emissions`): it transcribes, and chooses among
+    # phrases it is given rather than classes of its own.
+    reads_sentences: bool = False
 
     def uses_crops(self, spec: Any) -> bool:
         """Whether clips fed as ``spec`` describes must carry mouth crops."""
@@ -162,6 +164,14 @@ class ModelKind:
         """(candidates, (len(candidates),) probabilities) of one clip's model-input batch:
         a classifier's classes, or ``phrases`` scored by a sentence reader."""
         raise NotImplementedError
+
+    def emissions(self, model: nn.Module, batch) -> torch.Tensor:
+        """A sentence reader's (T, V) per-frame symbol log-probabilities of one clip's batch."""
+        raise NotImplementedError(f"{self.name} names classes; it reads no sentences")
+
+    def phrase_scores(self, log_probs: torch.Tensor, card, phrases: tuple[str, ...]) -> np.ndarray:
+        """A sentence reader's (len(phrases),) posterior of ``phrases`` given :meth:`emissions`."""
+        raise NotImplementedError(f"{self.name} names classes; it scores no phrase list")
 
     def loss_function(self, config) -> nn.Module:
         raise NotImplementedError

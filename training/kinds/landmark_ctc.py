@@ -301,7 +301,7 @@ class LandmarkCTCKind(ModelKind):
     arch_config = LandmarkCTCConfig
     input_spec = CTCInput
     default_split = "sentence"
-    scores_phrases = True
+    reads_sentences = True
 
     collate = staticmethod(collate)
 
@@ -350,14 +350,18 @@ class LandmarkCTCKind(ModelKind):
         return [sentence_target(text, words, classes)
                 for text, words in zip(clips.rows["text"], timings)]
 
-    def score_clip(self, model, batch, card, phrases=None):
+    def emissions(self, model, batch) -> torch.Tensor:
+        return model(batch)[0, :int(batch.lengths[0])].float()
+
+    def phrase_scores(self, log_probs, card, phrases) -> np.ndarray:
         from training.decoding import phrase_log_likelihoods, phrase_posterior
 
+        return phrase_posterior(phrase_log_likelihoods(log_probs, phrases, card.classes))
+
+    def score_clip(self, model, batch, card, phrases=None):
         if not phrases:
             raise ValueError(f"{card.name} reads sentences: give it the phrases to choose from")
-        log_probs = model(batch)[0, :int(batch.lengths[0])]
-        return tuple(phrases), phrase_posterior(phrase_log_likelihoods(log_probs, phrases,
-                                                                      card.classes))
+        return tuple(phrases), self.phrase_scores(self.emissions(model, batch), card, tuple(phrases))
 
     def dataset(self, examples, targets, spec, augment=None) -> Dataset:
         return SentenceDataset(examples, targets, spec, augment)
