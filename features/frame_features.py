@@ -6,7 +6,7 @@ mouth crop. The feature vector is :data:`FEATURE_NAMES` long:
 
 - geometry (5): mouth aspect ratios, width, height, inner area (scale-free);
 - lip points (80): the 40 lip landmarks in the face-normalised frame;
-- colour (2): teeth and tongue ratios inside the inner lip;
+- colour (2): teeth and tongue ratios inside the inner lip, 0 where not measured;
 - blendshapes (24): jawOpen and every mouth* score.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 
 from features.geometry import GEOMETRY_NAMES, LIP_POINT_NAMES, lip_geometry, normalised_lip_points
 from features.landmarks import FaceLandmarks, LandmarkerConfig, LandmarkExtractor
-from features.mouth_image import (COLOUR_NAMES, ColourConfig, CropConfig, mouth_colour,
-                                  mouth_crop)
+from features.mouth_image import (COLOUR_NAMES, ColourConfig, CropConfig, colour_measurable,
+                                  mouth_colour, mouth_crop)
 from features.topology import MOUTH_BLENDSHAPE_INDEX, MOUTH_BLENDSHAPES
 from features.video import Frame
 
@@ -40,6 +40,11 @@ class FrameFeatures:
     """What one frame yields. ``face``, ``features`` and ``crop`` are None without a face.
 
     ``features``: (len(FEATURE_NAMES),) float32; ``crop``: (S, S) uint8.
+    ``colour_measured``: whether the teeth and tongue ratios in ``features`` were
+    measured (:func:`~features.mouth_image.colour_measurable`). Where False they
+    are 0 because the mouth is closed or too small to see, not because no teeth
+    show: a plot should leave a gap there. They stay 0, not NaN, in ``features``,
+    which the models and the segmenter take as they are.
     """
 
     index: int
@@ -47,6 +52,7 @@ class FrameFeatures:
     face: FaceLandmarks | None
     features: np.ndarray | None
     crop: np.ndarray | None
+    colour_measured: bool = False
 
 
 def frame_features(rgb: np.ndarray, face: FaceLandmarks,
@@ -76,8 +82,9 @@ class FeaturePipeline:
         if face is None:
             return FrameFeatures(frame.index, frame.timestamp_ms, None, None, None)
         crop = mouth_crop(frame.rgb, face.points, self.config.crop) if self.crops else None
+        measured = colour_measurable(face.points, frame.rgb.shape, self.config.colour)
         return FrameFeatures(frame.index, frame.timestamp_ms, face,
-                             frame_features(frame.rgb, face, self.config), crop)
+                             frame_features(frame.rgb, face, self.config), crop, measured)
 
     def reset(self) -> None:
         """Start a new, unrelated stream (the next frame's timestamp may restart at 0)."""

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from features.frame_features import FrameFeatures
-from features.mouth_image import CropConfig, mouth_crop_box
+from features.mouth_image import COLOUR_NAMES, CropConfig, mouth_crop_box
 from features.topology import INNER_LIP, OUTER_LIP
 from recognizer.predictor import Prediction, Predictor, utterance_clip
 from recognizer.segmenter import SegmenterConfig, SegmenterState, Utterance, UtteranceSegmenter
@@ -282,6 +282,11 @@ class LiveRecognizer:
         sure = prediction.confidence >= self.config.confidence_threshold
         return Recognition(utterance, prediction, sure, waited + prediction.latency_ms, final), None
 
+    def _measured(self, row: FrameFeatures) -> list[bool]:
+        """Per plotted channel: False for the teeth and tongue ratios when the mouth was too
+        closed, or too small in the image, to measure colour on this frame."""
+        return [row.colour_measured or name not in COLOUR_NAMES for name in PLOT_NAMES]
+
     def _result(self, row: FrameFeatures, state: LiveState, utterance: Utterance | None,
                 recognition: Recognition | None, error: str | None) -> FrameResult:
         outer = inner = box = None
@@ -291,7 +296,8 @@ class LiveRecognizer:
             box = mouth_crop_box(points, self.config.crop)
         activity = self._segmenter.activity
         return FrameResult(row.index, row.timestamp_ms, outer, inner, box, state,
-                           plot_values(row.features, self._columns), utterance, recognition, error,
+                           plot_values(row.features, self._columns, self._measured(row)),
+                           utterance, recognition, error,
                            math.nan if activity is None else activity)
 
 

@@ -23,9 +23,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from features.cache import ClipFeatures
+from features.cache import ClipFeatures, extractor_key
 from features.extract import clip_from_rows
-from features.frame_features import FrameFeatures
+from features.frame_features import FeatureConfig, FrameFeatures
 from features.text import spoken_text
 from recognizer.reading import ReadMode
 from recognizer.segmenter import Utterance
@@ -120,6 +120,7 @@ class Predictor:
         self.kind: str = entry.card.kind
         self._model_kind = get_kind(self.kind)
         where = f"registry entry {entry.name} ({entry.path})"
+        check_extractor(entry.card, where)
         self._model_kind.check_spec(entry.card.input, where)
         self.reads_sentences = self._model_kind.reads_sentences
         self.mode = ReadMode(mode) if self.reads_sentences else ReadMode.PHRASES
@@ -237,6 +238,17 @@ class Predictor:
                                             np.float32), text
         return (tuple(t for t, _ in hypotheses), np.array([p for _, p in hypotheses], np.float32),
                 text)
+
+
+def check_extractor(card, where: str) -> None:
+    """Refuse an entry trained on lip features this app no longer extracts (its card says
+    which; entries from before the card said so are taken as they are)."""
+    trained_on = card.data.get("extractor")
+    current = extractor_key(FeatureConfig())
+    if trained_on is not None and trained_on != current:
+        raise ValueError(f"{where} was trained on lip features of another extractor version "
+                         f"({trained_on}; this app extracts {current}), which it would misread: "
+                         f"train it again on its clips ({card.data.get('videos', 'its videos')})")
 
 
 def transcript_decoder(card, phrases: Sequence[str] = ()) -> BeamDecoder:

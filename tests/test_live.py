@@ -194,7 +194,10 @@ def test_live_recognizer_over_sentences_draws_and_recognises(sentence_rows, pred
         if result.has_face:
             assert result.outer_lip.shape == result.inner_lip.shape == (20, 2)
             assert result.crop_box.shape == (4, 2)
-            assert np.isfinite(result.values).all() and len(result.values) == len(PLOT_NAMES)
+            assert len(result.values) == len(PLOT_NAMES)
+            for name, value in zip(PLOT_NAMES, result.values):     # colour: only where measured
+                colour = name in ("teeth_ratio", "tongue_ratio")
+                assert np.isfinite(value) == (not colour or row.colour_measured), (name, row.index)
         else:
             assert np.isnan(result.values).all()
     history = PlotHistory(100)
@@ -319,3 +322,31 @@ def test_history_log_appends_rows_and_survives_an_unwritable_path(tmp_path):
     broken = HistoryLog(tmp_path / "a_file" / "history.csv", on_error=errors.append)
     assert not broken.append(state.history[-1])
     assert errors and "a_file" in errors[0] and broken.error == errors[0]
+
+
+def test_tentative_readings_stop_for_a_predictor_too_slow_for_them():
+    """Two readings in a row over tentative_max_ms: from then on each utterance is read once."""
+    from features.frame_features import FrameFeatures
+    from recognizer.predictor import Prediction
+    from tests.test_segmenter import mouth, resting_face
+
+    features = resting_face(400)
+    for start in (20, 100, 180, 260):
+        mouth(features, start, start + 30)
+
+    class Reader:
+        name, needs_crops = "reader", False
+
+        def __init__(self, latency_ms):
+            self.latency_ms = latency_ms
+
+        def predict(self, clip):
+            return Prediction("bin", 1.0, (("bin", 1.0),), "landmark_cnn", self.name, self.latency_ms)
+
+    def finals(latency_ms):
+        live = LiveRecognizer(FEATURE_NAMES, Reader(latency_ms))
+        results = [live.process(FrameFeatures(i, 40 * i, None, row, None))
+                   for i, row in enumerate(features)]
+        return [r.recognition.final for r in results if r.recognition]
+    assert finals(5.0) == [False, True] * 4
+    assert finals(500.0) == [False, True, False, True, True, True]

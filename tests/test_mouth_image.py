@@ -4,10 +4,23 @@ import pytest
 
 from features.geometry import lip_geometry
 from features.landmarks import LandmarkExtractor
-from features.mouth_image import (ColourConfig, CropConfig, mouth_colour, mouth_crop,
-                                  mouth_crop_box)
+from features.mouth_image import (ColourConfig, CropConfig, colour_measurable, mouth_colour,
+                                  mouth_crop, mouth_crop_box)
 from features.topology import INNER_LIP
 from features.video import read_frames
+
+# Frames of the shared GRID sentences labelled by eye (sentence: frame indices),
+# from 8x crops of the mouth: the teeth plainly visible; the lips shut; the mouth
+# open with only its dark inside (and perhaps tongue) in sight, no teeth.
+TEETH_VISIBLE = {"bbaf2n": (36, 37, 49, 50), "bbaf3s": (28, 29),
+                 "bbaf4p": (29, 30, 42, 43, 44, 45),
+                 "bbas3a": (15, 16, 37, 38, 39, 48, 50, 52),
+                 "bbaszn": (27, 28, 29, 30, 31, 33, 34, 43, 44)}
+MOUTH_CLOSED = {"bbaf2n": (0, 5, 60, 65, 70), "bbaf3s": (50, 55, 60, 70),
+                "bbaf4p": (5, 55, 65, 70), "bbas3a": (5, 30, 60, 65),
+                "bbaszn": (50, 55, 60, 65)}
+OPEN_NO_TEETH = {"bbaf2n": (13, 14), "bbaf3s": (41, 42), "bbaf4p": (36, 37),
+                 "bbas3a": (34, 35), "bbaszn": (23, 25)}
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +35,54 @@ def open_mouth_frames(grid_dir):
         faces.sort(key=lambda item: -lip_geometry(item[1])[4])
         chosen += faces[:3]
     return chosen
+
+
+@pytest.fixture(scope="module")
+def labelled_frames(grid_dir):
+    """{"teeth" | "closed" | "open": [(rgb, points), ...]} for the frames labelled above."""
+    labels = {"teeth": TEETH_VISIBLE, "closed": MOUTH_CLOSED, "open": OPEN_NO_TEETH}
+    chosen = {label: [] for label in labels}
+    for sentence in TEETH_VISIBLE:
+        with LandmarkExtractor() as extractor:
+            faces = {f.index: (f.rgb, extractor.detect(f.rgb, f.timestamp_ms))
+                     for f in read_frames(grid_dir / "video" / f"{sentence}.mp4")}
+        for label, frames in labels.items():
+            chosen[label] += [(faces[i][0], faces[i][1].points) for i in frames[sentence]]
+    return chosen
+
+
+def test_teeth_ratio_separates_visible_teeth_from_closed_and_dark_mouths(labelled_frames):
+    teeth = {label: np.array([mouth_colour(rgb, points)[0] for rgb, points in frames])
+             for label, frames in labelled_frames.items()}
+    threshold = 0.08
+    assert (teeth["closed"] == 0).all()
+    assert (teeth["open"] < threshold).all(), teeth["open"]
+    assert np.mean(teeth["teeth"] > threshold) >= 0.9, teeth["teeth"]
+    assert np.median(teeth["teeth"]) > 0.2
+
+
+def test_closed_mouths_are_not_measured_open_ones_are(labelled_frames):
+    measured = {label: [colour_measurable(points, rgb.shape) for rgb, points in frames]
+                for label, frames in labelled_frames.items()}
+    assert not any(measured["closed"])
+    assert all(measured["teeth"]) and all(measured["open"])
+
+
+def test_a_mouth_off_the_image_is_not_measured(open_mouth_frames):
+    rgb, points = open_mouth_frames[0]
+    assert colour_measurable(points, rgb.shape)
+    shifted = points + np.float32([rgb.shape[1] - points[list(INNER_LIP), 0].mean(), 0, 0])
+    assert not colour_measurable(shifted, rgb.shape)
+    assert mouth_colour(rgb, shifted).tolist() == [0, 0]
+
+
+def test_the_gate_counts_image_pixels(open_mouth_frames):
+    """A mouth far from the camera covers too few pixels for its colour, whatever its shape."""
+    import cv2
+    rgb, points = open_mouth_frames[0]
+    small = cv2.resize(rgb, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    assert not colour_measurable(points * 0.2, small.shape)
+    assert colour_measurable(points * 0.2, small.shape, ColourConfig(min_inner_pixels=0))
 
 
 def gamma(rgb, power):
@@ -49,9 +110,11 @@ def test_ratios_measure_pixels_inside_the_inner_lip(open_mouth_frames):
     painted = rgb.copy()
     cv2.fillPoly(painted, [np.round(points[list(INNER_LIP), :2]).astype(np.int32)],
                  (170, 90, 80))  # a tongue red: H 3, S 135, V 170
-    raw = ColourConfig(normalise_lighting=False)
+    raw = ColourConfig(normalise_lighting=False, tongue_border=0)
     teeth, tongue = mouth_colour(painted, points, raw)
     assert tongue > 0.8 and teeth < 0.05
+    # By default the tongue is counted a pixel in from the lip, so less of the mouth.
+    assert 0.4 < mouth_colour(painted, points, ColourConfig(normalise_lighting=False))[1] < tongue
     cv2.fillPoly(painted, [np.round(points[list(INNER_LIP), :2]).astype(np.int32)],
                  (150, 150, 160))  # a bluish grey, inside the teeth range
     teeth, tongue = mouth_colour(painted, points, raw)
@@ -93,3 +156,22 @@ def test_crop_is_centred_on_the_mouth_and_independent_of_distance(open_mouth_fra
     box = mouth_crop_box(points, CropConfig())
     np.testing.assert_allclose(box.mean(axis=0), points[list(INNER_LIP) , :2].mean(axis=0),
                                atol=0.15 * np.ptp(box[:, 0]))
+
+
+def test_the_pipeline_says_where_the_colour_was_not_measured(grid_dir):
+    """Unmeasured ratios are 0 in the (finite) feature vector and flagged on the frame."""
+    from features.frame_features import FEATURE_NAMES, FeaturePipeline
+    from features.video import VideoFileSource
+
+    colour = [FEATURE_NAMES.index("teeth_ratio"), FEATURE_NAMES.index("tongue_ratio")]
+    frames = list(VideoFileSource(grid_dir / "video" / "bbaf2n.mp4"))
+    with FeaturePipeline(crops=False) as pipeline:
+        rows = [pipeline.process(f) for f in frames]
+    measured = np.array([row.colour_measured for row in rows])
+    features = np.stack([row.features for row in rows])
+    assert features.shape == (75, len(FEATURE_NAMES)) == (75, 111) and np.isfinite(features).all()
+    assert 0.2 < measured.mean() < 0.9
+    assert (features[~measured][:, colour] == 0).all()
+    assert (features[measured, colour[0]] > 0).any()
+    for frame, row in list(zip(frames, rows))[::10]:
+        assert row.colour_measured == colour_measurable(row.face.points, frame.rgb.shape)

@@ -253,3 +253,19 @@ def test_large_text_wraps_then_shrinks_to_fit(qtbot, text):
     if label.font().pointSize() < 64:
         assert not label.fits(label.font().pointSize() + 2)     # the largest size that fits
     assert label.minimumSizeHint().height() == 0               # never grows the window
+
+
+def test_an_entry_trained_on_other_lip_features_is_refused_by_name(sentence_entry, tmp_path):
+    import shutil
+
+    from features.cache import extractor_key
+    from features.frame_features import FeatureConfig
+
+    entry = tmp_path / "old"
+    shutil.copytree(sentence_entry[0], entry)
+    card = json.loads((entry / "card.json").read_text())
+    assert card["data"]["extractor"] == extractor_key(FeatureConfig())
+    card["data"]["extractor"] = "0e30be73510a9253"          # before the colour fix
+    (entry / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"old .*another extractor version \(0e30be73510a9253;"):
+        Predictor.from_entry(entry, "cpu", phrases=PHRASES)

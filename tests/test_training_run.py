@@ -346,3 +346,27 @@ def test_the_shipped_sentence_reader_config_is_valid():
     config = load_config(REPO / "training" / "landmark_ctc.yaml")
     assert (config.model, config.split.strategy, config.augment.mirror) == ("landmark_ctc", "sentence", 0.0)
     assert config.augment.word_crop > 0 and config.optim.epochs == 80
+
+
+def test_a_sentence_reader_trains_with_ddp_on_two_cpu_processes(sentence_entry, tmp_path):
+    """The CTC loss, its variable-length batches and WER validation under DistributedDataParallel."""
+    entry, videos, cache = sentence_entry
+    config = tmp_path / "ctc.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": "landmark_ctc", "arch": {"conv_width": 16, "conv_layers": 1, "rnn_width": 16,
+                                          "rnn_layers": 1, "dropout": 0.1},
+        "optim": {"epochs": 2, "batch_size": 8, "label_smoothing": 0.0},
+        "split": {"val_fraction": 0.15, "test_fraction": 0.15}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29534",
+         "-m", "training.run", "--config", str(config), "--videos", str(videos), "--cache",
+         str(cache.root), "--registry", str(tmp_path / "models"), "--runs", str(tmp_path / "runs"),
+         "--name", "ddp-reader", "--no-progress"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((tmp_path / "models" / "ddp-reader" / "card.json").read_text())
+    assert card["training"]["world_size"] == 2 and card["training"]["epochs_run"] == 2
+    assert card["kind"] == "landmark_ctc" and 0 <= card["metrics"]["wer"]
+    history = json.loads((tmp_path / "models" / "ddp-reader" / "final_report.json").read_text())["history"]
+    assert len(history) == 2 and all(np.isfinite(h["val_wer"]) for h in history)

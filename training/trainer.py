@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from features.cache import FeatureCache
+from features.cache import FeatureCache, extractor_key
 from features.dataset import build_manifest, transcript_counts
+from features.frame_features import FeatureConfig
 from features.progress import stage_progress
 from training import registry, reports
 from training.balance import duplicate_from_group, make_sampler
@@ -153,6 +154,7 @@ def data_summary(config: TrainConfig, clips: ClipSet, splits: dict) -> dict:
     sizes = {name: int(len(index)) for name, index in splits.items()}
     counts = clips.rows["label"].value_counts().sort_index()
     return {"videos": config.data.videos, "clips": int(len(clips.labels)),
+            "extractor": extractor_key(FeatureConfig()),     # the lip features it was trained on
             **transcript_counts(clips.rows["text"]),
             "skipped": len(clips.failed), "per_class": {str(k): int(v) for k, v in counts.items()},
             "split": config.split.strategy, "split_sizes": sizes,

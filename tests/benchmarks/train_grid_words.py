@@ -2,6 +2,7 @@
 
     python tests/benchmarks/train_grid_words.py [--padding 4] [--model landmark_cnn] [--epochs N]
     python tests/benchmarks/train_grid_words.py --config tests/benchmarks/r2plus1d_cpu.yaml
+    python tests/benchmarks/train_grid_words.py --without-colour      (teeth and tongue read 0)
 
 Imports bin lay place set blue green red white again now please soon from
 the 300 shared sentences into a temporary videos/ folder, extracts their
@@ -32,6 +33,25 @@ WORDS = ["bin", "lay", "place", "set", "blue", "green", "red", "white",
          "again", "now", "please", "soon"]
 
 
+def without_colour() -> None:
+    """Make every clip loaded from the feature cache in this process read 0 for the teeth and
+    tongue ratios (the state before they were measured at GRID's mouth size)."""
+    from dataclasses import replace
+
+    from features.mouth_image import COLOUR_NAMES
+
+    load = FeatureCache.load
+
+    def load_without_colour(self, video, crops=True):
+        clip = load(self, video, crops)
+        if clip is None:
+            return None
+        features = clip.features.copy()
+        features[:, [clip.names.index(name) for name in COLOUR_NAMES]] = 0.0
+        return replace(clip, features=features)
+    FeatureCache.load = load_without_colour
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--grid", type=Path, default=ROOT.parent / "shared/data/grid_s1")
@@ -41,7 +61,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help="training config (default training/config.yaml)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--without-colour", action="store_true",
+                        help="ablation: the teeth and tongue ratios (and their velocities) read 0 "
+                             "in every clip, in training and test alike")
     args = parser.parse_args()
+    if args.without_colour:
+        without_colour()
     with tempfile.TemporaryDirectory() as tmp:
         videos = Path(tmp) / "videos"
         import_grid(args.grid, videos, words=WORDS, padding=args.padding)
@@ -60,7 +85,7 @@ def main() -> None:
         card = json.loads((Path(tmp) / "models" / "grid-words" / "card.json").read_text())
     metrics = card["metrics"]
     print(json.dumps({
-        "benchmark": "train_grid_words", "model": card["kind"],
+        "benchmark": "train_grid_words", "model": card["kind"], "colour": not args.without_colour,
         "input": {k: v for k, v in card["input"].items() if k not in ("feature_names", "mean", "std")},
         "words": len(WORDS),
         "padding": args.padding, "clips": card["data"]["clips"], "split": card["data"]["split_sizes"],
