@@ -1,9 +1,11 @@
 """Take the README's screenshot of the main window: a real run on a video file.
 
-    Xvfb :99 -screen 0 1600x1000x24 &
-    DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python docs/screenshot.py \
-        --source ../shared/data/grid_s1/video/bbaf2n.mp4 --registry MODELS --out docs/main_window.png
-    ... --kind landmark_ctc --mode transcript --out docs/sentence.png     (a sentence read)
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshot.py \
+        --source ../shared/data/grid_s1_train/video/bbiz3a.mp4 --registry MODELS \
+        --kind landmark_ctc --mode transcript --out docs/sentence.png
+
+MODELS: a registry whose sentence reader never saw the sentence (the README's
+``tests/benchmarks/train_grid_sentences.py --keep MODELS``, whose test split holds bbiz3a).
 
 Opens the window on the file (looping) with the given recogniser, waits until a
 phrase has been recognised and the next utterance is being mouthed, then
@@ -33,7 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--source", required=True)
     parser.add_argument("--registry", required=True)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "main_window.png"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "sentence.png"))
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--kind", default="landmark_cnn")
     parser.add_argument("--mode", default="phrases", help="a sentence reader's read mode")
@@ -60,8 +62,7 @@ def main() -> int:
         for _ in range(20):
             app.processEvents()
             time.sleep(0.02)
-        image = app.primaryScreen().grabWindow(0)
-        image.save(args.out)
+        window.grab().save(args.out)          # renders the window itself: works offscreen too
         print(f"saved {args.out}: {window.state.phrase} ({window.state.confidence:.0%})")
         window.close()
     return 0

@@ -30,7 +30,12 @@ to breathe in or to get ready, and waits has not started mouthing yet, but the
 sound (or the tongue, behind lips held still) starts just before the lips move.
 Inside an utterance only frames whose lips move (motion of at least ``end_motion``)
 count as mouthing, so a mouth left parted, or slowly relaxing, after the phrase
-does not stretch its end.
+does not stretch its end. An utterance whose lips barely moved (fewer than
+``min_articulated`` frames of ``articulation``) is a breath, not speech, and is
+dropped. ``read_after`` quiet frames after the last active one the open
+utterance is offered for a tentative reading (:attr:`UtteranceSegmenter.tentative`):
+the live app shows its words then, 160 ms after the lips stop, and the
+``max_pause`` that merges pauses costs the patient no wait.
 
 Each clip of the 300 GRID speaker-1 sentences alone
 (``tests/benchmarks/segmentation_grid.py``): 299 give exactly one utterance
@@ -38,10 +43,13 @@ Each clip of the 300 GRID speaker-1 sentences alone
 4 frames of the acoustic alignment in 97 %, the start a median 1 frame before
 the sound -- the lips move first -- and more than 4 frames after it in 5.7 %.
 Streamed back to back as the live app sees them, the 600 training sentences of
-the sentence benchmark's split, on which ``on_threshold``, ``max_pause`` and
-the articulation rule were chosen, give exactly one utterance each, and so do
-199 of its 200 test sentences (in ``tests/benchmarks/live_sentences.py``, the
-real video through the whole live path). The thresholds of 1.0 and 8 frames
+the sentence benchmark's split (cached features), on which ``on_threshold``,
+``max_pause`` and the articulation rule were chosen, give exactly one
+utterance each, and so do 260 of them played as one video through the whole
+live path (``tests/benchmarks/live_sentences.py --split train``; a
+``max_pause`` of 8 merged one pair there). Of the 200 test sentences, 198 do
+and none gives nothing; ``bgig6n`` pauses 280 ms between "in" and "g", longer
+than ``max_pause``, and is read in two parts. The thresholds of 1.0 and 8 frames
 used before left quiet sentences unread (``bbaf3s``, played in a loop, never)
 and merged sentences whose pause was short. Cross-validated, learned detectors
 (gradient-boosted trees, a dilated 1D CNN, trees trained on the start alone,
@@ -85,8 +93,10 @@ class SegmenterConfig:
     0.02 inter-ocular distances per frame faster than at rest.
 
     The high ``on_threshold`` / low ``off_threshold`` pair (hysteresis factor
-    5) ignores the smaller mouth openings people make to breathe in before
-    speaking, yet places the start where the activity first left rest.
+    3.5) starts an utterance only on clear mouthing, yet places the start where
+    the activity first left rest; the smaller openings people make to breathe
+    in before speaking are told from speech by their lips barely moving
+    (``articulation``, below).
     ``smoothing_radius`` is 0 because averaging lowers the short peaks that
     mark an onset; hysteresis and ``min_frames`` already reject jitter.
     ``baseline_window`` (10 s) sets how fast the rest level adapts.

@@ -149,12 +149,16 @@ def test_a_sentence_reader_in_the_window_shows_its_wer_and_switches_read_mode(
     assert window.bar.details.text().startswith(f"test WER {wer:.1%} · reads sentences of ")
     clip = held_out_clip(grid_cache)
     reading = window.predictor.predict(clip)
-    window.state.confidence_threshold = 0.0          # the tiny reader is never sure
+    window.on_recognised(recognised(reading.phrase, reading.top3, window.predictor))
+    assert reading.confidence < 0.5                  # the tiny reader is never sure...
+    assert window.phrase.phrase.text() == reading.text      # ... and its words still show
+    assert window.phrase.headline.text().startswith("Read, not sure")
+    window.state.confidence_threshold = 0.0
     window.on_recognised(recognised(reading.phrase, reading.top3, window.predictor))
     assert window.phrase.phrase.text() == reading.text and window.phrase.headline.text() == "Read"
     # A reading by the reader just replaced never shows under the new mode's name.
     window.on_recognised(recognised("help", (("help", 1.0),), phrases_reader))
-    assert [item.phrase for item in window.state.history] == [reading.phrase]
+    assert [item.phrase for item in window.state.history] == [reading.phrase] * 2
     assert load_settings(window.settings_path)[0].read_mode == "transcript"
 
 

@@ -80,7 +80,8 @@ class PhrasePanel(QWidget):
     """The last phrase in very large type, with the top 3 as bars to choose from.
 
     Below the confidence threshold it says it is not sure and asks to pick one
-    of the three; a click on a choice calls ``on_choose(phrase)``. Every sure
+    of the three (a sentence reader reading the words still shows them: an
+    unsure sentence is mostly right); a click on a choice calls ``on_choose(phrase)``. Every sure
     "help" -- recognised, recognised again, or picked from the three -- turns
     the panel red for ``ALERT_MS`` milliseconds, visible from across the bed.
     """
@@ -130,9 +131,13 @@ class PhrasePanel(QWidget):
         elif state.phrase is None:
             self.headline.setText("Mouth a phrase")
             self.phrase.setText("\u2014")
+        elif state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT:
+            # The words read always show: an unsure sentence is mostly right, word by word.
+            self.headline.setText("Read" if state.sure else
+                                  "Read, not sure of every word \u2014 or one of these?")
+            self.phrase.setText(spoken_text(state.phrase))
         elif state.sure:
-            transcript = state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT
-            self.headline.setText("Read" if transcript else "Recognised")
+            self.headline.setText("Recognised")
             self.phrase.setText(spoken_text(state.phrase))
         else:
             self.headline.setText("Not sure \u2014 did you mean one of these?")

@@ -3,7 +3,8 @@
     python tests/benchmarks/live_sentences.py [--entry ENTRY] [--sentences N] [--no-app]
 
 Plays the sentences of a ``landmark_ctc`` entry's test split (sentences it
-never saw in training) back to back as one continuous 25 fps video through the
+never saw in training; ``--split train`` for tuning the segmenter, with
+``--segmenter max_pause=8`` and the like) back to back as one continuous 25 fps video through the
 live path -- the FeaturePipeline, the segmenter and the Predictor reading the
 words, as headless mode and the window run them, not paced -- and prints JSON:
 
@@ -34,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +53,9 @@ DATA = ROOT.parent / "shared" / "data"
 FRAME_MS = 40                       # GRID is 25 fps
 
 
-def test_sentences(entry: Path) -> list[tuple[Path, Path]]:
-    """(video, align file) of every shared GRID sentence in the entry's test split."""
-    test = set(json.loads((entry / "clips.json").read_text())["test"])
+def split_sentences(entry: Path, split: str = "test") -> list[tuple[Path, Path]]:
+    """(video, align file) of every shared GRID sentence in the entry's ``split``."""
+    test = set(json.loads((entry / "clips.json").read_text())[split])
     found = []
     for folder in ("grid_s1", "grid_s1_train"):
         for video in sorted((DATA / folder / "video").glob("*.mp4")):
@@ -85,12 +87,13 @@ def build_video(path: Path, videos: list[Path]) -> list[tuple[int, int]]:
     return spans
 
 
-def read_live(video: Path, predictor) -> list:
+def read_live(video: Path, predictor, segmenter=None) -> list:
     """Every final recognition of the video through the live path, in order."""
     from features.frame_features import FEATURE_NAMES, FeaturePipeline
-    from recognizer.live import LiveRecognizer
+    from recognizer.live import LiveConfig, LiveRecognizer
 
-    recognizer = LiveRecognizer(FEATURE_NAMES, predictor)
+    config = LiveConfig() if segmenter is None else LiveConfig(segmenter=segmenter)
+    recognizer = LiveRecognizer(FEATURE_NAMES, predictor, config)
     finals = []
     source = VideoFileSource(video)
     try:
@@ -102,6 +105,19 @@ def read_live(video: Path, predictor) -> list:
     finally:
         source.close()
     return finals + recognizer.finish()
+
+
+def segmenter_config(values: list[str]):
+    """The default SegmenterConfig with ``NAME=VALUE`` changes (numbers as in the config)."""
+    from recognizer.segmenter import SegmenterConfig
+
+    config = SegmenterConfig()
+    for item in values:
+        name, _, value = item.partition("=")
+        if name not in {f.name for f in fields(config)}:
+            raise SystemExit(f"--segmenter {item}: SegmenterConfig has no {name!r}")
+        config = replace(config, **{name: type(getattr(config, name))(value)})
+    return config
 
 
 def train_entry(tmp: Path, cache: Path) -> Path:
@@ -140,17 +156,22 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, help="play only the first N test sentences")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--no-app", action="store_true", help="skip the window's speed run")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+                        help="play this split's sentences (tune the segmenter on train or val)")
+    parser.add_argument("--segmenter", action="append", default=[], metavar="NAME=VALUE",
+                        help="a SegmenterConfig value to try, e.g. max_pause=8")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         entry = args.entry or train_entry(tmp, args.cache)
-        sentences = test_sentences(entry)[:args.sentences]
+        sentences = split_sentences(entry, args.split)[:args.sentences]
         if not sentences:
-            raise SystemExit(f"{entry}: none of the shared GRID sentences is in its test split")
+            raise SystemExit(f"{entry}: none of the shared GRID sentences is in its {args.split} split")
         references, speech_ends = zip(*(reference_of(align) for _, align in sentences))
         spans = build_video(tmp / "sentences.mp4", [video for video, _ in sentences])
         predictor = Predictor.from_entry(entry, "cpu", mode="transcript")
-        finals = read_live(tmp / "sentences.mp4", predictor)
+        segmenter = segmenter_config(args.segmenter)
+        finals = read_live(tmp / "sentences.mp4", predictor, segmenter)
 
         readings = [[] for _ in sentences]
         waits, after_speech = [], []
@@ -173,7 +194,8 @@ def main() -> None:
         counts = [len(r) for r in readings]
         wer_live, wer_whole = word_error_rate(references, live), word_error_rate(references, whole)
         result = {
-            "benchmark": "live_sentences", "entry": entry.name, "sentences": len(sentences),
+            "benchmark": "live_sentences", "entry": entry.name, "split": args.split,
+            "sentences": len(sentences), "segmenter": asdict(segmenter),
             "wer_live": round(wer_live, 4), "wer_whole": round(wer_whole, 4),
             "wer_gap": round(wer_live - wer_whole, 4),
             "exactly_one_utterance": round(float(np.mean([c == 1 for c in counts])), 4),
