@@ -3,6 +3,7 @@
     python main.py                           open the window on webcam 0
     python main.py --camera N                ... on webcam N
     python main.py --source FILE [--loop]    ... on a video file played as the camera
+    python main.py --demo                    the shipped sentence reader reading a bundled GRID clip
     python main.py --headless --source FILE  no window: one JSON line per recognised utterance
                    [--kind landmark_ctc --mode transcript|phrases --phrases a,b,c]
 
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--source", help="video file used as the camera")
     source.add_argument("--camera", type=int, default=0, help="webcam index (default 0)")
+    source.add_argument("--demo", action="store_true",
+                        help="read a bundled GRID sentence with the sentence reader (shipped in "
+                             "models/assets), again and again; with --headless, once")
     parser.add_argument("--loop", action="store_true", help="play --source again at its end")
     parser.add_argument("--videos", default=str(ROOT / "videos"), help="recorded samples (default videos/)")
     parser.add_argument("--registry", default=str(ROOT / "models"), help="model registry (default models/)")
@@ -43,6 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.demo:
+        from recognizer.reading import DEMO_CLIP, DEMO_KIND
+
+        args.source, args.kind = str(DEMO_CLIP), DEMO_KIND
+        if args.headless:
+            args.mode = "transcript"
+        else:
+            from recognizer.gui.app import run_demo
+
+            return run_demo(args.registry, args.videos, args.max_seconds)
     if args.headless:
         from recognizer.headless import run_headless
 

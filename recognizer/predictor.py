@@ -31,7 +31,8 @@ from recognizer.reading import ReadMode
 from recognizer.segmenter import Utterance
 from training.decoding import BeamDecoder, encode, hypothesis_posterior
 from training.kinds import get_kind
-from training.registry import LoadedEntry, active_entry, active_names, list_entries, load_entry
+from training.registry import (LoadedEntry, active_entry, active_names, entry_path, list_entries,
+                               load_entry)
 
 TOP_K = 3
 BEAM_SIZE = 20     # the beam of transcript decoding, and the hypotheses weighed against each other
@@ -48,8 +49,11 @@ def find_entry(registry_root: str | os.PathLike, kind: str) -> Path | None:
     if active is not None:
         return active
     named = active_names(registry_root).get(kind)
-    if isinstance(named, str) and (Path(registry_root) / named).is_dir():
-        return Path(registry_root) / named
+    if isinstance(named, str):
+        try:
+            return entry_path(registry_root, named)
+        except (FileNotFoundError, ValueError):
+            pass
     entries = [e for e in list_entries(registry_root) if e.card.kind == kind]
     return entries[-1].path if entries else None
 

@@ -1,8 +1,15 @@
-"""How a sentence reader answers, and the command-line flags that choose it (torch-free)."""
+"""How a sentence reader answers, the command-line flags that choose it, and the demo's
+clip (torch-free)."""
 from __future__ import annotations
 
 import argparse
 from enum import StrEnum
+from pathlib import Path
+
+# ``main.py --demo``: GRID speaker 1 saying "bin blue in z three again" (CC BY 4.0), a sentence
+# of the shipped sentence reader's test split, read by the registry's sentence reader.
+DEMO_CLIP = Path(__file__).resolve().parents[1] / "models" / "assets" / "demo" / "bbiz3a.mp4"
+DEMO_KIND = "landmark_ctc"
 
 
 class ReadMode(StrEnum):

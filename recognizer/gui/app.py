@@ -6,6 +6,7 @@ from pathlib import Path
 
 from features.video import CameraSource, VideoFileSource
 from recognizer.gui.window import MainWindow, SourceSpec
+from recognizer.reading import DEMO_CLIP, DEMO_KIND
 
 NO_CAMERA_HINT = ("Plug in a webcam (it is found by itself within seconds), or start the app "
                   "with a video file:  python main.py --source FILE")
@@ -33,15 +34,33 @@ def default_history_path() -> Path:
     return Path(folder or Path.home() / ".lipreader") / "history.csv"
 
 
+def run_demo(registry_root: str | Path, videos_root: str | Path,
+             max_seconds: float | None = None) -> int:
+    """The registry's sentence reader (on a fresh clone the shipped one) reading the bundled
+    GRID sentence :data:`DEMO_CLIP` again and again, in a window whose history and settings
+    are temporary: the demo leaves the user's own untouched."""
+    import tempfile
+
+    from recognizer.settings import Settings, save_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Path(tmp) / "settings.json"
+        save_settings(settings, Settings(kind=DEMO_KIND, read_mode="transcript"))
+        return run_app(source_spec(source=str(DEMO_CLIP), loop=True), registry_root, videos_root,
+                       Path(tmp) / "history.csv", max_seconds, settings)
+
+
 def run_app(source: SourceSpec, registry_root: str | Path, videos_root: str | Path,
-            history_path: str | Path | None = None, max_seconds: float | None = None) -> int:
+            history_path: str | Path | None = None, max_seconds: float | None = None,
+            settings_path: str | Path | None = None) -> int:
     """Open the window and run until it is closed (or for ``max_seconds``); the exit code."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("bedside-lip-reader")
-    window = MainWindow(source, registry_root, videos_root, history_path or default_history_path())
+    window = MainWindow(source, registry_root, videos_root, history_path or default_history_path(),
+                        settings_path=settings_path)
     window.show()
     window.start()
     if max_seconds:

@@ -5,7 +5,9 @@ An entry ``<root>/<name>/`` holds ``weights.safetensors`` and ``card.json``
 input spec, data summary, metrics, created_at, parent) plus report files. Entries are
 written into a hidden temporary folder and renamed into place, so a killed
 writer never leaves a listed entry. ``<root>/active.json`` maps each kind to
-its active entry. :func:`load_entry` is the one loader of the app and the
+its active entry. Entries shipped with the app live in ``<root>/assets/entries/``:
+they are listed, loaded and made active like any other (an entry of the same
+name in ``<root>`` comes first) but never deleted. :func:`load_entry` is the one loader of the app and the
 evaluator; it never unpickles code. A folder whose card or weights cannot be
 read is not an entry but a :class:`DamagedEntry`, listed with its reason. Its command line is :mod:`training.registry.cli`.
 """
@@ -35,6 +37,7 @@ CARD_FILE = "card.json"
 ACTIVE_FILE = "active.json"
 CLIPS_FILE = "clips.json"
 RESERVED_NAMES = {"assets", ACTIVE_FILE}
+SHIPPED_DIR = Path("assets") / "entries"       # entries that come with the app, read-only
 LEGACY_WEIGHTS = ("weights.pt", "weights.pth")
 TEMP_PREFIXES = (".tmp-", ".del-")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -42,11 +45,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    """A listed entry: its folder and its card."""
+    """A listed entry: its folder and its card; ``shipped``: it came with the app."""
 
     name: str
     path: Path
     card: Card
+    shipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,14 +182,17 @@ def write_entry(root: str | Path, name: str | None, model: nn.Module, card: Card
 
 
 def _scan(root: str | Path) -> tuple[list[RegistryEntry], list[DamagedEntry]]:
-    entries, damaged = [], []
-    for path in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
-        if not path.is_dir() or path.name.startswith(".") or path.name in RESERVED_NAMES:
-            continue
-        try:
-            entries.append(RegistryEntry(path.name, path, read_card(path)))
-        except ValueError as error:
-            damaged.append(DamagedEntry(path.name, path, str(error)))
+    entries, damaged, names = [], [], set()
+    for folder, shipped in ((Path(root), False), (Path(root) / SHIPPED_DIR, True)):
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if (not path.is_dir() or path.name.startswith(".") or path.name in RESERVED_NAMES
+                    or path.name in names):
+                continue
+            names.add(path.name)
+            try:
+                entries.append(RegistryEntry(path.name, path, read_card(path), shipped))
+            except ValueError as error:
+                damaged.append(DamagedEntry(path.name, path, str(error)))
     return sorted(entries, key=lambda e: (e.card.created_at, e.name)), damaged
 
 
@@ -200,9 +207,17 @@ def damaged_entries(root: str | Path = DEFAULT_ROOT) -> list[DamagedEntry]:
     return _scan(root)[1]
 
 
+def _folder(root: str | Path, name: str) -> Path:
+    """Where entry ``name`` of ``root`` is: its own folder, else a shipped one (which may not exist)."""
+    own = Path(root) / name
+    shipped = Path(root) / SHIPPED_DIR / name
+    return shipped if not own.is_dir() and shipped.is_dir() else own
+
+
 def entry_path(root: str | Path, name: str) -> Path:
-    """The folder of entry ``name`` in ``root``; FileNotFoundError if there is none."""
-    path = Path(root) / _check_name(name)
+    """The folder of entry ``name`` in ``root`` (or shipped with it); FileNotFoundError if
+    there is none."""
+    path = _folder(root, _check_name(name))
     if not path.is_dir():
         raise FileNotFoundError(f"no registry entry {name!r} in {root}")
     return path
@@ -234,15 +249,17 @@ def active_entry(root: str | Path, kind: str) -> Path | None:
     if not isinstance(name, str) or not _NAME.match(name):
         return None
     try:
-        read_card(Path(root) / name)
+        read_card(_folder(root, name))
     except ValueError:
         return None
-    return Path(root) / name
+    return _folder(root, name)
 
 
 def delete(root: str | Path, name: str, force: bool = False) -> None:
     """Delete entry ``name``; an active entry only with ``force``, which clears its pointer."""
     path = entry_path(root, name)
+    if path.parent == Path(root) / SHIPPED_DIR:
+        raise ValueError(f"entry {name!r} ships with the app ({path}); it cannot be deleted")
     pointers = active_names(root)
     active = sorted(kind for kind, entry in pointers.items() if entry == name)
     if active and not force:
