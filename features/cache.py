@@ -41,8 +41,12 @@ class ClipFeatures:
 
 
 def extractor_key(config: FeatureConfig) -> str:
-    """Short digest of the extractor version and its configuration."""
-    text = json.dumps({"version": EXTRACTOR_VERSION, "config": asdict(config)},
+    """Short digest of the extractor version and its configuration, the same in every checkout:
+    the landmark model counts by its file name (its hash is checked when it loads), not by where
+    the checkout lies."""
+    settings = asdict(config)
+    settings["landmarker"]["model_path"] = Path(settings["landmarker"]["model_path"]).name
+    text = json.dumps({"version": EXTRACTOR_VERSION, "config": settings},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

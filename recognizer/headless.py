@@ -28,7 +28,7 @@ from recognizer.predictor import Predictor, find_entry
 from recognizer.reading import ReadMode, add_reading_flags
 from recognizer.recording import DEFAULT_PHRASES
 from training.kinds import DEFAULT_KIND, KINDS
-from training.registry import DEFAULT_ROOT, damaged_entries
+from training.registry import DEFAULT_ROOT, damaged_entries, list_entries
 
 
 def recognition_json(recognition: Recognition) -> str:
@@ -50,9 +50,11 @@ def load_predictor(registry_root: str | Path, kind: str, err: TextIO,
     if entry is None:
         damaged = "".join(f"; cannot use the damaged entry {d.path}: {d.reason}"
                           for d in damaged_entries(registry_root))
+        others = sorted({e.card.kind for e in list_entries(registry_root)} - {kind})
+        use = "".join(f"; or use its {other} model: add --kind {other}" for other in others)
         print(f"error: no usable trained {kind} model in the registry folder "
               f"{Path(registry_root)}{damaged}; train one: python -m training.run --model {kind} "
-              f"--videos VIDEOS_DIR --registry {registry_root}", file=err)
+              f"--videos VIDEOS_DIR --registry {registry_root}{use}", file=err)
         return None
     try:
         predictor = Predictor.from_entry(entry, phrases=phrases, mode=mode)

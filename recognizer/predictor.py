@@ -29,7 +29,8 @@ from features.frame_features import FeatureConfig, FrameFeatures
 from features.text import spoken_text
 from recognizer.reading import ReadMode
 from recognizer.segmenter import Utterance
-from training.decoding import BeamDecoder, encode, hypothesis_posterior
+from training.decoding import (BeamDecoder, encode, hypothesis_posterior, normalise_text,
+                               phrase_posterior)
 from training.kinds import get_kind
 from training.registry import (LoadedEntry, active_entry, active_names, entry_path, list_entries,
                                load_entry)
@@ -69,7 +70,9 @@ class Prediction:
     ``text``: the words a sentence reader read (lexicon beam search), in any
     mode; a classifier's phrase as words; ``probabilities``: one per
     candidate of :attr:`Predictor.classes` (empty in transcript mode, where
-    the candidates are the reader's own best hypotheses); ``latency_ms``: wall
+    the candidates are the reader's own best hypotheses; a sentence reader's
+    phrase list sums to less than 1, the rest going to the best reading that
+    is none of the phrases); ``latency_ms``: wall
     time of input preparation, the forward pass and decoding.
     """
 
@@ -235,11 +238,18 @@ class Predictor:
         kind, card = self._model_kind, self.entry.card
         with torch.inference_mode(), self._autocast():
             log_probs = kind.emissions(self.entry.model, self.model_batch(clip)).cpu()
-        hypotheses = hypothesis_posterior(self._decoder.nbest(log_probs, BEAM_SIZE))
+        scored = self._decoder.nbest(log_probs, BEAM_SIZE)
+        hypotheses = hypothesis_posterior(scored)
         text = hypotheses[0][0] if hypotheses else ""
         if self.mode is ReadMode.PHRASES:
-            return self.phrases, np.asarray(kind.phrase_scores(log_probs, card, self.phrases),
-                                            np.float32), text
+            likelihoods = kind.phrase_log_likelihoods(log_probs, card, self.phrases)
+            listed = {normalise_text(p) for p in self.phrases}
+            # "Something else": the best reading that is no phrase of the list. Without it the
+            # list's posterior sums to 1 and a sentence from outside the list reads as sure.
+            other = max((score for hypothesis, score in scored if hypothesis not in listed),
+                        default=-np.inf)
+            probabilities = phrase_posterior(np.append(likelihoods, other))[:-1]
+            return self.phrases, probabilities.astype(np.float32), text
         return (tuple(t for t, _ in hypotheses), np.array([p for _, p in hypotheses], np.float32),
                 text)
 

@@ -68,6 +68,9 @@ from enum import StrEnum
 import numpy as np
 
 
+MAX_DROPPED = 3      # dropped frames between two kept ones across which lip speed is still measured
+
+
 class SegmenterState(StrEnum):
     """Where the segmenter is, as of its last decided frame.
 
@@ -224,6 +227,7 @@ class UtteranceSegmenter:
         self._start: tuple[int, int | None] | None = None
         self._last_active: tuple[int, int | None] | None = None
         self._articulated = 0
+        self._quiet = 0
         self._tentative: Utterance | None = None
 
     @property
@@ -286,8 +290,11 @@ class UtteranceSegmenter:
             self._previous_points = None
             return None
         points = row[self._lip_columns]
-        follows = self._previous_points is not None and index - self._previous_index == 1
-        speed = lip_speed(points, self._previous_points if follows else None)
+        # Frames the camera dropped (a busy machine) leave a gap: the speed is per frame over it,
+        # or the lips would seem to stop and an utterance end at every dropped frame.
+        gap = index - self._previous_index if self._previous_points is not None else 0
+        follows = 0 < gap <= MAX_DROPPED + 1
+        speed = lip_speed(points, self._previous_points if follows else None) / max(gap, 1)
         self._previous_points, self._previous_index = points, index
         opening = float(row[self._opening_column])
         self._openings.append(opening)
@@ -331,16 +338,18 @@ class UtteranceSegmenter:
                         self._run_start = self._resting_frames[-1 - config.hold_lead]
                     self._held = 0
             if activity > config.on_threshold:
-                self._state = SegmenterState.MOUTHING
+                self._state, self._quiet = SegmenterState.MOUTHING, 0
                 self._start, self._last_active = self._run_start or frame, frame
                 self._articulated = int(motion >= config.articulation)
             return []
         self._articulated += motion >= config.articulation
         if above_off and motion >= config.end_motion:
-            self._state, self._last_active = SegmenterState.MOUTHING, frame
+            self._state, self._last_active, self._quiet = SegmenterState.MOUTHING, frame, 0
         else:
-            self._state = SegmenterState.PAUSING
-        quiet = frame[0] - self._last_active[0]
+            # Quiet frames seen, not frames elapsed: frames a busy camera dropped are unknown,
+            # not still, so a burst of them cannot end an utterance.
+            self._state, self._quiet = SegmenterState.PAUSING, self._quiet + 1
+        quiet = self._quiet
         if quiet > config.max_pause or frame[0] - self._start[0] + 1 >= config.max_frames:
             return self._close()
         if quiet == config.read_after and self._is_speech():

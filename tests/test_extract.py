@@ -1,5 +1,6 @@
 """Extraction with the cache: hits, invalidation, bad files, CSV, CLI."""
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,18 @@ def test_a_clip_without_a_face_is_remembered_not_decoded_again(clips, tmp_path, 
     monkeypatch.setattr("features.extract.extract_clip", must_not_decode)
     second = extract_many(noface, cache, workers=1)
     assert second.failed == first.failed and second.cache_hits == 1
+
+
+def test_the_feature_cache_key_is_the_same_in_every_checkout():
+    """Registry cards record it: a shipped model must not be refused where the repository lies."""
+    from dataclasses import replace
+
+    from features.cache import extractor_key
+    from features.frame_features import FeatureConfig
+
+    config = FeatureConfig()
+    elsewhere = replace(config, landmarker=replace(
+        config.landmarker, model_path=Path("/somewhere/else/models/assets/face_landmarker.task")))
+    assert extractor_key(elsewhere) == extractor_key(config)
+    stricter = replace(config, landmarker=replace(config.landmarker, min_detection_confidence=0.9))
+    assert extractor_key(stricter) != extractor_key(config)

@@ -258,9 +258,11 @@ def test_the_app_names_the_damaged_entry_it_cannot_use(tmp_path, grid_dir):
         assert "no trained" not in err.getvalue() or "damaged entry" in err.getvalue()
 
 
-def test_entries_shipped_with_the_app_are_listed_and_used_but_never_deleted(tmp_path):
+def test_entries_shipped_with_the_app_are_listed_and_used_but_never_deleted(tmp_path, capsys):
     shipped = tmp_path / registry.SHIPPED_DIR
     write_entry(shipped, "reader", _model(), CARD)
+    assert registry_cli.main(["list", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:3] == ["reader", "(shipped)", "landmark_cnn"]
     [entry] = list_entries(tmp_path)
     assert entry.name == "reader" and entry.shipped and entry.path == shipped / "reader"
     assert registry.entry_path(tmp_path, "reader") == shipped / "reader"
@@ -295,6 +297,13 @@ def test_the_shipped_sentence_reader_reads_sentences_it_never_saw(grid_cache):
                   for p in held_out]
     readings = [predictor.predict(cache.load(p, crops=False)).text for p in held_out]
     assert word_error_rate(references, readings) <= 0.25
+    # A phrase list that lacks the sentence is not sure of any phrase; with it, it is.
+    right = next(i for i, (said, read) in enumerate(zip(references, readings)) if said == read)
+    clip, sentence = cache.load(held_out[right], crops=False), references[right]
+    others = ("help", "doctor", "glasses", "phone", "pillow", "i need to move")
+    assert Predictor.from_entry(shipped.path, "cpu", phrases=others).predict(clip).confidence < 0.2
+    listed = Predictor.from_entry(shipped.path, "cpu", phrases=others + (sentence,)).predict(clip)
+    assert listed.phrase == sentence and listed.confidence > 0.5
 
 
 def test_the_demo_reads_its_bundled_sentence_with_the_shipped_reader(capsys):

@@ -276,3 +276,19 @@ def test_grid_spans_on_all_300_sentences(grid_cache, grid_dir):
     assert summary["within_tolerance_end"] >= 0.96
     assert summary["median_abs_end_error"] <= 1
     assert summary["late_starts"] <= 0.07
+
+
+@pytest.mark.parametrize("dropped", [lambda i: i % 3 == 2, lambda i: 50 <= i < 62],
+                         ids=["every third frame", "a burst of 12 frames"])
+def test_frames_dropped_by_a_busy_camera_do_not_cut_an_utterance(dropped):
+    """Lip speed is measured across short gaps, per frame; frames never seen are not still."""
+    features = mouth(resting_face(120), 30, 80)
+    segmenter = UtteranceSegmenter(NAMES)
+    ended = []
+    for index in range(120):
+        if dropped(index):
+            continue
+        ended += segmenter.update(index, features[index])
+    ended += segmenter.flush()
+    assert len(ended) == 1, ended
+    assert_span(ended[0], 30, 80, tolerance=2)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFont, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -40,6 +41,27 @@ def entry_label(name: str, card: Card) -> str:
 READ_MODES = ((ReadMode.PHRASES, "phrase list"), (ReadMode.TRANSCRIPT, "words"))
 
 
+class ElidedLabel(QLabel):
+    """One line of text that takes the room it gets and ends in "..." where it does not fit
+    (the whole text is its tooltip)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def shown_text(self) -> str:
+        """The text as painted: elided to the label's width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.drawText(self.contentsRect(), int(Qt.AlignLeft | Qt.AlignVCenter), self.shown_text())
+        painter.end()
+
+
 class RecogniserBar(QWidget):
     """Chooses the recogniser kind and registry entry; ``on_pick(kind, entry_path)`` loads it.
 
@@ -56,15 +78,16 @@ class RecogniserBar(QWidget):
         self.kind = QComboBox()
         for kind in KINDS:
             self.kind.addItem(get_kind(kind).label, kind)
-        self.model = QComboBox(minimumContentsLength=24)
+        self.model = QComboBox(minimumContentsLength=12)
+        # A long entry name never widens the bar past a small screen: it shows elided.
+        self.model.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.read_mode = QComboBox()
         for mode, text in READ_MODES:
             self.read_mode.addItem(text, mode.value)
         self.read_mode.setToolTip("A sentence reader answers a phrase of the list (the default "
                                   "phrases and every recorded one), or the words it reads")
         self.read_mode.setCurrentIndex(self.read_mode.findData(state.read_mode))
-        self.details = QLabel()
-        self.details.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # long class lists never widen the window
+        self.details = ElidedLabel()      # long class lists never widen the window
         self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
                                         value=state.confidence_threshold)
         self.threshold.setToolTip("Below this confidence the app says it is not sure")

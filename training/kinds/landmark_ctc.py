@@ -353,10 +353,16 @@ class LandmarkCTCKind(ModelKind):
     def emissions(self, model, batch) -> torch.Tensor:
         return model(batch)[0, :int(batch.lengths[0])].float()
 
-    def phrase_scores(self, log_probs, card, phrases) -> np.ndarray:
-        from training.decoding import phrase_log_likelihoods, phrase_posterior
+    def phrase_log_likelihoods(self, log_probs, card, phrases) -> np.ndarray:
+        """(len(phrases),) exact CTC log-likelihood of each phrase given :meth:`emissions`."""
+        from training.decoding import phrase_log_likelihoods
 
-        return phrase_posterior(phrase_log_likelihoods(log_probs, phrases, card.classes))
+        return phrase_log_likelihoods(log_probs, phrases, card.classes)
+
+    def phrase_scores(self, log_probs, card, phrases) -> np.ndarray:
+        from training.decoding import phrase_posterior
+
+        return phrase_posterior(self.phrase_log_likelihoods(log_probs, card, phrases))
 
     def score_clip(self, model, batch, card, phrases=None):
         if not phrases:

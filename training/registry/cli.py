@@ -15,18 +15,26 @@ from training.registry import (DEFAULT_ROOT, entry_path, activate, active_names,
 
 
 def _accuracy(card: Card) -> str:
-    for key in ("accuracy", "val_accuracy"):
+    """Test accuracy, or a sentence reader's test WER (lexicon decoding where measured)."""
+    for key, label in (("accuracy", ""), ("val_accuracy", ""), ("wer_lexicon", "WER "),
+                       ("wer", "WER ")):
         if isinstance(card.metrics.get(key), (int, float)):
-            return f"{100 * card.metrics[key]:.1f}%"
+            return f"{label}{100 * card.metrics[key]:.1f}%"
     return "-"
+
+
+def _classes(card: Card) -> str:
+    """How many classes, or for a sentence reader how many words it knows."""
+    words = getattr(card.input, "lexicon", None)
+    return f"{len(words)} words" if words else str(len(card.classes))
 
 
 def _print_list(root: Path) -> None:
     active = set(active_names(root).values())
     damaged = damaged_entries(root)
     rows = [("", "NAME", "KIND", "CLASSES", "ACCURACY", "CREATED")]
-    rows += [("*" if e.name in active else "", e.name, e.card.kind,
-              str(len(e.card.classes)), _accuracy(e.card), e.card.created_at or "-")
+    rows += [("*" if e.name in active else "", e.name + (" (shipped)" if e.shipped else ""),
+              e.card.kind, _classes(e.card), _accuracy(e.card), e.card.created_at or "-")
              for e in list_entries(root)]
     if len(rows) == 1 and not damaged:
         print(f"no entries in {root}")
