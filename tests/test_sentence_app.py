@@ -297,3 +297,9 @@ def test_the_bar_fits_a_small_screen_and_elides_its_details(make_window, reader_
     assert details.text().startswith("test WER")
     shown = details.shown_text()
     assert shown.endswith("\u2026") and details.fontMetrics().horizontalAdvance(shown) <= details.width()
+
+
+def test_training_with_no_sample_says_to_record_first(make_window):
+    window = make_window()
+    window.trainer.start()
+    assert not window.trainer.running and "record some in the Record tab" in window.trainer.status.text()

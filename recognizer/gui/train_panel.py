@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from features.dataset import build_manifest
 from features.progress import validation_text
 from recognizer.gui.layout import form_with_buttons
 from training.config import ROOT
@@ -135,6 +136,10 @@ class TrainPanel(QWidget):
 
     def start(self) -> None:
         if self.running:
+            return
+        if build_manifest(self.videos_root).empty:
+            self.status.setText(f"No samples in {self.videos_root} yet: record some in the Record "
+                                "tab (about 10 of each phrase), then train.")
             return
         self.entry, self.events, self._buffer, self._cancelled = None, [], b"", False
         self._epochs, self._last_epoch = None, ""
