@@ -211,8 +211,8 @@ class LiveRecognizer:
         self._predictor = predictor
         self._buffer: deque[FrameFeatures] = deque(maxlen=config.buffer_length())
         self._recognised_at: int | None = None
-        self._tentative: Recognition | None = None      # the open utterance's tentative reading
-        self._tentative_by: Predictor | None = None     # the predictor of the last reading
+        # The open utterance's tentative reading, and the predictor that made it.
+        self._tentative: tuple[Recognition, Predictor] | None = None
         self._read_ms: deque[float] = deque(maxlen=2)   # how long the last readings took
 
     @property
@@ -258,7 +258,8 @@ class LiveRecognizer:
         if utterance is None or slow:
             return None, None
         recognition, error = self._recognise(utterance, now_ms, final=False)
-        self._tentative = recognition
+        if recognition is not None:
+            self._tentative = recognition, self._predictor
         return recognition, error
 
     def _recognise(self, utterance: Utterance, now_ms: int, final: bool = True
@@ -267,16 +268,16 @@ class LiveRecognizer:
         if predictor is None:
             return None, None
         tentative, self._tentative = self._tentative, None
-        if (final and tentative is not None and tentative.utterance == utterance
-                and self._tentative_by is predictor):
-            return replace(tentative, final=True), None
+        if final and tentative is not None:
+            reading, read_by = tentative
+            if reading.utterance == utterance and read_by is predictor:
+                return replace(reading, final=True), None
         try:
             clip = utterance_clip(list(self._buffer), None, utterance, self.config.margin_frames)
             prediction = predictor.predict(clip)
         except ValueError as error:
             return None, f"utterance at {utterance.start_ms} ms not recognised: {error}"
         self._read_ms.append(prediction.latency_ms)
-        self._tentative_by = predictor
         self._recognised_at = now_ms
         waited = now_ms - (utterance.end_ms if utterance.end_ms is not None else now_ms)
         sure = prediction.confidence >= self.config.confidence_threshold

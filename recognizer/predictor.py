@@ -138,7 +138,7 @@ class Predictor:
         self._given = phrases
         self._decoder = None
         if self.reads_sentences:
-            phrases = self._spellable(phrases or ())
+            phrases, self.unspellable = spellable(phrases or (), entry.card.classes)
             if self.mode is ReadMode.PHRASES and not phrases:
                 raise ValueError(f"{entry.name} reads sentences: give it the phrases to choose "
                                  f"from{self._unspellable_note()}, or read in transcript mode")
@@ -159,19 +159,6 @@ class Predictor:
     def with_mode(self, mode: ReadMode | str, phrases: Sequence[str] | None = None) -> "Predictor":
         """The same loaded model reading in ``mode`` (and with ``phrases``, default the same)."""
         return Predictor(self.entry, self._given if phrases is None else phrases, mode)
-
-    def _spellable(self, phrases: tuple[str, ...]) -> tuple[str, ...]:
-        alphabet = self.entry.card.classes
-        kept, dropped = [], []
-        for phrase in phrases:
-            try:
-                encode(phrase, alphabet)
-            except ValueError:
-                dropped.append(phrase)
-                continue
-            kept.append(phrase)
-        self.unspellable = tuple(dropped)
-        return tuple(kept)
 
     def _unspellable_note(self) -> str:
         if not self.unspellable:
@@ -239,8 +226,7 @@ class Predictor:
         with torch.inference_mode(), self._autocast():
             log_probs = kind.emissions(self.entry.model, self.model_batch(clip)).cpu()
         scored = self._decoder.nbest(log_probs, BEAM_SIZE)
-        hypotheses = hypothesis_posterior(scored)
-        text = hypotheses[0][0] if hypotheses else ""
+        text = scored[0][0] if scored else ""
         if self.mode is ReadMode.PHRASES:
             likelihoods = kind.phrase_log_likelihoods(log_probs, card, self.phrases)
             listed = {normalise_text(p) for p in self.phrases}
@@ -250,8 +236,22 @@ class Predictor:
                         default=-np.inf)
             probabilities = phrase_posterior(np.append(likelihoods, other))[:-1]
             return self.phrases, probabilities.astype(np.float32), text
+        hypotheses = hypothesis_posterior(scored)
         return (tuple(t for t, _ in hypotheses), np.array([p for _, p in hypotheses], np.float32),
                 text)
+
+
+def spellable(phrases: Sequence[str], alphabet: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the phrases written in ``alphabet``, the others), each in the given order."""
+    kept, dropped = [], []
+    for phrase in phrases:
+        try:
+            encode(phrase, alphabet)
+        except ValueError:
+            dropped.append(phrase)
+            continue
+        kept.append(phrase)
+    return tuple(kept), tuple(dropped)
 
 
 def check_extractor(card, where: str) -> None:

@@ -86,8 +86,12 @@ def play(video: Path, registry: Path, tmp: Path, frames: int, kind: str) -> dict
     window = MainWindow(source_spec(source=str(video)), registry, tmp / "rec", tmp / "history.csv",
                         settings_path=tmp / "settings.json")
     holds = []
-    window.worker.recognised.connect(lambda live: live.recognition.final and holds.append(
-        live.recognition.latency_ms - live.recognition.prediction.latency_ms))
+
+    def hold(live) -> None:
+        """The segmenter's part of a final reading's latency (the predictor's taken out)."""
+        if live.recognition.final:
+            holds.append(live.recognition.latency_ms - live.recognition.prediction.latency_ms)
+    window.worker.recognised.connect(hold)
     window.show()
     window.start()
     while window.state.entry is None:
