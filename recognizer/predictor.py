@@ -23,14 +23,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from features.cache import ClipFeatures, extractor_key
+from features.cache import ClipFeatures
 from features.extract import clip_from_rows
-from features.frame_features import FeatureConfig, FrameFeatures
+from features.frame_features import FrameFeatures
 from features.text import spoken_text
 from recognizer.reading import ReadMode
 from recognizer.segmenter import Utterance
 from training.decoding import (BeamDecoder, encode, hypothesis_posterior, normalise_text,
                                phrase_posterior)
+from training.card import check_extractor
 from training.kinds import get_kind
 from training.registry import (LoadedEntry, active_entry, active_names, entry_path, list_entries,
                                load_entry)
@@ -252,17 +253,6 @@ def spellable(phrases: Sequence[str], alphabet: Sequence[str]) -> tuple[tuple[st
             continue
         kept.append(phrase)
     return tuple(kept), tuple(dropped)
-
-
-def check_extractor(card, where: str) -> None:
-    """Refuse an entry trained on lip features this app no longer extracts (its card says
-    which; entries from before the card said so are taken as they are)."""
-    trained_on = card.data.get("extractor")
-    current = extractor_key(FeatureConfig())
-    if trained_on is not None and trained_on != current:
-        raise ValueError(f"{where} was trained on lip features of another extractor version "
-                         f"({trained_on}; this app extracts {current}), which it would misread: "
-                         f"train it again on its clips ({card.data.get('videos', 'its videos')})")
 
 
 def transcript_decoder(card, phrases: Sequence[str] = ()) -> BeamDecoder:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, get_origin, get_type_hints
 
+from features.cache import extractor_key
+from features.frame_features import FeatureConfig
+
 SCHEMA_VERSION = 2
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -134,3 +137,14 @@ def _upgrade_v1(data: dict) -> dict:
     data["input"] = spec
     data["schema"] = SCHEMA_VERSION
     return data
+
+
+def check_extractor(card, where: str) -> None:
+    """Refuse an entry trained on lip features this app no longer extracts (its card says
+    which; entries from before the card said so are taken as they are)."""
+    trained_on = card.data.get("extractor")
+    current = extractor_key(FeatureConfig())
+    if trained_on is not None and trained_on != current:
+        raise ValueError(f"{where} was trained on lip features of another extractor version "
+                         f"({trained_on}; this app extracts {current}), which it would misread: "
+                         f"train it again on its clips ({card.data.get('videos', 'its videos')})")

@@ -179,11 +179,13 @@ def _restore(checkpoint: Path, model: nn.Module, step: Step):
 def fit(model: nn.Module, train_loader, val_loader, step: Step, config: OptimConfig, *,
         checkpoint: Path, resume: bool = False, is_main: bool = True,
         on_epoch_start: Callable[[int, np.random.Generator], None] | None = None,
-        on_event: EventSink = _quiet) -> FitResult:
+        on_event: EventSink = _quiet, select: bool = True) -> FitResult:
     """Train with early stopping on validation accuracy; checkpoint after every epoch.
 
     With ``resume`` and an existing ``checkpoint`` the run continues after its
     last finished epoch, with the same optimiser, schedule and random draws.
+    Without ``select`` (no validation split to choose by) every epoch runs and
+    the last one's weights are kept; validation metrics are only recorded.
     """
     start, history, best_state = 0, History(), _cpu_state(model)
     resumed_from = None
@@ -192,7 +194,7 @@ def fit(model: nn.Module, train_loader, val_loader, step: Step, config: OptimCon
         resumed_from = start
         on_event({"event": "resumed", "epoch": start})
     for epoch in range(start, config.epochs):
-        if history.stale >= config.patience:
+        if select and history.stale >= config.patience:
             break
         rng = seed_epoch(config.seed, epoch)
         if on_epoch_start:
@@ -202,7 +204,7 @@ def fit(model: nn.Module, train_loader, val_loader, step: Step, config: OptimCon
         val = step.kind.validate(model, val_loader, step)
         metrics.update({f"val_{k}": v for k, v in val.items()})
         metrics["lr"] = step.optimizer.param_groups[0]["lr"]
-        if history.record(metrics, step.kind.score(val)):
+        if history.record(metrics, step.kind.score(val)) or not select:
             best_state = _cpu_state(model)
         if is_main:
             save_checkpoint(checkpoint, {

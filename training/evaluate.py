@@ -45,9 +45,9 @@ def predict_with_embeddings(model, card: Card, dataset: Dataset, device: torch.d
     kind = get_kind(card.kind)
     model.eval()
     probs, labels, feats = [], [], []
-    for inputs, batch_labels in DataLoader(dataset, batch_size=batch_size):
-        features = kind.embed(model, kind.model_input(inputs, card.input, device))
-        probs.append(torch.softmax(model.fc(features).float(), 1).cpu().numpy())
+    for inputs, batch_labels in DataLoader(dataset, batch_size=batch_size, collate_fn=kind.collate):
+        logits, features = kind.logits_and_embeddings(model, kind.model_input(inputs, card.input, device))
+        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
         feats.append(features.float().cpu().numpy())
         labels.append(batch_labels.numpy())
     return Predictions(np.concatenate(probs), np.concatenate(labels), np.concatenate(feats))

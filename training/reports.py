@@ -194,13 +194,20 @@ def targets_met(test_metrics: dict, targets: dict) -> dict[str, dict]:
             for name, goal in targets.items()}
 
 
-def summary_markdown(card, test_metrics: dict, verdicts: dict) -> str:
-    """The human-readable ``TRAINING_SUMMARY.md`` of an entry (``card``: a training.card.Card)."""
+def summary_markdown(card, test_metrics: dict, verdicts: dict, evaluation: str = "test") -> str:
+    """The human-readable ``TRAINING_SUMMARY.md`` of an entry (``card``: a training.card.Card),
+    its figures made as ``evaluation`` says (the test split, or cross-validation)."""
     low, high = test_metrics["accuracy_ci95"]
     lines = [f"# {card.name}", "",
              f"- kind: `{card.kind}`; classes ({len(card.classes)}): {', '.join(card.classes)}",
-             f"- data: {card.data.get('summary', '')}",
-             f"- test accuracy {test_metrics['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}), "
+             f"- data: {card.data.get('summary', '')}"]
+    if evaluation != "test":
+        lines.append(f"- **small data**: too few clips of a class to hold a test split out, so "
+                     f"the figures are {evaluation} (each clip named by a model trained without "
+                     f"it, every epoch run, nothing chosen on it); the entry itself is fitted on "
+                     f"all {card.data.get('clips', '')} clips")
+    lines += [
+             f"- {evaluation} accuracy {test_metrics['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}), "
              f"top-3 {test_metrics['top3_accuracy']:.3f}, macro-F1 {test_metrics['macro_f1']:.3f}, "
              f"n = {test_metrics['n']}",
              f"- better than chance ({test_metrics['chance']:.3f}): binomial p = "
@@ -208,7 +215,7 @@ def summary_markdown(card, test_metrics: dict, verdicts: dict) -> str:
     for name, verdict in verdicts.items():
         mark = "achieved" if verdict["achieved"] else "NOT achieved"
         lines.append(f"- {name} >= {verdict['target']}: {verdict['value']:.3f} -- {mark}")
-    lines += ["", "## Per class (test)", "", "| class | precision | recall | F1 | n |",
+    lines += ["", f"## Per class ({evaluation})", "", "| class | precision | recall | F1 | n |",
               "|---|---|---|---|---|"]
     for cls, row in test_metrics["per_class"].items():
         lines.append(f"| {cls} | {row['precision']:.2f} | {row['recall']:.2f} | "

@@ -1,11 +1,13 @@
 """Train a recogniser, evaluate it and write a registry entry.
 
-    python -m training.run [--config training/config.yaml] [--model landmark_cnn|r2plus1d]
+    python -m training.run [--config training/config.yaml] [--model KIND]
                            [--videos DIR] [--epochs N] [--events FILE|-] [--resume [RUN_DIR]]
     torchrun --nproc_per_node=N -m training.run ...     (DistributedDataParallel)
 
 Progress shows as a bar on the terminal and, with ``--events``, as JSON lines
-(one event per line) that the app's training panel reads.
+(one event per line) that the app's training panel reads. ``--model
+few_shot`` trains nothing: it embeds every clip with a sentence reader
+(``--pretrained ENTRY``, default the registry's) in one pass (:mod:`training.enrol`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--split", choices=("auto", *STRATEGIES))
-    parser.add_argument("--pretrained", help="local Kinetics-400 R(2+1)D-18 weights file")
+    parser.add_argument("--pretrained", help="r2plus1d: a local Kinetics-400 weights file; "
+                        "few_shot: the sentence reader (landmark_ctc entry) to embed with")
     parser.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
                         help="continue an interrupted run (default: the latest one)")
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help=argparse.SUPPRESS)
@@ -104,6 +107,8 @@ def _flatten(values: dict, prefix: str = "") -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from training.distributed import DistributedContext
+    from training.enrol import enrol_run
+    from training.kinds import get_kind
     from training.trainer import train
 
     args = parse_args(argv)
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             config = config_from_args(args)
             run_dir, config, resume = resolve_run(args, config) if dist.is_main else (None, config, False)
             run_dir, config, resume = dist.share((run_dir, config, resume))
-            entry = train(config, run_dir, resume=resume, dist=dist, on_event=output)
+            run = train if get_kind(config.model).trains_by_epochs else enrol_run
+            entry = run(config, run_dir, resume=resume, dist=dist, on_event=output)
         except (ValueError, FileNotFoundError, FileExistsError) as error:
             output({"event": "error", "text": f"error: {error}"})
             return 2

@@ -266,6 +266,40 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
     return splits
 
 
+SMALL_CLASS = 10     # a class with fewer clips is cross-validated, not split (clip classifiers)
+
+
+def smallest_class(rows: pd.DataFrame) -> int:
+    """Clips of the rarest label."""
+    return int(rows["label"].value_counts().min())
+
+
+def cross_validation_folds(rows: pd.DataFrame, folds: int, seed: int = 0) -> list[np.ndarray]:
+    """``folds`` sorted arrays of held-out positions, together every row once. Whole source
+    recordings are dealt, rarest class first, each (largest first, ties shuffled) to the
+    fold holding the fewest rows of its class so far (then the fewest rows), so every fold
+    holds about 1/folds of each class and no recording is both trained and tested on."""
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
+    rows = rows.reset_index(drop=True)
+    groups = connected_groups(rows, ("source",))
+    strata = _stratum(rows, groups)          # per group, its rarest label
+    sizes = np.bincount(groups)
+    rng = np.random.default_rng(seed)
+    counts = rows["label"].value_counts()
+    fold_of_group, total = np.zeros(len(strata), int), np.zeros(folds, int)
+    for label in sorted(set(strata), key=lambda label: (counts[label], label)):
+        owned = rng.permutation(np.flatnonzero(strata == label))
+        held = np.zeros(folds, int)
+        for group in sorted(owned, key=lambda g: -sizes[g]):
+            fold = min(range(folds), key=lambda f: (held[f], total[f]))
+            fold_of_group[group] = fold
+            held[fold] += sizes[group]
+            total[fold] += sizes[group]
+    fold = fold_of_group[groups]
+    return [np.flatnonzero(fold == f) for f in range(folds)]
+
+
 def _check_train_classes(rows: pd.DataFrame, train: np.ndarray, config: SplitConfig) -> None:
     absent = sorted(set(rows["label"]) - set(rows["label"].iloc[train]))
     if absent:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from features.cache import FeatureCache, extractor_key
 from features.dataset import build_manifest, transcript_counts
 from features.frame_features import FeatureConfig
+from features.files import atomic_output
 from features.progress import stage_progress
 from training import registry, reports
 from training.balance import duplicate_from_group, make_sampler
@@ -26,13 +27,20 @@ from training.card import Card
 from training.config import TrainConfig, repo_path
 from training.data import ClipSet, load_dataset
 from training.distributed import DistributedContext
-from training.engine import EventSink, History, Step, fit, make_optimizer, make_scheduler
+from training.engine import (EventSink, FitResult, History, Step, fit, make_optimizer,
+                             make_scheduler)
 from training.kinds import get_kind
-from training.splits import make_splits, split_analysis, split_digests, write_split_analysis
+from training.evaluate import Predictions, predict_with_embeddings
+from training.splits import (SMALL_CLASS, cross_validation_folds, make_splits, smallest_class,
+                             split_analysis, split_digests, write_split_analysis)
+
+MAX_FOLDS = 5
 
 
-def load_clips(config: TrainConfig, dist: DistributedContext, on_event: EventSink) -> ClipSet:
-    """The manifest's clips as the kind's examples; rank 0 fills the feature cache first."""
+def load_clips(config: TrainConfig, dist: DistributedContext, on_event: EventSink,
+               spec=None) -> ClipSet:
+    """The manifest's clips as the kind's examples (read as ``spec`` says, default the
+    kind's own start); rank 0 fills the feature cache first."""
     videos = repo_path(config.data.videos)
     if not videos.is_dir():
         raise FileNotFoundError(f"{videos}: no such folder; give --videos the folder that holds "
@@ -48,8 +56,9 @@ def load_clips(config: TrainConfig, dist: DistributedContext, on_event: EventSin
 
     if not dist.is_main:
         dist.barrier()
-    clips = load_dataset(manifest, cache, config.model, get_kind(config.model).spec_from(config.data),
-                         config.data.workers, on_progress=progress if dist.is_main else None)
+    spec = get_kind(config.model).spec_from(config.data) if spec is None else spec
+    clips = load_dataset(manifest, cache, config.model, spec, config.data.workers,
+                         on_progress=progress if dist.is_main else None)
     if dist.is_main:
         dist.barrier()
     for reason in clips.failed.values():
@@ -100,14 +109,22 @@ def make_loaders(config: TrainConfig, datasets: dict, labels: np.ndarray,
             "test": DataLoader(datasets["test"], batch_size=size, collate_fn=collate)}
 
 
-def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: DistributedContext,
-          on_event: EventSink) -> Path | None:
-    """Train, evaluate and register one model; returns the entry folder (rank 0)."""
-    started = time.monotonic()
-    torch.manual_seed(config.optim.seed)
+@dataclass
+class Fitted:
+    """One fitted model (CPU-side module with the kept weights) and what made it."""
+
+    model: nn.Module
+    result: FitResult
+    spec: object
+    args: dict
+    datasets: dict
+
+
+def fit_on(config: TrainConfig, clips: ClipSet, splits: dict, dist: DistributedContext,
+           checkpoint: Path, resume: bool, on_event: EventSink, select: bool = True) -> Fitted:
+    """Build the kind's model and fit it on ``splits["train"]``, validating on
+    ``splits["val"]`` (choosing the best epoch by it unless not ``select``)."""
     kind = get_kind(config.model)
-    clips = load_clips(config, dist, on_event)
-    splits = split_clips(config, clips, run_dir)
     datasets, spec = make_datasets(config, clips, splits)
     loaders = make_loaders(config, datasets, clips.labels[splits["train"]], dist, kind.collate)
     args = kind.train_arch_args(config, clips)
@@ -115,8 +132,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distributed
     kind.prepare_model(raw_model, config, on_event)
     model = dist.wrap(raw_model)
     optimizer = make_optimizer(model, config.optim)
-    classes = kind.output_classes(clips)
-    step = Step(kind, classes, partial(kind.model_input, spec=spec, device=dist.device),
+    step = Step(kind, kind.output_classes(clips), partial(kind.model_input, spec=spec, device=dist.device),
                 kind.loss_function(config).to(dist.device),
                 optimizer, make_scheduler(optimizer, config.optim.epochs * len(loaders["train"])),
                 torch.amp.GradScaler(enabled=config.optim.amp and dist.device.type == "cuda"),
@@ -133,21 +149,110 @@ def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distributed
             loaders["train"].sampler.set_epoch(epoch)
 
     result = fit(model, loaders["train"], loaders["val"], step, config.optim,
-                 checkpoint=run_dir / "last.pt", resume=resume, is_main=dist.is_main,
-                 on_epoch_start=on_epoch_start, on_event=on_event)
+                 checkpoint=checkpoint, resume=resume, is_main=dist.is_main,
+                 on_epoch_start=on_epoch_start, on_event=on_event, select=select)
+    raw_model.load_state_dict(result.best_state)
+    return Fitted(raw_model, result, spec, args, datasets)
+
+
+def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: DistributedContext,
+          on_event: EventSink) -> Path | None:
+    """Train, evaluate and register one model; returns the entry folder (rank 0).
+
+    A clip classifier whose rarest class has fewer than :data:`SMALL_CLASS` clips
+    is cross-validated instead (:func:`cross_validate_then_fit`): a split would
+    starve its training set.
+    """
+    started = time.monotonic()
+    torch.manual_seed(config.optim.seed)
+    kind = get_kind(config.model)
+    clips = load_clips(config, dist, on_event)
+    if (not kind.reads_sentences and config.split.strategy in ("auto", "stratified")
+            and smallest_class(clips.rows) < SMALL_CLASS):
+        return cross_validate_then_fit(config, run_dir, clips, resume, dist, on_event, started)
+    splits = split_clips(config, clips, run_dir)
+    fitted = fit_on(config, clips, splits, dist, run_dir / "last.pt", resume, on_event)
     if not dist.is_main:
         return None
-    raw_model.load_state_dict(result.best_state)
-    card = Card(config.model, args, classes, spec, name=run_dir.name,
-                data=data_summary(config, clips, splits),
-                training={"config": asdict(config), "epochs_run": len(result.history.epochs),
-                          "best_epoch": result.history.best_epoch,
-                          "resumed_from": result.resumed_from,
+    card = make_card(config, run_dir, clips, splits, fitted, started, dist)
+    return register(config, run_dir, card, clips, splits, fitted.datasets["test"], fitted.model,
+                    fitted.result.history, dist.device, on_event)
+
+
+def make_card(config: TrainConfig, run_dir: Path, clips: ClipSet, splits: dict, fitted: Fitted,
+              started: float, dist: DistributedContext, **training) -> Card:
+    """The card of a fitted model: how it was made (``training`` adds to that)."""
+    history = fitted.result.history
+    return Card(config.model, fitted.args, get_kind(config.model).output_classes(clips), fitted.spec,
+                name=run_dir.name, data=data_summary(config, clips, splits),
+                training={"config": asdict(config), "epochs_run": len(history.epochs),
+                          "best_epoch": history.best_epoch,
+                          "resumed_from": fitted.result.resumed_from,
                           "seconds": round(time.monotonic() - started, 1),
                           "device": str(dist.device), "world_size": dist.world_size,
-                          "pretrained": config.pretrained})
-    return register(config, run_dir, card, clips, splits, datasets["test"], raw_model,
-                    result.history, dist.device, on_event)
+                          "pretrained": config.pretrained,
+                          **training})
+
+
+def cross_validate_then_fit(config: TrainConfig, run_dir: Path, clips: ClipSet, resume: bool,
+                            dist: DistributedContext, on_event: EventSink, started: float) -> Path | None:
+    """Small data: every clip predicted by a model trained without it (k folds, every epoch
+    run, nothing chosen on held-out clips) for the report, then one model fitted on all
+    the clips for the entry. A resumed run keeps the folds it finished."""
+    smallest = smallest_class(clips.rows)
+    folds = cross_validation_folds(clips.rows, min(MAX_FOLDS, max(2, smallest)), config.split.seed)
+    everything = np.arange(len(clips.labels))
+    on_event({"event": "message", "text": f"the rarest class has {smallest} clips, too few to hold "
+              f"some out: {len(folds)}-fold cross-validation, then one model fitted on all "
+              f"{len(everything)}"})
+    predictions = []
+    for number, held in enumerate(folds, 1):
+        on_event({"event": "message", "text": f"cross-validation fold {number} of {len(folds)}"})
+        predictions.append(_fold_predictions(config, run_dir, number, clips, held, resume, dist,
+                                             on_event))
+    on_event({"event": "message", "text": f"fitting on all {len(everything)} clips"})
+    torch.manual_seed(config.optim.seed)
+    whole = {"train": everything, "val": everything[:0], "test": everything[:0]}
+    fitted = fit_on(config, clips, whole, dist, run_dir / "last.pt", resume, on_event, select=False)
+    if not dist.is_main:
+        return None
+    order = np.argsort(np.concatenate(folds))
+    merged = Predictions(*(np.concatenate([getattr(p, name) for p in predictions])[order]
+                           for name in ("probs", "labels", "embeddings")))
+    evaluation = f"{len(folds)}-fold cross-validation"
+    card = make_card(config, run_dir, clips, whole, fitted, started, dist, evaluation=evaluation,
+                     folds=len(folds))
+    card = replace(card, data={**card.data, "split": evaluation,
+                               "summary": f"{len(everything)} clips of {len(clips.classes)} classes "
+                                          f"from {config.data.videos}, {evaluation}, then "
+                                          f"fitted on all"})
+    metrics, card, text = get_kind(config.model).report_predictions(
+        run_dir / "reports", card, clips, everything, merged, fitted.result.history,
+        config.targets, evaluation)
+    return publish(config, run_dir, card, fitted.model, split_digests(clips.rows, {"train": everything}),
+                   {"cross_validation": metrics, "targets": card.targets,
+                    "history": fitted.result.history.epochs}, text, on_event)
+
+
+def _fold_predictions(config: TrainConfig, run_dir: Path, number: int, clips: ClipSet,
+                      held: np.ndarray, resume: bool, dist: DistributedContext,
+                      on_event: EventSink) -> Predictions:
+    """The held-out clips' predictions by a model fitted on the others (kept in the run
+    folder, so a resumed run does not fit that fold again)."""
+    stem = run_dir / f"fold{number}"
+    saved = stem.with_suffix(".npz")
+    if resume and saved.is_file():
+        with np.load(saved) as data:
+            return Predictions(data["probs"], data["labels"], data["embeddings"])
+    torch.manual_seed(config.optim.seed * 1000 + number)
+    splits = {"train": np.setdiff1d(np.arange(len(clips.labels)), held), "val": held, "test": held}
+    fitted = fit_on(config, clips, splits, dist, stem.with_suffix(".pt"), resume, on_event, select=False)
+    card = Card(config.model, fitted.args, get_kind(config.model).output_classes(clips), fitted.spec)
+    result = predict_with_embeddings(fitted.model, card, fitted.datasets["test"], dist.device)
+    with atomic_output(saved) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, probs=result.probs, labels=result.labels, embeddings=result.embeddings)
+    return result
 
 
 def data_summary(config: TrainConfig, clips: ClipSet, splits: dict) -> dict:
@@ -171,13 +276,24 @@ def register(config: TrainConfig, run_dir: Path, card: Card, clips: ClipSet, spl
     metrics, card, text = get_kind(card.kind).report(
         folder, card, clips, np.asarray(splits["test"]), model, test_set, device, history,
         config.targets)
+    report = {"test": metrics, "targets": card.targets, "history": history.epochs,
+              "best_epoch": history.best_epoch}
+    return publish(config, run_dir, card, model, split_digests(clips.rows, splits), report,
+                   text, on_event)
+
+
+def publish(config: TrainConfig, run_dir: Path, card: Card, model: nn.Module, digests: dict,
+            report: dict, text: str, on_event: EventSink) -> Path:
+    """Write ``final_report.json`` (``report`` with the card's data and training), the
+    registry entry with every file of ``run_dir/reports`` and the clips' ``digests``;
+    activate it if its kind has no active entry; announce it with ``text``."""
+    folder = run_dir / "reports"
     reports.write_json(folder / "final_report.json",
-                       {"name": card.name, "test": metrics, "targets": card.targets,
-                        "history": history.epochs, "best_epoch": history.best_epoch,
-                        "data": card.data, "training": card.training})
+                       {"name": card.name, **report, "data": card.data, "training": card.training})
     files = {p.name: p for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
-    files["split_analysis.json"] = run_dir / "split_analysis.json"
-    files[registry.CLIPS_FILE] = json.dumps(split_digests(clips.rows, splits)).encode()
+    if (run_dir / "split_analysis.json").is_file():
+        files["split_analysis.json"] = run_dir / "split_analysis.json"
+    files[registry.CLIPS_FILE] = json.dumps(digests).encode()
     root = repo_path(config.registry)
     entry = registry.write_entry(root, card.name, model, card, files)
     if registry.active_entry(root, config.model) is None:

@@ -70,6 +70,8 @@ class ModelKind:
     # A sentence reader emits characters (:meth:`emissions`): it transcribes, and chooses among
     # phrases it is given rather than classes of its own.
     reads_sentences: bool = False
+    # False for a kind fitted in one pass, without epochs (few_shot): training.run enrols it.
+    trains_by_epochs: bool = True
 
     def uses_crops(self, spec: Any) -> bool:
         """Whether clips fed as ``spec`` describes must carry mouth crops."""
@@ -98,6 +100,11 @@ class ModelKind:
     def embed(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """(N, D) penultimate features; ``model.fc`` maps them to logits."""
         return model.embed(x)
+
+    def logits_and_embeddings(self, model: nn.Module, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, K) logits and (N, D) penultimate features of a model-input batch."""
+        features = self.embed(model, inputs)
+        return model.fc(features), features
 
     def train_arch_args(self, config, clips) -> dict:
         """The ``arch_args`` a run with ``config`` (TrainConfig) builds for ``clips`` (ClipSet)."""

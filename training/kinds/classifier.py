@@ -81,18 +81,28 @@ class ClassifierKind(ModelKind):
                device, history, targets: dict):
         """Test metrics and every report of the test split in ``folder``; returns the card
         with its metrics and the line that announces the entry."""
-        from training import reports
-        from training.evaluate import predict_with_embeddings, write_reports
+        from training.evaluate import predict_with_embeddings
 
         predictions = predict_with_embeddings(model, card, test_set, device)
-        metrics = write_reports(folder, card, clips, test_index, predictions, history.epochs)
+        return self.report_predictions(folder, card, clips, test_index, predictions, history,
+                                       targets, "test")
+
+    def report_predictions(self, folder: Path, card, clips, index: np.ndarray, predictions,
+                           history, targets: dict, evaluation: str):
+        """:meth:`report` of ``predictions`` of ``clips[index]``, made as ``evaluation`` says
+        (``test``: the test split; or how else, e.g. ``5-fold cross-validation``)."""
+        from training import reports
+        from training.evaluate import write_reports
+
+        metrics = write_reports(folder, card, clips, index, predictions, history.epochs)
         verdicts = reports.targets_met(metrics, targets)
         card = replace(card, targets=verdicts, metrics={
             "accuracy": metrics["accuracy"], "top3_accuracy": metrics["top3_accuracy"],
             "macro_f1": metrics["macro_f1"], "val_accuracy": history.best.get("val_accuracy"),
-            "val_macro_f1": history.best.get("val_macro_f1"), "test_clips": metrics["n"]})
+            "val_macro_f1": history.best.get("val_macro_f1"), "test_clips": metrics["n"],
+            "evaluation": evaluation})
         (folder / "TRAINING_SUMMARY.md").write_text(
-            reports.summary_markdown(card, metrics, verdicts), encoding="utf-8")
-        text = (f"test accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
-                f"macro-F1 {metrics['macro_f1']:.3f}")
+            reports.summary_markdown(card, metrics, verdicts, evaluation), encoding="utf-8")
+        text = (f"{evaluation} accuracy {metrics['accuracy']:.3f}, top-3 "
+                f"{metrics['top3_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
         return metrics, card, text

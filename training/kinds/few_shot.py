@@ -1,0 +1,249 @@
+"""``few_shot``: phrases learnt from a few samples each, on a sentence reader's encoder.
+
+Nothing is trained. Each sample is embedded by a ``landmark_ctc`` entry's
+encoder (its per-frame outputs averaged over the clip) and a clip is named by
+cosine similarity to each phrase's prototype (:mod:`training.prototypes`);
+where the reader knows a phrase's words, its phrase-list CTC score joins in.
+The temperature and CTC weight are fitted by leave-one-out on the samples,
+so the probabilities mean what they say.
+
+The entry is self-contained: its weights hold the encoder's weights and the
+samples' embeddings, its card the encoder's input spec (the same features,
+standardised with the encoder's statistics) and the calibration. Adding a
+sample means embedding one clip and writing the entry again
+(:func:`enrol`), well under a second.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+from features.cache import ClipFeatures
+from features.text import spoken_text
+from training import prototypes
+from training.decoding import encode, normalise_text, phrase_log_likelihoods
+from training.kinds.classifier import ClassifierKind
+from training.kinds.landmark_ctc import KIND as READER
+from training.kinds.landmark_ctc import CTCInput, LandmarkCTC, LandmarkCTCConfig, collate
+from training.transforms import resample_linear
+
+READER_KIND = "landmark_ctc"
+CURVE_CHANNELS = ("inner_mar", "mouth_width", "jawOpen", "inner_area")
+CURVE_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class FewShotConfig:
+    """``reader``: the encoder's ``landmark_ctc`` arch args; ``samples``: embeddings
+    stored; ``alphabet``: the reader's characters; ``texts``: per class, the words the
+    reader scores by CTC ("" for a class it cannot, its words unknown to it);
+    ``temperature`` and ``ctc_weight``: the calibration (:mod:`training.prototypes`)."""
+
+    reader: dict
+    num_classes: int
+    samples: int
+    alphabet: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
+    temperature: float = prototypes.DEFAULT_TEMPERATURE
+    ctc_weight: float = 0.0
+
+    def __post_init__(self):
+        if self.texts and len(self.texts) != self.num_classes:
+            raise ValueError(f"{len(self.texts)} texts for {self.num_classes} classes")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
+class FewShot(nn.Module):
+    """:class:`~training.kinds.landmark_ctc.SequenceBatch` -> (N, K) logits: the reader's
+    encoder, the samples' embeddings (``embeddings`` (S, D), ``owners`` (S,)) and the
+    calibrated prototype-plus-CTC score."""
+
+    def __init__(self, config: FewShotConfig):
+        super().__init__()
+        self.config = config
+        self.reader = LandmarkCTC(LandmarkCTCConfig(**config.reader))
+        width = 2 * self.reader.config.rnn_width
+        # Random until enrolment fills them, as a fresh model's weights are.
+        self.register_buffer("embeddings", torch.randn(config.samples, width))
+        self.register_buffer("owners", torch.arange(config.samples) % config.num_classes)
+        self.scored = tuple(bool(t) for t in config.texts) or (False,) * config.num_classes
+
+    def encode(self, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(N, D) mean encoder output per clip and each clip's (T, V) log-probabilities."""
+        frames = self.reader.embed(batch)
+        valid = (torch.arange(frames.shape[1], device=frames.device)
+                 < batch.lengths.to(frames.device)[:, None])[..., None]
+        pooled = (frames * valid).sum(1) / valid.sum(1).clamp_min(1)
+        log_probs = F.log_softmax(self.reader.fc(frames).float(), dim=-1)
+        return pooled.float(), [lp[:n] for lp, n in zip(log_probs, batch.lengths.tolist())]
+
+    def embed(self, batch) -> torch.Tensor:
+        return self.encode(batch)[0]
+
+    def phrase_terms(self, log_probs: list[torch.Tensor]) -> np.ndarray:
+        """(N, K) CTC log-likelihood of each class's words (0 for classes not scored)."""
+        scores = np.zeros((len(log_probs), self.config.num_classes))
+        texts = [t for t in self.config.texts if t]
+        if texts:
+            columns = [k for k, scored in enumerate(self.scored) if scored]
+            for i, lp in enumerate(log_probs):
+                scores[i, columns] = phrase_log_likelihoods(lp.cpu(), texts, self.config.alphabet)
+        return scores
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.scores(*self.encode(batch))
+
+    def scores(self, pooled: torch.Tensor, log_probs: list[torch.Tensor]) -> torch.Tensor:
+        """(N, K) logits of :meth:`encode`'s output."""
+        rows = prototypes.prototypes(self.embeddings.cpu().numpy(), self.owners.cpu().numpy(),
+                                     self.config.num_classes)
+        sims = prototypes.similarities(pooled.cpu().numpy(), rows)
+        term = prototypes.ctc_term(self.phrase_terms(log_probs), np.array(self.scored))
+        out = prototypes.logits(sims, term, self.config.temperature, self.config.ctc_weight)
+        return torch.as_tensor(out, dtype=torch.float32, device=pooled.device)
+
+
+class LabelledSequences(Dataset):
+    """(features (T, C), crops or None) raw examples with one class label each."""
+
+    def __init__(self, examples, labels):
+        self.examples, self.labels = examples, np.asarray(labels, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.examples[index], int(self.labels[index])
+
+
+def collate_labelled(items):
+    """Padded inputs as :func:`landmark_ctc.collate` pads them, and a (N,) label tensor."""
+    inputs, _ = collate([(example, []) for example, _ in items])
+    return inputs, torch.tensor([label for _, label in items], dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A fitted few-shot model with what leave-one-out said about its samples."""
+
+    model: FewShot
+    arch_args: dict
+    calibration: prototypes.Calibration
+    embeddings: np.ndarray
+    texts: tuple[str, ...] = field(default=())
+
+
+def scorable_text(text: str, reader_card) -> str:
+    """The words of ``text`` if the reader can score them (every word in its lexicon and
+    every character in its alphabet), else ""."""
+    words = normalise_text(spoken_text(text))
+    lexicon = set(reader_card.input.lexicon)
+    if not words or not lexicon or any(w not in lexicon for w in words.split()):
+        return ""
+    try:
+        encode(words, reader_card.classes)
+    except ValueError:
+        return ""
+    return words
+
+
+@torch.no_grad()
+def enrol(reader, examples, labels: np.ndarray, texts: tuple[str, ...],
+          batch_size: int = 32) -> Enrolment:
+    """Embed ``examples`` (raw ``landmark_ctc`` examples of the reader's input spec) with
+    ``reader`` (a loaded ``landmark_ctc`` entry), owned by ``labels`` (N,) in 0..K-1
+    (``texts``: each class's words), and fit the calibration by leave-one-out."""
+    labels = np.asarray(labels, np.int64)
+    if len(labels) == 0:
+        raise ValueError("no sample to enrol: record at least one")
+    scored = tuple(scorable_text(t, reader.card) for t in texts)
+    args = {"reader": dict(reader.card.arch_args), "num_classes": len(texts),
+            "samples": len(labels), "alphabet": tuple(reader.card.classes), "texts": scored}
+    model = FewShot(FewShotConfig(**args))
+    model.reader.load_state_dict(reader.model.state_dict())
+    model.to(reader.device).eval()
+    pooled, terms = [], []
+    for start in range(0, len(labels), batch_size):
+        inputs, _ = collate([(e, []) for e in examples[start:start + batch_size]])
+        batch = READER.model_input(inputs, reader.card.input, reader.device)
+        vectors, log_probs = model.encode(batch)
+        pooled.append(vectors.cpu().numpy())
+        terms.append(model.phrase_terms(log_probs))
+    pooled, terms = np.concatenate(pooled), np.concatenate(terms)
+    loo = prototypes.leave_one_out_similarities(pooled, labels, len(texts))
+    calibration = prototypes.calibrate(loo, prototypes.ctc_term(terms, np.array(model.scored)), labels)
+    args.update(temperature=calibration.temperature, ctc_weight=calibration.ctc_weight)
+    model = FewShot(FewShotConfig(**args))
+    model.reader.load_state_dict(reader.model.state_dict())
+    model.embeddings.copy_(torch.from_numpy(pooled))
+    model.owners.copy_(torch.from_numpy(labels))
+    return Enrolment(model.eval(), args, calibration, pooled, scored)
+
+
+class FewShotKind(ClassifierKind):
+    name = "few_shot"
+    label = "Few-shot phrases"
+    arch_config = FewShotConfig
+    input_spec = CTCInput
+    trains_by_epochs = False
+
+    collate = staticmethod(collate_labelled)
+
+    def build_model(self, config: FewShotConfig) -> nn.Module:
+        return FewShot(config)
+
+    def spec_from(self, data) -> CTCInput:
+        """A reader's spec; an enrolled entry takes its encoder's (:func:`enrol`)."""
+        return READER.spec_from(data)
+
+    def fit_spec(self, spec: CTCInput, clips, index) -> CTCInput:
+        return READER.fit_spec(spec, clips, index)
+
+    def train_arch_args(self, config, clips) -> dict:
+        """A fresh, unenrolled model's arch args (the model kind contract builds one); an
+        enrolled entry's come from :func:`enrol`."""
+        reader = READER.train_arch_args(config, clips)
+        return {"reader": reader, "num_classes": len(clips.classes), "samples": len(clips.labels),
+                "alphabet": READER.output_classes(clips)}
+
+    def uses_crops(self, spec: CTCInput) -> bool:
+        return READER.uses_crops(spec)
+
+    def example(self, clip: ClipFeatures, spec: CTCInput):
+        return READER.example(clip, spec)
+
+    def check_spec(self, spec: CTCInput, where: str) -> None:
+        READER.check_spec(spec, where)
+
+    def dataset(self, examples, labels, spec, augment=None) -> Dataset:
+        return LabelledSequences(examples, labels)
+
+    def logits_and_embeddings(self, model, inputs):
+        pooled, log_probs = model.encode(inputs)
+        return model.scores(pooled, log_probs), pooled
+
+    def model_input(self, batch, spec: CTCInput, device):
+        return READER.model_input(batch, spec, device)
+
+    def clip_input(self, clip: ClipFeatures, spec: CTCInput, device):
+        return READER.clip_input(clip, spec, device)
+
+    def class_curves(self, examples, names):
+        shown = [n for n in CURVE_CHANNELS if n in names]
+        columns = [names.index(n) for n in shown]
+        curves = [resample_linear(features, CURVE_LENGTH)[:, columns].T for features, _ in examples]
+        return np.stack(curves) if curves else np.zeros((0, len(shown), CURVE_LENGTH)), shown
+
+    def preview_frames(self, example, names):
+        from training.kinds.landmark_cnn import KIND as landmark_cnn
+
+        return landmark_cnn.preview_frames(example[0].T, names)
+
+
+KIND = FewShotKind()
