@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from features.extract import VIDEO_SUFFIXES
-from features.files import fsync_path, temporary_sibling, write_text_atomic
+from features.files import (PRIVATE_FILE, fsync_path, private_dirs, temporary_sibling,
+                            write_text_atomic)
 from features.text import spoken_text
 from features.video import write_video
 
@@ -278,8 +279,7 @@ def copy_clip(videos_root: str | os.PathLike, label: str, video: str | os.PathLi
 
 def _store(videos_root, label: str, clip_name: str | None, sidecar: Sidecar | None,
            write: Callable[[Path], object]) -> Path:
-    folder = label_dir(videos_root, label)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dirs(label_dir(videos_root, label))
     clip = _clean_name(clip_name, "clip name") if clip_name is not None else _free_clip_name(folder)
     final = folder / f"{clip}{CLIP_SUFFIX}"
     if any((folder / f"{clip}{suffix}").exists() for suffix in VIDEO_SUFFIXES):
@@ -287,6 +287,7 @@ def _store(videos_root, label: str, clip_name: str | None, sidecar: Sidecar | No
     tmp = temporary_sibling(final)
     try:
         write(tmp)  # flushed to disk before it is linked
+        os.chmod(tmp, PRIVATE_FILE)
         _publish(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

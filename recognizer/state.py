@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from features.files import PRIVATE_FILE, private_dirs
 from recognizer.live import LiveState
 from recognizer.reading import ReadMode
 
@@ -214,10 +215,12 @@ class HistoryLog:
         row = (item.time.isoformat(timespec="seconds"), item.phrase,
                f"{item.confidence:.4f}", format_top3(item.top3), how_recognised(item))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(self.path.parent)
             self._set_aside_other_header()
             fresh = not self.path.is_file() or self.path.stat().st_size == 0
-            with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            # What a patient said is health data: the file is the user's alone.
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+            with open(descriptor, "a", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
                 if fresh:
                     writer.writerow(HISTORY_HEADER)

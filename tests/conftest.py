@@ -43,6 +43,8 @@ def grid_cache(grid_dir):
 
 
 WORDS = ("bin", "lay", "place", "set")
+SHIPPED_READER = REPO_ROOT / "models" / "assets" / "entries" / "grid-sentences-landmarks-s0"
+COLOUR_WORDS = ("blue", "green", "red", "white")    # every GRID sentence has one, second
 
 
 def write_tiny_video_entry(registry_root: Path, name: str = "video") -> Path:
@@ -154,3 +156,20 @@ def new_window(qtbot, tmp_path):
     yield make
     for window in made:
         window.close()
+
+
+@pytest.fixture(scope="session")
+def colour_clips(grid_dir, grid_cache, tmp_path_factory):
+    """The colour words cut from the shared sentences the shipped reader never trained or
+    validated on: (videos folder, {word: [clip, ...]} in sentence order)."""
+    from features.cache import file_digest
+    from features.dataset import build_manifest
+    from features.grid import import_grid
+    from training.registry import training_digests
+
+    seen = training_digests(SHIPPED_READER)
+    apart = [p.stem for p in grid_cache[1] if file_digest(p) not in seen]
+    videos = tmp_path_factory.mktemp("words")
+    import_grid(grid_dir, videos, words=COLOUR_WORDS, padding=4, sentences=apart)
+    manifest = build_manifest(videos)
+    return videos, {w: sorted(manifest.loc[manifest["label"] == w, "path"]) for w in COLOUR_WORDS}

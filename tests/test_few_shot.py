@@ -7,16 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.cache import file_digest
-from features.dataset import build_manifest
-from features.grid import import_grid
 from recognizer.predictor import Predictor
+from tests.conftest import COLOUR_WORDS as COLOURS
+from tests.conftest import SHIPPED_READER as READER
 from training import prototypes
-from training.registry import SHIPPED_DIR, DEFAULT_ROOT, read_card, training_digests
+from training.registry import read_card
 from training.run import main as run
-
-READER = DEFAULT_ROOT / SHIPPED_DIR / "grid-sentences-landmarks-s0"
-COLOURS = ("blue", "green", "red", "white")    # every GRID sentence has one of them, second
 
 
 def test_leave_one_out_similarity_is_the_prototype_made_without_the_sample():
@@ -61,18 +57,6 @@ def test_calibration_is_honest_about_clusters_and_about_noise():
     assert not lonely.fitted and lonely.temperature == prototypes.DEFAULT_TEMPERATURE
 
 
-@pytest.fixture(scope="module")
-def word_clips(grid_dir, grid_cache, tmp_path_factory):
-    """The colour words cut from the shared sentences the shipped reader never trained or
-    validated on: (videos folder, {word: [clip, ...]} in sentence order)."""
-    seen = training_digests(READER)
-    apart = [p.stem for p in grid_cache[1] if file_digest(p) not in seen]
-    videos = tmp_path_factory.mktemp("words")
-    import_grid(grid_dir, videos, words=COLOURS, padding=4, sentences=apart)
-    manifest = build_manifest(videos)
-    return videos, {w: sorted(manifest.loc[manifest["label"] == w, "path"]) for w in COLOURS}
-
-
 def first_samples(clips: dict, folder: Path, count: int) -> Path:
     """A clip folder with the first ``count`` clips of each word (and their sidecars)."""
     for word, paths in clips.items():
@@ -107,11 +91,11 @@ def test_cross_validation_folds_hold_each_recording_out_once_and_spread_each_cla
         cross_validation_folds(rows, 1)
 
 
-def test_a_trained_kind_with_few_samples_is_cross_validated_then_fitted_on_all(word_clips,
+def test_a_trained_kind_with_few_samples_is_cross_validated_then_fitted_on_all(colour_clips,
                                                                               grid_cache, tmp_path):
     """Three samples a word: a split would leave one to train on; the report is
     cross-validated and the entry holds a model of all twelve."""
-    entry = train("landmark_cnn", first_samples(word_clips[1], tmp_path / "few", 3), grid_cache[0],
+    entry = train("landmark_cnn", first_samples(colour_clips[1], tmp_path / "few", 3), grid_cache[0],
                   tmp_path, "--epochs", "3")
     card = read_card(entry)
     assert card.metrics["evaluation"] == "3-fold cross-validation" and card.training["folds"] == 3
@@ -123,9 +107,9 @@ def test_a_trained_kind_with_few_samples_is_cross_validated_then_fitted_on_all(w
     assert "small data" in summary and "fitted on all 12 clips" in summary
 
 
-def test_few_shot_enrols_in_one_pass_and_names_words_of_other_sentences(word_clips, grid_cache,
+def test_few_shot_enrols_in_one_pass_and_names_words_of_other_sentences(colour_clips, grid_cache,
                                                                          tmp_path):
-    videos, clips = word_clips
+    videos, clips = colour_clips
     entry = train("few_shot", first_samples(clips, tmp_path / "enrol", 3), grid_cache[0], tmp_path)
     card = read_card(entry)
     assert card.kind == "few_shot" and card.classes == COLOURS

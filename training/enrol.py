@@ -74,52 +74,60 @@ def enrol_run(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distrib
     data = {**data_summary(config, clips, everything), "split": "none: every clip is a sample",
             "summary": f"{len(clips.labels)} samples of {len(clips.classes)} phrases from "
                        f"{config.data.videos}, every one enrolled"}
-    card = Card("few_shot", result.arch_args, clips.classes, reader.card.input, name=run_dir.name,
-                data=data,
-                training={"method": "prototype", "encoder": reader.name,
-                          "encoder_created_at": reader.card.created_at,
-                          "epochs_run": 0, "seconds": round(time.monotonic() - started, 2),
-                          "calibration": calibration_summary(result)})
+    card = few_shot_card(reader, result, clips.classes, clips.labels, data, started, run_dir.name)
     metrics, card, text = loo_report(run_dir / "reports", card, clips, result, config.targets)
     return publish(config, run_dir, card, result.model, split_digests(clips.rows, everything),
                    {"leave_one_out": metrics, "targets": card.targets}, text, on_event)
 
 
-def calibration_summary(result: Enrolment) -> dict:
+def few_shot_card(reader, result: Enrolment, classes: tuple[str, ...], labels: np.ndarray,
+                  data: dict, started: float, name: str = "") -> Card:
+    """The card of an enrolment: its encoder, calibration and leave-one-out figures."""
     calibration = result.calibration
-    return {"temperature": calibration.temperature, "ctc_weight": calibration.ctc_weight,
-            "by": "leave-one-out" if calibration.fitted else "default (no class has 2 samples)",
-            "scored_by_ctc": [t for t in result.texts if t]}
+    return Card("few_shot", result.arch_args, tuple(classes), reader.card.input, name=name,
+                data={"extractor": reader.card.data.get("extractor"), **data},
+                training={"method": "prototype", "encoder": reader.name,
+                          "encoder_created_at": reader.card.created_at, "epochs_run": 0,
+                          "seconds": round(time.monotonic() - started, 2),
+                          "calibration": {
+                              "temperature": calibration.temperature,
+                              "ctc_weight": calibration.ctc_weight,
+                              "by": ("leave-one-out" if calibration.fitted
+                                     else "default (no phrase has 2 samples yet)"),
+                              "scored_by_ctc": [t for t in result.texts if t]}},
+                metrics=loo_metrics(classes, labels, result))
 
 
-def per_class_expectations(card: Card, labels: np.ndarray, result: Enrolment) -> dict:
-    """Per class: its samples and the accuracy leave-one-out expects (None: untestable)."""
-    counts = np.bincount(labels, minlength=len(card.classes))
-    return {c: {"samples": int(counts[k]),
-                "expected_accuracy": (None if np.isnan(result.calibration.per_class[k])
-                                      else round(float(result.calibration.per_class[k]), 4))}
-            for k, c in enumerate(card.classes)}
+def loo_metrics(classes: tuple[str, ...], labels: np.ndarray, result: Enrolment) -> dict:
+    """Leave-one-out accuracy and top-3 over the samples it can test, and per phrase its
+    samples and the accuracy to expect (None: it needs a second sample to tell)."""
+    calibration = result.calibration
+    tested = calibration.evaluated
+    counts = np.bincount(labels, minlength=len(classes))
+    per_class = {c: {"samples": int(counts[k]),
+                     "expected_accuracy": (None if np.isnan(calibration.per_class[k])
+                                           else round(float(calibration.per_class[k]), 4))}
+                 for k, c in enumerate(classes)}
+    metrics = {"evaluation": "leave-one-out", "samples": int(len(labels)), "tested": int(len(tested)),
+               "accuracy": calibration.accuracy, "top3_accuracy": None, "per_class": per_class}
+    if len(tested):
+        metrics["top3_accuracy"] = reports.top_k_accuracy(calibration.probabilities[tested],
+                                                          labels[tested], 3)
+    return metrics
 
 
 def loo_report(folder: Path, card: Card, clips: ClipSet, result: Enrolment, targets: dict):
     """Leave-one-out metrics and plots in ``folder``; (metrics, card with them, a line)."""
     folder.mkdir(parents=True, exist_ok=True)
-    calibration = result.calibration
-    tested = calibration.evaluated
-    per_class = per_class_expectations(card, clips.labels, result)
-    metrics = {"evaluation": "leave-one-out", "samples": int(len(clips.labels)),
-               "tested": int(len(tested)), "per_class": per_class}
+    tested = result.calibration.evaluated
+    metrics = dict(card.metrics)
     if len(tested):
-        predictions = Predictions(calibration.probabilities[tested], clips.labels[tested],
+        predictions = Predictions(result.calibration.probabilities[tested], clips.labels[tested],
                                   result.embeddings[tested])
         metrics.update(write_reports(folder, card, clips, tested, predictions))
-        metrics["per_class"] = per_class
-    verdicts = reports.targets_met(metrics, targets) if len(tested) else {}
-    card = replace(card, targets=verdicts, metrics={
-        "accuracy": metrics.get("accuracy"), "top3_accuracy": metrics.get("top3_accuracy"),
-        "macro_f1": metrics.get("macro_f1"), "evaluation": "leave-one-out",
-        "samples": metrics["samples"], "tested": metrics["tested"],
-        "per_class": per_class})
+        metrics["per_class"] = card.metrics["per_class"]
+        card = replace(card, targets=reports.targets_met(metrics, targets),
+                       metrics={**card.metrics, "macro_f1": metrics["macro_f1"]})
     (folder / "TRAINING_SUMMARY.md").write_text(summary_markdown(card, metrics), encoding="utf-8")
     if not len(tested):
         return metrics, card, (f"{len(clips.labels)} samples enrolled; record a second sample "

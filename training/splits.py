@@ -266,12 +266,14 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
     return splits
 
 
-SMALL_CLASS = 10     # a class with fewer clips is cross-validated, not split (clip classifiers)
+SMALL_CLASS = 10     # a class in fewer recordings is cross-validated, not split (clip classifiers)
 
 
-def smallest_class(rows: pd.DataFrame) -> int:
-    """Clips of the rarest label."""
-    return int(rows["label"].value_counts().min())
+def fewest_recordings(rows: pd.DataFrame) -> int:
+    """Source recordings (groups of linked clips, as splits assign them) of the label found
+    in the fewest: what a split can spread of the rarest class."""
+    groups = connected_groups(rows.reset_index(drop=True), ("source",))
+    return int(pd.Series(groups).groupby(rows["label"].to_numpy()).nunique().min())
 
 
 def cross_validation_folds(rows: pd.DataFrame, folds: int, seed: int = 0) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ from training.engine import (EventSink, FitResult, History, Step, fit, make_opti
                              make_scheduler)
 from training.kinds import get_kind
 from training.evaluate import Predictions, predict_with_embeddings
-from training.splits import (SMALL_CLASS, cross_validation_folds, make_splits, smallest_class,
+from training.splits import (SMALL_CLASS, cross_validation_folds, fewest_recordings, make_splits,
                              split_analysis, split_digests, write_split_analysis)
 
 MAX_FOLDS = 5
@@ -159,7 +159,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distributed
           on_event: EventSink) -> Path | None:
     """Train, evaluate and register one model; returns the entry folder (rank 0).
 
-    A clip classifier whose rarest class has fewer than :data:`SMALL_CLASS` clips
+    A clip classifier with a class in fewer than :data:`SMALL_CLASS` recordings
     is cross-validated instead (:func:`cross_validate_then_fit`): a split would
     starve its training set.
     """
@@ -168,7 +168,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distributed
     kind = get_kind(config.model)
     clips = load_clips(config, dist, on_event)
     if (not kind.reads_sentences and config.split.strategy in ("auto", "stratified")
-            and smallest_class(clips.rows) < SMALL_CLASS):
+            and fewest_recordings(clips.rows) < SMALL_CLASS):
         return cross_validate_then_fit(config, run_dir, clips, resume, dist, on_event, started)
     splits = split_clips(config, clips, run_dir)
     fitted = fit_on(config, clips, splits, dist, run_dir / "last.pt", resume, on_event)
@@ -199,12 +199,12 @@ def cross_validate_then_fit(config: TrainConfig, run_dir: Path, clips: ClipSet, 
     """Small data: every clip predicted by a model trained without it (k folds, every epoch
     run, nothing chosen on held-out clips) for the report, then one model fitted on all
     the clips for the entry. A resumed run keeps the folds it finished."""
-    smallest = smallest_class(clips.rows)
+    smallest = fewest_recordings(clips.rows)
     folds = cross_validation_folds(clips.rows, min(MAX_FOLDS, max(2, smallest)), config.split.seed)
     everything = np.arange(len(clips.labels))
-    on_event({"event": "message", "text": f"the rarest class has {smallest} clips, too few to hold "
-              f"some out: {len(folds)}-fold cross-validation, then one model fitted on all "
-              f"{len(everything)}"})
+    on_event({"event": "message", "text": f"a class has only {smallest} recording(s), too few to "
+              f"hold some out: {len(folds)}-fold cross-validation, then one model fitted on all "
+              f"{len(everything)} clips"})
     predictions = []
     for number, held in enumerate(folds, 1):
         on_event({"event": "message", "text": f"cross-validation fold {number} of {len(folds)}"})

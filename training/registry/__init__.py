@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from features.files import fsync_path, write_json_atomic
+from features.files import PRIVATE_DIR, PRIVATE_FILE, fsync_path, private_dirs, write_json_atomic
 from training.card import WEIGHTS_FILE, Card, CardError
 from training.kinds import get_kind
 from training.kinds.base import default_device, read_state_dict
@@ -142,43 +142,59 @@ def _fill_folder(folder: Path, model: nn.Module, card: Card,
             target.write_bytes(content)
         else:
             shutil.copyfile(content, target)
+        os.chmod(target, PRIVATE_FILE)
         fsync_path(target)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
+    os.chmod(folder / WEIGHTS_FILE, PRIVATE_FILE)
     fsync_path(folder / WEIGHTS_FILE)
     _write_json(folder / CARD_FILE, card.to_json())
 
 
 def write_entry(root: str | Path, name: str | None, model: nn.Module, card: Card,
-                extra_files: dict[str, bytes | str | Path] | None = None) -> Path:
+                extra_files: dict[str, bytes | str | Path] | None = None,
+                replace_existing: bool = False) -> Path:
     """Write ``model`` and its ``card`` as entry ``name`` of ``root``; returns its folder.
 
     ``name`` defaults to :func:`default_entry_name`. The card's ``created_at``,
     ``name``, ``weights`` and ``files`` (the extra files) are filled in. An
-    existing entry is never overwritten.
+    existing entry is never overwritten, unless ``replace_existing`` (an entry
+    kept up to date, such as a patient's few-shot one): then the new entry is
+    complete before the old one is moved aside and deleted.
     """
     get_kind(card.kind)
     root = Path(root)
     name = _check_name(name or default_entry_name(card.kind))
     final = root / name
-    if final.exists():
+    if final.exists() and not replace_existing:
         raise FileExistsError(f"registry entry already exists: {final}")
-    root.mkdir(parents=True, exist_ok=True)
+    private_dirs(root)
     remove_stale_temps(root)
     extra_files = dict(extra_files or {})
     card = replace(card, name=name, weights=WEIGHTS_FILE, files=tuple(sorted(extra_files)),
                    created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     temp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir()
+    temp.mkdir(mode=PRIVATE_DIR)
+    os.chmod(temp, PRIVATE_DIR)
     try:
         _fill_folder(temp, model, card, extra_files)
+        if final.exists():
+            _remove(root, final)
         os.rename(temp, final)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     fsync_path(root)
     return final
+
+
+def _remove(root: Path, path: Path) -> None:
+    """Delete an entry folder: renamed aside first, so it is never listed half-deleted."""
+    doomed = root / f".del-{path.name}-{os.getpid()}"
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
 
 
 def _scan(root: str | Path) -> tuple[list[RegistryEntry], list[DamagedEntry]]:
@@ -268,9 +284,7 @@ def delete(root: str | Path, name: str, force: bool = False) -> None:
     if active:
         kept = {kind: entry for kind, entry in pointers.items() if entry != name}
         _write_json(Path(root) / ACTIVE_FILE, kept)
-    doomed = Path(root) / f".del-{name}-{os.getpid()}"
-    os.rename(path, doomed)
-    shutil.rmtree(doomed)
+    _remove(Path(root), path)
 
 
 def training_digests(entry: str | Path) -> set[str] | None:

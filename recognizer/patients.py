@@ -1,0 +1,103 @@
+"""Patients: whose samples, confirmations and few-shot entry are whose (Qt-free).
+
+A patient is the ``speaker`` of the clips' sidecars, compared trimmed and
+case-folded ("Bed 4" and "bed 4 " are one patient). Their few-shot entry is
+named after them (:func:`few_shot_name`) and its card says whose it is
+(``data.patient``). A patient's recordings are health data: they are written
+user-only (:mod:`features.files`), never leave the machine, and
+:func:`delete_patient` removes every clip and entry of one patient.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.dataset import SIDECAR_SUFFIX, build_manifest
+from training import registry
+
+FEW_SHOT_PREFIX = "few-shot-"
+
+
+def patient_key(name: object) -> str | None:
+    """How patient names compare: trimmed, NFC, case-folded; None for no name."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
+def few_shot_name(patient: str) -> str:
+    """The registry name of ``patient``'s few-shot entry: ``few-shot-<letters of the name>``
+    (``few-shot-bed-4``), or a short digest of the name when it has no Latin letter."""
+    key = patient_key(patient)
+    if key is None:
+        raise ValueError("a few-shot entry belongs to a patient: choose or type the patient first")
+    ascii_name = unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:40]
+    return FEW_SHOT_PREFIX + (slug or hashlib.sha256(key.encode()).hexdigest()[:10])
+
+
+def patients(videos_root: str | Path) -> tuple[str, ...]:
+    """Every patient with a clip in ``videos_root``, as first written, sorted."""
+    manifest = build_manifest(videos_root)
+    names: dict[str, str] = {}
+    for name in manifest.get("speaker", pd.Series(dtype=object)):
+        key = patient_key(name)
+        if key is not None:
+            names.setdefault(key, str(name).strip())
+    return tuple(sorted(names.values(), key=str.casefold))
+
+
+def patient_rows(manifest: pd.DataFrame, patient: str) -> pd.DataFrame:
+    """The rows of ``manifest`` recorded by ``patient``."""
+    if "speaker" not in manifest or patient_key(patient) is None:
+        return manifest.iloc[:0]
+    return manifest[[patient_key(s) == patient_key(patient) for s in manifest["speaker"]]]
+
+
+def patient_entries(registry_root: str | Path, patient: str) -> list[registry.RegistryEntry]:
+    """The registry entries made for ``patient`` (their card's ``data.patient``)."""
+    return [e for e in registry.list_entries(registry_root)
+            if not e.shipped and patient_key(e.card.data.get("patient")) == patient_key(patient)]
+
+
+@dataclass(frozen=True)
+class DeletedPatient:
+    """What :func:`delete_patient` removed: clip files and registry entries (names)."""
+
+    clips: int
+    entries: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+
+
+def delete_patient(videos_root: str | Path, registry_root: str | Path, patient: str) -> DeletedPatient:
+    """Delete every clip (video and sidecar) ``patient`` recorded or confirmed, the phrase
+    folders left empty, and every registry entry made for them. Goes on past a file it
+    cannot delete and names it."""
+    if patient_key(patient) is None:
+        raise ValueError("no patient chosen: there is nothing to delete")
+    problems, clips = [], 0
+    for path in patient_rows(build_manifest(videos_root), patient)["path"]:
+        video = Path(path)
+        try:
+            video.with_suffix(SIDECAR_SUFFIX).unlink(missing_ok=True)
+            video.unlink()
+            clips += 1
+        except OSError as error:
+            problems.append(f"{video}: could not delete it ({error}); delete it by hand")
+        try:
+            video.parent.rmdir()           # only when that phrase has no other clip
+        except OSError:
+            pass
+    names = []
+    for entry in patient_entries(registry_root, patient):
+        try:
+            registry.delete(registry_root, entry.name, force=True)
+            names.append(entry.name)
+        except (OSError, ValueError) as error:
+            problems.append(f"{entry.path}: could not delete it ({error}); delete it by hand")
+    return DeletedPatient(clips, tuple(names), tuple(problems))
