@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from features.cache import ClipFeatures
 from features.frame_features import FrameFeatures
 from features.mouth_image import COLOUR_NAMES, CropConfig, mouth_crop_box
 from features.topology import INNER_LIP, OUTER_LIP
@@ -86,7 +87,8 @@ class Recognition:
     False for a tentative reading (the lips paused ``read_after`` frames and
     may go on), True once the segmenter has confirmed the end. A final reading
     of the same frames by the same predictor repeats the tentative one, with
-    its latency: the words were on screen then.
+    its latency: the words were on screen then. ``clip``: the features the
+    predictor read (the utterance with its margins), what a confirmation enrols.
     """
 
     utterance: Utterance
@@ -94,6 +96,7 @@ class Recognition:
     sure: bool
     latency_ms: float
     final: bool = True
+    clip: ClipFeatures | None = field(default=None, repr=False, compare=False)
 
     @property
     def start_ms(self) -> int | None:
@@ -281,7 +284,16 @@ class LiveRecognizer:
         self._recognised_at = now_ms
         waited = now_ms - (utterance.end_ms if utterance.end_ms is not None else now_ms)
         sure = prediction.confidence >= self.config.confidence_threshold
-        return Recognition(utterance, prediction, sure, waited + prediction.latency_ms, final), None
+        return Recognition(utterance, prediction, sure, waited + prediction.latency_ms, final,
+                           clip), None
+
+    def clip_between(self, first: int, last: int) -> ClipFeatures | None:
+        """The buffered features of frames ``first`` to ``last`` (indices) as one clip (a
+        recorded take's), or None when the buffer no longer holds them all."""
+        rows = [row for row in self._buffer if first <= row.index <= last]
+        if not rows or rows[0].index != first or rows[-1].index != last:
+            return None
+        return utterance_clip(rows)
 
     def _measured(self, row: FrameFeatures) -> list[bool]:
         """Per plotted channel: False for the teeth and tongue ratios when the mouth was too

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.dataset import SIDECAR_SUFFIX, build_manifest
@@ -56,7 +57,8 @@ def patient_rows(manifest: pd.DataFrame, patient: str) -> pd.DataFrame:
     """The rows of ``manifest`` recorded by ``patient``."""
     if "speaker" not in manifest or patient_key(patient) is None:
         return manifest.iloc[:0]
-    return manifest[[patient_key(s) == patient_key(patient) for s in manifest["speaker"]]]
+    mine = np.array([patient_key(s) == patient_key(patient) for s in manifest["speaker"]], bool)
+    return manifest.loc[mine]
 
 
 def patient_entries(registry_root: str | Path, patient: str) -> list[registry.RegistryEntry]:

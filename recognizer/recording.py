@@ -11,10 +11,11 @@ which writes atomically; a take that is discarded never touches the disk.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from features.cache import ClipFeatures
 from features.video import Frame
 from recognizer.live import FrameResult
 from recognizer.segmenter import Utterance
@@ -30,8 +31,8 @@ def phrase_list(labels) -> tuple[str, ...]:
     return DEFAULT_PHRASES + tuple(sorted(set(labels) - set(DEFAULT_PHRASES)))
 
 
-MIN_CLIPS_TO_TRAIN = 3       # one recording each for train, validation and test
-RECOMMENDED_CLIPS = 10
+RECOMMENDED_CLIPS = 10       # trained kinds: from here on a test split is held out, not cross-validated
+GOOD_ENOUGH = 0.8            # an expected accuracy below this asks for more samples
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,16 @@ class RecordingConfig:
 
 @dataclass(frozen=True)
 class Take:
-    """A finished recording: RGB frames (H, W, 3) uint8 at ``fps``; ``ended_by`` says why it stopped."""
+    """A finished recording: RGB frames (H, W, 3) uint8 at ``fps``; ``ended_by`` says why it
+    stopped; ``indices``: the stream's first and last frame index of it; ``clip``: its
+    live features (set by the worker, which holds them), enrolled when it is kept."""
 
     frames: tuple[np.ndarray, ...]
     fps: float
     ended_by: str
     utterance: Utterance | None = None
+    indices: tuple[int, int] = (0, 0)
+    clip: ClipFeatures | None = field(default=None, repr=False, compare=False)
 
     @property
     def seconds(self) -> float:
@@ -72,15 +77,31 @@ class RecorderStatus:
     recorded_ms: int = 0
 
 
-def sample_hint(counts: dict[str, int], label: str) -> str | None:
-    """What ``label`` still needs before training (None when it has enough samples)."""
+def expectation(have: int, expected: float | None) -> str:
+    """In a few words, what ``have`` samples of a phrase give the few-shot recogniser, whose
+    leave-one-out accuracy on them is ``expected`` (None: not measurable yet)."""
+    if have == 0:
+        return "record one to use it"
+    if expected is None:
+        return "usable; a 2nd sample measures it"
+    if expected < GOOD_ENOUGH:
+        return f"expect {expected:.0%}, record more"
+    return f"expect {expected:.0%}"
+
+
+def sample_hint(counts: dict[str, int], label: str, expected: float | None = None) -> str:
+    """The whole story of ``label``'s samples, for its tooltip."""
     have = counts.get(label, 0)
-    if have < MIN_CLIPS_TO_TRAIN:
-        return (f"needs at least {MIN_CLIPS_TO_TRAIN} to train (one each for training, "
-                f"validation and test); {RECOMMENDED_CLIPS} or more work well")
-    if have < RECOMMENDED_CLIPS:
-        return f"{RECOMMENDED_CLIPS - have} more recommended"
-    return None
+    few_shot = ("The few-shot recogniser uses a phrase from its first sample" if have == 0 else
+                f"The few-shot recogniser uses it now; with {have} sample(s) it is right "
+                + (f"{expected:.0%} of the time, tested on each sample left out in turn"
+                   if expected is not None else "- a second sample shows how often"))
+    if have >= RECOMMENDED_CLIPS:
+        trained = "enough to train the other recognisers with a held-out test"
+    else:
+        trained = (f"the trained recognisers are cross-validated until it has "
+                   f"{RECOMMENDED_CLIPS} ({RECOMMENDED_CLIPS - have} more)")
+    return f"{few_shot}; {trained}."
 
 
 class Recorder:
@@ -137,6 +158,7 @@ class Recorder:
         if utterance is not None:
             margin = self.config.margin_frames
             frames = [f for f in frames if utterance.start - margin <= f.index <= utterance.end + margin]
-        take = Take(tuple(f.rgb for f in frames), fps, ended_by, utterance)
+        take = Take(tuple(f.rgb for f in frames), fps, ended_by, utterance,
+                    (frames[0].index, frames[-1].index) if frames else (0, 0))
         self.cancel()
         return take

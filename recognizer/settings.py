@@ -1,5 +1,5 @@
 """The window's user settings kept across restarts: the recogniser kind, the "Sure above"
-threshold, speech, read mode.
+threshold, speech, read mode, the current patient.
 
 A small JSON file (``settings.json`` beside ``history.csv`` in the user's
 app-data folder), written atomically on every change. A missing file gives
@@ -24,12 +24,13 @@ from training.kinds import DEFAULT_KIND, KINDS
 @dataclass(frozen=True)
 class Settings:
     """``kind``: a model kind's name; ``confidence_threshold`` in [0, 1]; ``speak_aloud``;
-    ``read_mode``: a ReadMode value."""
+    ``read_mode``: a ReadMode value; ``patient``: the current patient's name ("" for none)."""
 
     kind: str = DEFAULT_KIND
     confidence_threshold: float = 0.5
     speak_aloud: bool = True
     read_mode: str = ReadMode.PHRASES.value
+    patient: str = ""
 
 
 def _problem(name: str, value) -> str | None:
@@ -41,6 +42,8 @@ def _problem(name: str, value) -> str | None:
         return None if ok else "a number from 0 to 1"
     if name == "speak_aloud":
         return None if isinstance(value, bool) else "true or false"
+    if name == "patient":
+        return None if isinstance(value, str) else "a name in quotes"
     return None if value in {m.value for m in ReadMode} else " or ".join(m.value for m in ReadMode)
 
 

@@ -18,7 +18,7 @@ import csv
 import logging
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -43,7 +43,8 @@ class Change:
 @dataclass(frozen=True)
 class HistoryItem:
     """One recognised phrase: ``time`` is local wall time, ``confidence`` in [0, 1];
-    ``chosen``: picked by hand from the top 3 rather than recognised sure."""
+    ``chosen``: picked by hand from the top 3 rather than recognised sure; ``saved``: the
+    clip its confirmation saved as a sample (None: nothing saved)."""
 
     time: datetime
     phrase: str
@@ -51,6 +52,7 @@ class HistoryItem:
     top3: tuple[tuple[str, float], ...] = ()
     sure: bool = True
     chosen: bool = False
+    saved: str | None = None
 
 
 class StateEvents:
@@ -77,8 +79,8 @@ class StateEvents:
         self._recorded = [c for c in self._recorded if c != callback]
 
     def emit(self, change: Change) -> None:
-        for field, callback in list(self._callbacks):
-            if field is None or field == change.field:
+        for name, callback in list(self._callbacks):
+            if name is None or name == change.field:
                 callback(change)
 
     def emit_recorded(self, item: HistoryItem) -> None:
@@ -107,8 +109,12 @@ class AppState:
     ``confidence``, ``top3``, ``sure``: the last recognition; ``segmenter_state``:
     the :class:`~recognizer.live.LiveState` shown; ``fps``: frames per second
     processed; ``dropped_frames``: frames skipped since start; ``history``:
-    newest last, at most ``HISTORY_LIMIT``; ``confidence_threshold``,
-    ``speak_aloud`` and ``read_mode``: user settings.
+    newest last, at most ``HISTORY_LIMIT``; ``patient``: whose samples,
+    confirmations and few-shot entry these are ("" for nobody yet);
+    ``per_phrase``: the patient's samples and expected accuracy per phrase
+    (``{label: {"samples", "expected_accuracy"}}``); ``confirmable``: the phrase
+    shown can be confirmed (its utterance is held in memory, not yet saved); ``confidence_threshold``,
+    ``speak_aloud``, ``read_mode`` and ``patient``: user settings.
     """
 
     kind: str = "landmark_cnn"
@@ -128,6 +134,9 @@ class AppState:
     history: tuple[HistoryItem, ...] = ()
     confidence_threshold: float = 0.5
     speak_aloud: bool = True
+    patient: str = ""
+    per_phrase: dict = field(default_factory=dict)
+    confirmable: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "events", StateEvents([f.name for f in fields(self)]))
@@ -180,6 +189,12 @@ class AppState:
                     history=(self.history + (item,))[-HISTORY_LIMIT:])
         self.events.emit_recorded(item)
         return item
+
+    def mark_saved(self, item: HistoryItem, path: str | None) -> HistoryItem:
+        """Note on ``item`` of the history that its clip was saved as ``path`` (None: undone)."""
+        marked = replace(item, saved=path)
+        self.history = tuple(marked if old is item else old for old in self.history)
+        return marked
 
 
 HISTORY_HEADER = ("time", "phrase", "confidence", "top3", "how")

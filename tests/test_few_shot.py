@@ -91,6 +91,18 @@ def test_cross_validation_folds_hold_each_recording_out_once_and_spread_each_cla
         cross_validation_folds(rows, 1)
 
 
+def test_small_data_counts_the_recordings_a_split_could_deal_out():
+    import pandas as pd
+
+    from training.splits import fewest_recordings
+
+    # "white" is in four recordings, but always beside the rarer "bin": a split deals none for it.
+    rows = pd.DataFrame({"label": ["bin", "white"] * 4 + ["red"] * 3,
+                         "source": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4", "s5", "s6", "s7"]})
+    assert fewest_recordings(rows) == 0
+    assert fewest_recordings(rows[rows["label"] != "bin"]) == 3
+
+
 def test_a_trained_kind_with_few_samples_is_cross_validated_then_fitted_on_all(colour_clips,
                                                                               grid_cache, tmp_path):
     """Three samples a word: a split would leave one to train on; the report is

@@ -96,9 +96,18 @@ def test_the_sample_counts_fit_the_list_without_a_horizontal_cut(window, qtbot):
         item = counts.item(row)
         assert counts.fontMetrics().horizontalAdvance(item.text()) <= room, item.text()
     texts = {counts.item(row).text().split(":")[0]: counts.item(row) for row in range(counts.count())}
-    assert "at least 3" in texts["help"].text()
-    assert sample_hint({"help": 1}, "help") in texts["help"].toolTip()   # the whole reason
-    assert "5 more" in texts["doctor"].text()
+    assert "usable" in texts["help"].text() and "record one" in texts["phone"].text()
+    assert sample_hint({"help": 1}, "help") in texts["help"].toolTip()   # the whole story
+
+
+def test_the_counts_say_what_the_patients_samples_promise(window, qtbot):
+    """Per phrase: the current patient's samples, and the leave-one-out accuracy to expect."""
+    panel, state = window.recorder, window.state
+    panel.label_counts = lambda: {"help": 4, "doctor": 3}
+    state.per_phrase = {"help": {"samples": 4, "expected_accuracy": 1.0},
+                        "doctor": {"samples": 3, "expected_accuracy": 0.6667}}
+    texts = [panel.counts.item(row).text() for row in range(panel.counts.count())]
+    assert "help: 4  \u2014 expect 100%" in texts and "doctor: 3  \u2014 expect 67%, record more" in texts
 
 
 def test_a_refused_phrase_says_what_to_type_instead(window):

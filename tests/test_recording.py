@@ -122,6 +122,8 @@ def test_cancel_forgets_the_recording():
 def test_bad_recording_settings_and_sample_hints():
     with pytest.raises(ValueError, match="maximum length"):
         RecordingConfig(max_ms=0)
-    assert "at least 3" in sample_hint({"help": 1}, "help")
-    assert sample_hint({"help": 3}, "help") == "7 more recommended"
-    assert sample_hint({"help": 12}, "help") is None
+    assert "first sample" in sample_hint({}, "help")
+    assert "a second sample shows" in sample_hint({"help": 1}, "help")
+    assert "right 90% of the time" in sample_hint({"help": 3}, "help", 0.9)
+    assert "7 more" in sample_hint({"help": 3}, "help")
+    assert "held-out test" in sample_hint({"help": 12}, "help")

@@ -270,10 +270,13 @@ SMALL_CLASS = 10     # a class in fewer recordings is cross-validated, not split
 
 
 def fewest_recordings(rows: pd.DataFrame) -> int:
-    """Source recordings (groups of linked clips, as splits assign them) of the label found
-    in the fewest: what a split can spread of the rarest class."""
-    groups = connected_groups(rows.reset_index(drop=True), ("source",))
-    return int(pd.Series(groups).groupby(rows["label"].to_numpy()).nunique().min())
+    """Source recordings (groups of linked clips) a stratified split can deal out for the
+    label with the fewest: a group goes where its rarest label sends it, so a label counts
+    the groups it is the rarest label of (0 for one always beside a rarer one)."""
+    rows = rows.reset_index(drop=True)
+    strata = _stratum(rows, connected_groups(rows, ("source",)))
+    dealt = pd.Series(strata).value_counts()
+    return int(min(dealt.get(label, 0) for label in set(rows["label"])))
 
 
 def cross_validation_folds(rows: pd.DataFrame, folds: int, seed: int = 0) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""The phrase display, the top-3 bars and the history list: views of :class:`AppState`.
+"""The phrase display, the top-3 bars, confirming, and the history list: views of :class:`AppState`.
 
 Each widget takes the state and subscribes to the fields it shows (napari's
 ``QtDims(dims)``); none holds the truth itself.
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -84,9 +85,15 @@ class PhrasePanel(QWidget):
     unsure sentence is mostly right); a click on a choice calls ``on_choose(phrase)``. Every sure
     "help" -- recognised, recognised again, or picked from the three -- turns
     the panel red for ``ALERT_MS`` milliseconds, visible from across the bed.
+
+    "Right" (``on_confirm()``) and "Wrong..." (a menu of the phrases,
+    ``on_correct(phrase)``) confirm what was read, while ``state.confirmable``:
+    the utterance is then saved as a sample, and teaches the few-shot recogniser.
     """
 
-    def __init__(self, state: AppState, on_choose: Callable[[str], None], parent=None):
+    def __init__(self, state: AppState, on_choose: Callable[[str], None],
+                 on_confirm: Callable[[], None] | None = None,
+                 on_correct: Callable[[str], None] | None = None, parent=None):
         super().__init__(parent)
         self.state = state
         self.setAutoFillBackground(True)
@@ -99,6 +106,21 @@ class PhrasePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.headline)
         layout.addWidget(self.phrase, stretch=1)
+        self.right_button = QPushButton("\u2713 Right")
+        self.wrong_button = QPushButton("\u2717 Wrong\u2026")
+        self.right_button.setToolTip("It read the right phrase: keep this as a sample of it")
+        self.wrong_button.setToolTip("It read the wrong phrase: pick the right one, kept as a "
+                                     "sample of it")
+        self.wrong_menu = QMenu(self)
+        confirm_row = QHBoxLayout()
+        for button in (self.right_button, self.wrong_button):
+            button.setFont(QFont("Sans", 14, QFont.Bold))
+            button.setMinimumHeight(40)
+            confirm_row.addWidget(button)
+        layout.addLayout(confirm_row)
+        self.right_button.clicked.connect(lambda: on_confirm and on_confirm())
+        self.wrong_button.clicked.connect(self._show_wrong_menu)
+        self.wrong_menu.triggered.connect(lambda action: on_correct and on_correct(action.data()))
         self.choices: list[tuple[QPushButton, QProgressBar]] = []
         for _ in range(3):
             button = QPushButton()
@@ -118,7 +140,7 @@ class PhrasePanel(QWidget):
             self.choices.append((button, bar))
         self._calm = QTimer(self, singleShot=True, interval=ALERT_MS)
         self._calm.timeout.connect(lambda: self.setStyleSheet(PANEL_STYLE))
-        for field in ("entry", "phrase", "top3", "sure", "read_mode"):
+        for field in ("entry", "phrase", "top3", "sure", "read_mode", "confirmable"):
             state.subscribe(field, self._changed)
         state.subscribe_recorded(self._recorded)
         self._changed(None)
@@ -142,6 +164,9 @@ class PhrasePanel(QWidget):
         else:
             self.headline.setText("Not sure \u2014 did you mean one of these?")
             self.phrase.setText("?")
+        transcript = state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT
+        self.right_button.setEnabled(state.confirmable)
+        self.wrong_button.setEnabled(state.confirmable and not transcript and len(state.classes) > 1)
         for index, (button, bar) in enumerate(self.choices):
             phrase, probability = state.top3[index] if index < len(state.top3) else (None, 0.0)
             button.setProperty("phrase", phrase)
@@ -151,6 +176,14 @@ class PhrasePanel(QWidget):
             bar.setValue(round(probability * 100))
             bar.setFormat(f"{probability:.0%}" if phrase else "")
 
+    def _show_wrong_menu(self) -> None:
+        """The phrases it could have meant, the one it read left out."""
+        self.wrong_menu.clear()
+        for phrase in self.state.classes:
+            if phrase != self.state.phrase:
+                self.wrong_menu.addAction(spoken_text(phrase)).setData(phrase)
+        self.wrong_menu.popup(self.wrong_button.mapToGlobal(self.wrong_button.rect().bottomLeft()))
+
     def _recorded(self, item: HistoryItem) -> None:
         # On the recognition, not on a field change: a repeated "help" changes no field.
         if item.sure and item.phrase in ALERT_PHRASES:
@@ -159,7 +192,7 @@ class PhrasePanel(QWidget):
 
 
 class HistoryPanel(QListWidget):
-    """Recognised phrases with their times, newest on top."""
+    """Recognised phrases with their times, newest on top; those kept as a sample say so."""
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
@@ -168,9 +201,46 @@ class HistoryPanel(QListWidget):
         state.subscribe("history", self._changed)
         self._changed(None)
 
+    def item_at(self, row: int) -> HistoryItem | None:
+        """The history item shown on ``row`` (newest first)."""
+        history = self.state.history
+        return history[len(history) - 1 - row] if 0 <= row < len(history) else None
+
     def _changed(self, change: Change | None) -> None:
+        row = self.currentRow()
         self.clear()
         for item in reversed(self.state.history):
             mark = "  (chosen)" if item.chosen else "" if item.sure else "  (not sure)"
+            kept = "  \u2713 kept as a sample" if item.saved else ""
             self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   "
-                         f"{item.confidence:.0%}{mark}")
+                         f"{item.confidence:.0%}{mark}{kept}")
+        self.setCurrentRow(min(row, self.count() - 1))
+
+
+class HistoryTab(QWidget):
+    """The history list with "Undo sample": ``on_undo(item)`` for a kept confirmation."""
+
+    def __init__(self, history: HistoryPanel, on_undo: Callable[[HistoryItem], None], parent=None):
+        super().__init__(parent)
+        self.history = history
+        self.on_undo = on_undo
+        self.undo_button = QPushButton("Undo sample")
+        self.undo_button.setToolTip("Delete the sample this confirmation kept")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(history, stretch=1)
+        layout.addWidget(self.undo_button)
+        history.currentRowChanged.connect(lambda _: self._selected())
+        history.state.subscribe("history", lambda _: self._selected())
+        self.undo_button.clicked.connect(self._undo)
+        self._selected()
+
+    def _selected(self) -> None:
+        item = self.history.item_at(self.history.currentRow())
+        self.undo_button.setEnabled(item is not None and item.saved is not None)
+
+    def _undo(self) -> None:
+        item = self.history.item_at(self.history.currentRow())
+        if item is not None and item.saved:
+            self.undo_button.setEnabled(False)
+            self.on_undo(item)

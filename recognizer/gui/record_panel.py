@@ -1,9 +1,14 @@
-"""The record panel: phrase and speaker details, countdown, replay, keep or discard.
+"""The record panel: the patient, the phrase, countdown, replay, keep or discard.
 
 The worker records (see :mod:`recognizer.recording`); this panel asks it to
 start or cancel, replays the :class:`Take` it sends back, and on "Keep" saves
 it with :func:`features.dataset.save_clip` on a background thread, so the live
-view never waits for the disk. Nothing is written before "Keep".
+view never waits for the disk. Nothing is written before "Keep". A kept take
+is the current patient's (:attr:`AppState.patient`, the sidecar's speaker);
+:attr:`RecordPanel.kept` hands it on to be enrolled, and the counts show per
+phrase the patient's samples and the accuracy to expect from them
+(:attr:`AppState.per_phrase`). "Delete patient..." asks first, then
+:attr:`RecordPanel.delete_requested` names the patient.
 
 Nothing in the panel takes its size from a take or a message: the replay
 scales into the place of the sample counts while a take is reviewed, and the
@@ -13,6 +18,7 @@ the window's layout or grows it past a small screen.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +29,9 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSizePolicy,
     QSpinBox,
@@ -36,24 +42,20 @@ from PySide6.QtWidgets import (
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
 from recognizer.gui.layout import form_with_buttons
-from recognizer.recording import (DEFAULT_PHRASES, MIN_CLIPS_TO_TRAIN, RECOMMENDED_CLIPS, RecordingConfig,
-                                  Take, phrase_list, sample_hint)
+from recognizer.patients import patient_rows, patients
+from recognizer.recording import (DEFAULT_PHRASES, RecordingConfig, Take, expectation, phrase_list,
+                                  sample_hint)
+from recognizer.state import AppState
 
 GENDERS = ("", "female", "male", "other")
 AGE_BANDS = ("", "under 18", "18-39", "40-64", "65+")
 MESSAGE_LINES = 3
 
 
-def count_line(label: str, have: int) -> str:
-    """One line of the sample counts: ``label``, how many it has, and in a few words what it needs
-    (the whole reason is :func:`sample_hint`, shown as the line's tooltip)."""
-    if have < MIN_CLIPS_TO_TRAIN:
-        needs = f"needs at least {MIN_CLIPS_TO_TRAIN}"
-    elif have < RECOMMENDED_CLIPS:
-        needs = f"{RECOMMENDED_CLIPS - have} more recommended"
-    else:
-        return f"{label}: {have}"
-    return f"{label}: {have}  \u2014 {needs}"
+def count_line(label: str, have: int, expected: float | None = None) -> str:
+    """One line of the sample counts: ``label``, how many it has, and in a few words what the
+    few-shot recogniser makes of them (the whole story is :func:`sample_hint`, the tooltip)."""
+    return f"{label}: {have}  \u2014 {expectation(have, expected)}"
 
 
 class ReplayView(QWidget):
@@ -106,12 +108,16 @@ class RecordPanel(QWidget):
     """
 
     saved = Signal(str)
+    kept = Signal(str, str, object)          # label, clip path, its live features (or None)
     save_failed = Signal(str)
+    delete_requested = Signal(str)           # the patient, once the user has confirmed
 
     def __init__(self, videos_root: str | Path, start_recording: Callable[[RecordingConfig], None],
-                 cancel_recording: Callable[[], None], parent=None):
+                 cancel_recording: Callable[[], None], state: AppState | None = None, parent=None):
         super().__init__(parent)
         self.videos_root = Path(videos_root)
+        self.state = state if state is not None else AppState()
+        self.keep_clicked = 0.0          # monotonic time of the last "Keep"
         self._start_recording = start_recording
         self._cancel_recording = cancel_recording
         self._take: Take | None = None
@@ -122,8 +128,15 @@ class RecordPanel(QWidget):
         # A long recorded label must not widen the panel.
         self.phrase.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.phrase.setMinimumContentsLength(16)
-        self.speaker = QLineEdit(placeholderText="optional, e.g. bed 4")
-        self.speaker.setMinimumWidth(self.speaker.fontMetrics().horizontalAdvance("optional, e.g. bed 4") + 16)
+        self.patient = QComboBox(editable=True)
+        self.patient.setInsertPolicy(QComboBox.NoInsert)
+        self.patient.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.patient.setMinimumContentsLength(14)
+        self.patient.lineEdit().setPlaceholderText("e.g. bed 4")
+        self.patient.setToolTip("Whose samples these are: each patient has their own samples, "
+                                "confirmations and few-shot recogniser")
+        self.delete_button = QPushButton("Delete patient\u2026")
+        self.delete_button.setToolTip("Delete every recording and model of this patient")
         self.gender = QComboBox()
         self.gender.addItems(GENDERS)
         self.age_band = QComboBox()
@@ -152,13 +165,19 @@ class RecordPanel(QWidget):
         self.discard_button.clicked.connect(self.discard)
         self.saved.connect(self._on_saved)
         self.save_failed.connect(lambda text: self._say(text, error=True))
+        self.patient.lineEdit().editingFinished.connect(self._patient_typed)
+        self.patient.activated.connect(lambda _: self._patient_typed())
+        self.delete_button.clicked.connect(self._delete_patient)
+        self.state.subscribe("patient", lambda _: self._show_patient())
+        self.state.subscribe("per_phrase", lambda _: self.refresh_counts())
         self._set_mode("idle")
-        self.refresh_counts()
+        self._show_patient()
 
     def _build_layout(self) -> None:
         layout = form_with_buttons(
-            self, [("Phrase", self.phrase),
-                   (("Speaker", self.speaker), ("Gender", self.gender), ("Age band", self.age_band)),
+            self, [(("Patient", self.patient), ("", self.delete_button)),
+                   ("Phrase", self.phrase),
+                   (("Gender", self.gender), ("Age band", self.age_band)),
                    (("Countdown", self.countdown), ("Longest", self.max_length))],
             [self.record_button, self.cancel_button, self.keep_button, self.discard_button])
         layout.addWidget(self.message)
@@ -179,14 +198,36 @@ class RecordPanel(QWidget):
         self.discard_button.setEnabled(mode == "review")
         self.below.setCurrentIndex(1 if mode == "review" else 0)
         self.phrase.setEnabled(mode == "idle")
+        self.patient.setEnabled(mode == "idle")
+        self.delete_button.setEnabled(mode == "idle" and bool(self.state.patient))
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #ff6b6b;" if error else "")
         self.message.setText(text)
         self.message.setToolTip(text)
 
+    def _patient_typed(self) -> None:
+        self.state.patient = " ".join(self.patient.currentText().split())
+
+    def _show_patient(self) -> None:
+        """The patient list (every patient with a recording, and the current one) and counts."""
+        current = self.state.patient
+        names = list(patients(self.videos_root)) if self.videos_root.is_dir() else []
+        if current and current.casefold() not in {n.casefold() for n in names}:
+            names.append(current)
+        self.patient.blockSignals(True)
+        self.patient.clear()
+        self.patient.addItems(sorted(names, key=str.casefold))
+        self.patient.setEditText(current)
+        self.patient.blockSignals(False)
+        self.delete_button.setEnabled(bool(current) and self.record_button.isEnabled())
+        self.refresh_counts()
+
     def label_counts(self) -> dict[str, int]:
+        """Samples per phrase of the current patient (of everybody when there is none)."""
         manifest = build_manifest(self.videos_root)
+        if self.state.patient:
+            manifest = patient_rows(manifest, self.state.patient)
         return {str(k): int(v) for k, v in manifest["label"].value_counts().items()}
 
     def refresh_counts(self) -> None:
@@ -198,12 +239,30 @@ class RecordPanel(QWidget):
         self.phrase.setEditText(current or DEFAULT_PHRASES[0])
         self.counts.clear()
         for label in phrases:
-            have, hint = counts.get(label, 0), sample_hint(counts, label)
-            item = QListWidgetItem(count_line(label, have))
-            item.setToolTip(f"{label}: {have}" + (f" \u2014 {hint}" if hint else ""))
+            have = counts.get(label, 0)
+            expected = self.state.per_phrase.get(label, {}).get("expected_accuracy")
+            item = QListWidgetItem(count_line(label, have, expected))
+            item.setToolTip(f"{label}: {have} \u2014 {sample_hint(counts, label, expected)}")
             self.counts.addItem(item)
 
+    def _delete_patient(self) -> None:
+        patient = self.state.patient
+        if not patient:
+            return
+        clips = sum(self.label_counts().values())
+        if self.confirm_delete(patient, clips):
+            self.delete_requested.emit(patient)
+
+    def confirm_delete(self, patient: str, clips: int) -> bool:
+        """Ask before deleting ``patient``'s data (tests replace this)."""
+        answer = QMessageBox.warning(
+            self, "Delete this patient's data",
+            f"Delete all {clips} recording(s) of \u201c{patient}\u201d and the models made from "
+            "them? This cannot be undone.", QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+        return answer == QMessageBox.Yes
+
     def record(self) -> None:
+        self._patient_typed()          # a name typed but not yet entered is the patient
         try:
             self._label = validate_label(self.phrase.currentText())
         except ValueError as error:
@@ -249,12 +308,13 @@ class RecordPanel(QWidget):
         self._say("Discarded; nothing was saved.")
 
     def sidecar(self) -> Sidecar:
-        return Sidecar(speaker=self.speaker.text().strip() or None,
+        return Sidecar(speaker=self.state.patient or None,
                        gender=self.gender.currentText() or None,
                        age_band=self.age_band.currentText() or None,
                        recorded_at=datetime.now().isoformat(timespec="seconds"))
 
     def keep(self) -> None:
+        self.keep_clicked = time.monotonic()
         take, label, sidecar = self._take, self._label, self.sidecar()
         self._end_review()
         self._say("Saving...")
@@ -266,6 +326,7 @@ class RecordPanel(QWidget):
                 self.save_failed.emit(f"Could not save the sample of \u201c{label}\u201d: {error}")
                 return
             self.saved.emit(str(path))
+            self.kept.emit(path.parent.name, str(path), take.clip)
         threading.Thread(target=save, name="save-sample", daemon=False).start()
 
     def _on_saved(self, path: str) -> None:

@@ -30,7 +30,7 @@ from features.dataset import build_manifest
 from features.progress import validation_text
 from recognizer.gui.layout import form_with_buttons
 from training.config import ROOT
-from training.kinds import KINDS, get_kind
+from training.kinds import DEFAULT_KIND, KINDS, get_kind
 
 
 def progress_fraction(event: dict, epochs: int | None) -> float | None:
@@ -93,8 +93,10 @@ class TrainPanel(QWidget):
         self.entry: Path | None = None
         self.events: list[dict] = []
         self.kind = QComboBox()
-        for kind in KINDS:
-            self.kind.addItem(get_kind(kind).label, kind)
+        for kind in KINDS:          # the few-shot kind is kept up to date by the Record tab
+            if get_kind(kind).trains_by_epochs:
+                self.kind.addItem(get_kind(kind).label, kind)
+        self.kind.setCurrentIndex(self.kind.findData(DEFAULT_KIND))
         self.epochs = QSpinBox(minimum=1, maximum=500, value=30)
         self.start_button = QPushButton("Start training")
         self.cancel_button = QPushButton("Cancel")

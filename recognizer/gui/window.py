@@ -18,9 +18,12 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter, QTabWidget, Q
 
 from features.dataset import build_manifest
 from recognizer.capture import SourceFactory
+from recognizer.confirmations import HeardUtterance
 from recognizer.gui.controls import RecogniserBar, entry_wer
-from recognizer.gui.phrase import HistoryPanel, PhrasePanel
+from recognizer.gui.phrase import HistoryPanel, HistoryTab, PhrasePanel
 from recognizer.gui.record_panel import RecordPanel
+from recognizer.gui.samples import Enroller
+from recognizer.gui.teaching import FEW_SHOT, TeachingMixin
 from recognizer.gui.speech import Speaker
 from recognizer.gui.train_panel import TrainPanel
 from recognizer.gui.views import PlotPanel, VideoView
@@ -30,7 +33,7 @@ from recognizer.predictor import Predictor
 from recognizer.reading import ReadMode
 from recognizer.recording import phrase_list
 from recognizer.settings import Settings, load_settings, save_settings
-from recognizer.state import AppState, HistoryLog
+from recognizer.state import AppState, HistoryItem, HistoryLog
 from training.registry import activate, damaged_entries, read_card
 
 
@@ -50,7 +53,7 @@ class SourceSpec:
 SETTING_FIELDS = tuple(f.name for f in fields(Settings))     # AppState fields kept across restarts
 
 
-class MainWindow(QMainWindow):
+class MainWindow(TeachingMixin, QMainWindow):
     """The app window. Call :meth:`start` once shown; closing it stops everything."""
 
     predictor_loaded = Signal(object, object, str, int)   # Predictor | None, entry, error, pick number
@@ -73,14 +76,19 @@ class MainWindow(QMainWindow):
         self._picks = 0
         self._source_error: str | None = None
         self.phrase_latencies_ms: deque[float] = deque(maxlen=10_000)
+        self.enrol_latencies_ms: deque[float] = deque(maxlen=10_000)   # sample kept -> entry live
+        self._heard: tuple[HistoryItem, HeardUtterance] | None = None  # the last reading, unsaved
         self.speaker = speaker or Speaker(self.show_status, self)
         self.worker = LiveWorker(source.open, retry=source.retry, parent=self)
         self.video = VideoView()
         self.plots = PlotPanel(self.plot_history)
-        self.phrase = PhrasePanel(self.state, self.choose)
+        self.phrase = PhrasePanel(self.state, self.choose, self.confirm_right, self.confirm_wrong)
         self.history = HistoryPanel(self.state)
+        self.history_tab = HistoryTab(self.history, self.undo_sample)
         self.videos_root = Path(videos_root)
-        self.recorder = RecordPanel(videos_root, self.worker.start_recording, self.worker.cancel_recording)
+        self.enroller = Enroller(registry_root, videos_root, parent=self)
+        self.recorder = RecordPanel(videos_root, self.worker.start_recording,
+                                    self.worker.cancel_recording, self.state)
         self.trainer = TrainPanel(videos_root, registry_root, self.use_entry, train_args)
         self.bar = RecogniserBar(self.state, registry_root, self._pick)
         self._build_layout()
@@ -92,7 +100,7 @@ class MainWindow(QMainWindow):
         left.addWidget(self.plots)
         left.setSizes([520, 380])
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.history, "History")
+        self.tabs.addTab(self.history_tab, "History")
         self.tabs.addTab(self.recorder, "Record")
         self.tabs.addTab(self.trainer, "Train")
         right = QSplitter(Qt.Vertical)
@@ -118,7 +126,15 @@ class MainWindow(QMainWindow):
         self.worker.source_finished.connect(self._on_source_finished)
         self.predictor_loaded.connect(self._on_predictor_loaded)
         self.trainer.finished.connect(self._on_trained)
+        self.recorder.kept.connect(self._on_sample_kept)
+        self.recorder.delete_requested.connect(self.enroller.delete_patient)
+        self.enroller.updated.connect(self._on_enrolled)
+        self.enroller.confirmed.connect(self._on_confirmed)
+        self.enroller.undone.connect(lambda item: self.state.mark_saved(item, None))
+        self.enroller.deleted.connect(self._on_patient_deleted)
+        self.enroller.message.connect(self.show_status)
         self.state.subscribe("read_mode", lambda _: self._reread())
+        self.state.subscribe("patient", lambda _: self._patient_changed())
         for name in SETTING_FIELDS:
             self.state.subscribe(name, lambda _: self._save_settings())
         self._plot_timer = QTimer(self, interval=66)
@@ -127,6 +143,8 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Load the recogniser and start the live worker."""
         self.bar.refresh_models()
+        if self.state.patient:
+            self.enroller.set_patient(self.state.patient)
         self.worker.start()
         self._plot_timer.start()
 
@@ -171,17 +189,13 @@ class MainWindow(QMainWindow):
             self._time_phrase(live.arrived)
             return
         repeated = shown is not None and shown.utterance == recognition.utterance
-        self._announce(prediction.phrase, prediction.confidence, prediction.top3, sure,
-                       None if repeated else live.arrived)
-
-    def choose(self, phrase: str) -> None:
-        """The caregiver or patient picked ``phrase`` from the top 3 of an unsure recognition."""
-        if phrase:
-            self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3, True,
-                           chosen=True)
+        item = self._announce(prediction.phrase, prediction.confidence, prediction.top3, sure,
+                              None if repeated else live.arrived)
+        self._heard = (item, live.heard) if live.heard is not None else None
+        self.state.confirmable = self._heard is not None
 
     def _announce(self, phrase: str, confidence: float, top3, sure: bool,
-                  arrived: float | None = None, chosen: bool = False) -> None:
+                  arrived: float | None = None, chosen: bool = False) -> HistoryItem:
         """Show the phrase at once, log it, and speak it when sure; ``arrived`` (monotonic s)
         of the frame that ended the utterance times the latency."""
         item = self.state.record(phrase, confidence, top3, sure, chosen=chosen)
@@ -189,6 +203,7 @@ class MainWindow(QMainWindow):
         self.history_log.append(item)
         if sure and self.state.speak_aloud:
             self.speaker.say(phrase)
+        return item
 
     def _time_phrase(self, arrived: float | None) -> None:
         """Paint the phrase now; ``arrived`` (monotonic s) of the frame that brought it
@@ -220,6 +235,11 @@ class MainWindow(QMainWindow):
             self.state.use_entry(kind, None, (), None)
             damaged = "".join(f" Cannot use the damaged model {d.name}: {d.reason}."
                               for d in damaged_entries(self.registry_root))
+            if kind == FEW_SHOT:
+                whose = self.state.patient or "the patient (type their name first)"
+                self.show_status(f"No samples of {whose} yet: record one in the Record tab and "
+                                 f"the few-shot recogniser uses it at once.{damaged}")
+                return
             self.show_status(f"No trained {kind} model yet: record samples in the Record tab, "
                              f"then train one in the Train tab.{damaged}")
             return
@@ -320,4 +340,5 @@ class MainWindow(QMainWindow):
         if self.trainer.running:
             self.trainer.cancel()
         self.worker.stop()
+        self.enroller.shutdown()         # a sample being written is finished, not cut off
         super().closeEvent(event)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
 from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from recognizer.capture import LatestFrameCapture, RateMeter, SourceFactory
+from recognizer.confirmations import FrameKeeper, HeardUtterance
 from recognizer.live import FrameResult, LiveConfig, LiveRecognizer, Recognition
 from recognizer.predictor import Predictor
 from recognizer.recording import Recorder, RecorderStatus, RecordingConfig
@@ -49,11 +50,13 @@ class LiveFrame:
 @dataclass(frozen=True)
 class LiveRecognition:
     """A recognised utterance; ``arrived``: monotonic time the frame that ended it came in;
-    ``predictor``: the one that read it (the window drops readings of a replaced one)."""
+    ``predictor``: the one that read it (the window drops readings of a replaced one);
+    ``heard``: a final reading's frames, kept in memory to save only if confirmed."""
 
     recognition: Recognition
     arrived: float
     predictor: Predictor | None = None
+    heard: HeardUtterance | None = None
 
 
 class LiveWorker(QThread):
@@ -74,6 +77,8 @@ class LiveWorker(QThread):
         self._recognizer = LiveRecognizer(FEATURE_NAMES, predictor, config)
         self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._recorder = Recorder()
+        self._kept: FrameKeeper | None = None      # made at the first frame, at the source's rate
+        self._fps = 0.0
         self._running = True
         self._pipeline: FeaturePipeline | None = None
         self._last_ms = 0
@@ -133,24 +138,36 @@ class LiveWorker(QThread):
                     generation = captured.generation
                     pipeline.reset()
                     self._recognizer.reset()
+                    self._kept = FrameKeeper(captured.fps or 30.0)
                 frame = captured.frame
+                self._kept.add(frame)
+                self._fps = captured.fps
                 result = self._recognizer.process(pipeline.process(frame))
                 self._last_ms = frame.timestamp_ms
                 if result.error:
                     self.status.emit("error", result.error)
                 if result.recognition is not None:
-                    self.recognised.emit(LiveRecognition(result.recognition, captured.arrived,
-                                                         self._recognizer.predictor))
+                    self._emit_recognition(result.recognition, captured.arrived, captured.fps)
                 take = self._recorder.feed(frame, result, captured.fps)
                 if take is not None:
-                    self.take_ready.emit(take)
+                    self.take_ready.emit(replace(take, clip=self._recognizer.clip_between(*take.indices)))
                 self.frame_ready.emit(LiveFrame(
                     frame.rgb, result, captured.arrived, time.monotonic(), rate.tick(),
                     self._capture.dropped, self._capture.captured, self._recorder.status(frame.timestamp_ms)))
             self._pipeline = None
 
+    def _emit_recognition(self, recognition: Recognition, arrived: float, fps: float) -> None:
+        """Emit a reading; a final one with its frames, should it be confirmed."""
+        heard = None
+        frames = (self._kept.cut(recognition.utterance, self._recognizer.config.margin_frames)
+                  if recognition.final and self._kept is not None else None)
+        if frames:
+            prediction = recognition.prediction
+            heard = HeardUtterance(frames, fps or 30.0, recognition.clip, prediction.phrase,
+                                   prediction.confidence, prediction.entry)
+        self.recognised.emit(LiveRecognition(recognition, arrived, self._recognizer.predictor, heard))
+
     def _finish(self) -> None:
         for recognition in self._recognizer.finish():
-            self.recognised.emit(LiveRecognition(recognition, time.monotonic(),
-                                                 self._recognizer.predictor))
+            self._emit_recognition(recognition, time.monotonic(), self._fps)
         self.source_finished.emit()

@@ -1,0 +1,125 @@
+"""Teaching the patient's recogniser from the window: confirmations, kept samples, patients.
+
+:class:`TeachingMixin` is the part of :class:`~recognizer.gui.window.MainWindow`
+that turns what the caregiver does into samples of the current patient: a
+reading confirmed ("Right"), picked from the top 3, or corrected ("Wrong...")
+saves its utterance (held in memory until then) as a sample; a recording kept
+in the Record tab is one too. Each goes to the :class:`~recognizer.gui.samples.Enroller`,
+which writes the patient's few-shot entry again; the window then reads with it
+at once when the few-shot kind is in use. Switching patient switches their
+samples and entry; deleting a patient removes both.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from features.dataset import validate_label
+from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED
+from recognizer.patients import few_shot_name
+from recognizer.predictor import Predictor
+from recognizer.state import HistoryItem
+
+FEW_SHOT = "few_shot"
+
+
+class TeachingMixin:
+    """Confirmations, kept samples and patients; mixed into the main window, whose state,
+    enroller, panels and ``_announce`` it uses."""
+
+    def choose(self, phrase: str) -> None:
+        """The caregiver or patient picked ``phrase`` from the top 3: said, and kept as a sample."""
+        if phrase:
+            item = self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3,
+                                  True, chosen=True)
+            self._keep_heard(phrase, PICKED, item)
+
+    def confirm_right(self) -> None:
+        """What was read is right: its utterance becomes a sample of it."""
+        if self._heard is not None:
+            item = self._heard[0]
+            self._keep_heard(item.phrase, CONFIRMED, item)
+
+    def confirm_wrong(self, phrase: str) -> None:
+        """What was read is wrong, ``phrase`` was meant: said, and kept as a sample of it."""
+        if phrase:
+            item = self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3,
+                                  True, chosen=True)
+            self._keep_heard(phrase, CORRECTED, item)
+
+    def _keep_heard(self, phrase: str, how: str, item: HistoryItem) -> None:
+        """Save the last reading's utterance as a sample of ``phrase`` (once), for ``item``."""
+        if self._heard is None:
+            return
+        heard = self._heard[1]
+        self._heard = None
+        self.state.confirmable = False
+        try:
+            label = validate_label(phrase)
+        except ValueError as error:
+            self.show_status(f"Not kept as a sample: {error}")
+            return
+        self.enroller.confirm(item, label, heard, how, self.state.patient)
+
+    def _on_confirmed(self, item: HistoryItem, path: str) -> None:
+        self.state.mark_saved(item, path)
+        phrase = f"\u201c{Path(path).parent.name}\u201d"
+        if self.state.patient:
+            self.show_status(f"Kept as {self.state.patient}'s sample of {phrase}; undo it from "
+                             "the History tab")
+        else:
+            self.show_status(f"Kept as a sample of {phrase} of no patient: choose the patient in "
+                             "the Record tab so the few-shot recogniser learns from it; undo it "
+                             "from the History tab")
+        self.recorder.refresh_counts()
+
+    def undo_sample(self, item: HistoryItem) -> None:
+        """Delete the sample ``item``'s confirmation kept."""
+        self.enroller.undo(item)
+
+    def _patient_changed(self) -> None:
+        """Another patient: their samples, expectations and few-shot entry."""
+        self._heard = None
+        self.state.update(per_phrase={}, confirmable=False)
+        self.enroller.set_patient(self.state.patient)
+        if self.state.kind == FEW_SHOT:
+            self.bar.refresh_models(few_shot_name(self.state.patient) if self.state.patient else "")
+
+    def _on_sample_kept(self, label: str, path: str, clip) -> None:
+        if self.state.patient:
+            self.enroller.add_sample(label, path, clip, self.recorder.keep_clicked)
+
+    def _on_enrolled(self, update, predictor: Predictor | None, asked: float) -> None:
+        """The patient's entry was written again: show what to expect, and read with it when
+        the few-shot kind is in use (or nothing is)."""
+        self.state.per_phrase = update.per_phrase
+        if predictor is not None and len(predictor.classes) < 2:
+            self.show_status(f"{self.state.patient}'s recogniser knows one phrase: record a "
+                             "second phrase and it starts (with one, it could say nothing else)")
+            return
+        if predictor is None or (self.state.entry is not None and self.state.kind != FEW_SHOT):
+            if self.state.kind == FEW_SHOT:
+                self.bar.refresh_models(self.state.entry, load=False)
+            return
+        self.bar.kind.blockSignals(True)
+        self.bar.kind.setCurrentIndex(self.bar.kind.findData(FEW_SHOT))
+        self.bar.kind.blockSignals(False)
+        self.bar.refresh_models(predictor.name, load=False)
+        self._picks += 1                       # a pick still loading is older than this
+        self._on_predictor_loaded(predictor, update.entry, "", self._picks)
+        samples = sum(p["samples"] for p in update.per_phrase.values())
+        took = ""
+        if asked:
+            self.enrol_latencies_ms.append((time.monotonic() - asked) * 1000)
+            took = f", {self.enrol_latencies_ms[-1]:.0f} ms after the sample was kept"
+        self.show_status(f"{self.state.patient}'s recogniser now knows {len(update.per_phrase)} "
+                         f"phrase(s) from {samples} sample(s){took}")
+
+    def _on_patient_deleted(self, patient: str, result) -> None:
+        problems = f" Not deleted: {'; '.join(result.problems)}" if result.problems else ""
+        self.show_status(f"Deleted {result.clips} recording(s) of {patient} and "
+                         f"{len(result.entries)} model(s) made from them.{problems}")
+        if patient == self.state.patient:
+            self.state.patient = ""
+        self.recorder._show_patient()
+        self.bar.refresh_models()

@@ -1,0 +1,124 @@
+"""Enrolling a patient in the window: a kept sample or a confirmed reading teaches the few-shot
+recogniser at once, undo takes it back, nothing is saved unconfirmed, a patient's data is
+deleted in one confirmed action. Real GRID clips as the camera and as the samples."""
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from features.dataset import build_manifest
+from recognizer.gui.app import source_spec
+from tests.test_patients import copy_as, mode
+from training.registry import list_entries
+
+SENTENCE = "bbaf2n.mp4"          # "bin blue at f two now", played again and again
+
+
+@pytest.fixture
+def ward(colour_clips, new_window, tmp_path, grid_dir):
+    """A window playing a GRID sentence, over clips of two patients: bed 4 has two samples
+    each of blue and green, bed 5 two of red and white."""
+    _, clips = colour_clips
+    videos = tmp_path / "videos"
+    for patient, words in (("bed 4", ("blue", "green")), ("bed 5", ("red", "white"))):
+        for word in words:
+            copy_as(patient, clips[word][:2], videos, word)
+    registry = tmp_path / "models"
+    source = source_spec(source=str(grid_dir / "video" / SENTENCE), loop=True)
+    return new_window(source, registry, videos), videos, registry
+
+
+def use_few_shot(window, qtbot, patient: str) -> None:
+    window.state.patient = patient
+    bar = window.bar
+    bar.kind.setCurrentIndex(bar.kind.findData("few_shot"))
+    qtbot.waitUntil(lambda: window.state.entry == f"few-shot-{patient.replace(' ', '-')}",
+                    timeout=30000)
+
+
+def test_a_kept_sample_and_a_confirmed_reading_teach_the_patients_recogniser(ward, qtbot):
+    window, videos, registry = ward
+    use_few_shot(window, qtbot, "bed 4")
+    assert window.state.kind == "few_shot" and window.state.classes == ("blue", "green")
+    assert window.state.per_phrase["blue"] == {"samples": 2, "expected_accuracy": 1.0}
+
+    panel = window.recorder
+    panel.phrase.setEditText("bin")
+    panel.countdown.setValue(0)
+    panel.record_button.click()
+    qtbot.waitUntil(panel.keep_button.isEnabled, timeout=20000)
+    panel.keep_button.click()
+    qtbot.waitUntil(lambda: "bin" in window.state.classes, timeout=20000)   # no Train click
+    assert len(window.enrol_latencies_ms) == 1
+    lines = [panel.counts.item(i).text() for i in range(panel.counts.count())]
+    assert "bin: 1  \u2014 usable; a 2nd sample measures it" in lines and "blue: 2  \u2014 expect 100%" in lines
+    kept = build_manifest(videos).query("label == 'bin'").iloc[0]
+    assert kept["speaker"] == "bed 4" and mode(Path(kept["path"])) == 0o600
+
+    before = set(videos.rglob("*.mp4"))
+    qtbot.waitUntil(lambda: window.state.confirmable, timeout=30000)
+    qtbot.wait(1500)                        # more readings come and go, none confirmed
+    assert set(videos.rglob("*.mp4")) == before, "saved without a confirmation"
+    read = window._heard[0]
+    window.phrase.right_button.click()
+    qtbot.waitUntil(lambda: any(i.saved for i in window.state.history), timeout=20000)
+    item = next(i for i in window.state.history if i.saved)
+    saved = Path(item.saved)
+    sidecar = json.loads(saved.with_suffix(".json").read_text())
+    assert saved.parent.name == read.phrase and sidecar["origin"] == "confirmed"
+    assert (sidecar["how"], sidecar["model"], sidecar["speaker"]) == ("confirmed", "few-shot-bed-4", "bed 4")
+    assert not window.phrase.right_button.isEnabled() or window._heard[0] is not read  # once only
+    qtbot.waitUntil(lambda: window.state.per_phrase[read.phrase]["samples"] == 3
+                    if read.phrase != "bin" else window.state.per_phrase["bin"]["samples"] == 2,
+                    timeout=20000)
+
+    history = window.history
+    history.setCurrentRow(next(r for r in range(history.count()) if history.item_at(r).saved))
+    assert window.history_tab.undo_button.isEnabled()
+    window.history_tab.undo_button.click()
+    qtbot.waitUntil(lambda: not saved.exists() and not any(i.saved for i in window.state.history),
+                    timeout=20000)
+    assert not saved.with_suffix(".json").exists()
+
+
+def test_a_wrong_reading_corrected_is_kept_as_the_right_phrase(ward, qtbot):
+    window, videos, _ = ward
+    use_few_shot(window, qtbot, "bed 4")
+    qtbot.waitUntil(lambda: window.state.confirmable, timeout=30000)
+    wrong = next(p for p in window.state.classes if p != window.state.phrase)
+    window.confirm_wrong(wrong)
+    qtbot.waitUntil(lambda: any(i.saved for i in window.state.history), timeout=20000)
+    item = window.state.history[-1]
+    assert item.phrase == wrong and item.chosen and Path(item.saved).parent.name == wrong
+    sidecar = json.loads(Path(item.saved).with_suffix(".json").read_text())
+    assert sidecar["how"] == "corrected" and sidecar["recognised_as"] != wrong
+
+
+def test_switching_patient_switches_their_samples_and_recogniser(ward, qtbot):
+    window, _, _ = ward
+    use_few_shot(window, qtbot, "bed 4")
+    window.state.patient = "bed 5"
+    qtbot.waitUntil(lambda: window.state.entry == "few-shot-bed-5", timeout=30000)
+    assert window.state.classes == ("red", "white") and set(window.state.per_phrase) == {"red", "white"}
+    assert window.recorder.patient.currentText() == "bed 5"
+    assert {window.recorder.patient.itemText(i) for i in range(window.recorder.patient.count())} == {
+        "bed 4", "bed 5"}
+
+
+def test_deleting_a_patient_asks_first_then_removes_their_recordings_and_models(ward, qtbot):
+    window, videos, registry = ward
+    use_few_shot(window, qtbot, "bed 4")
+    panel = window.recorder
+    asked = []
+    panel.confirm_delete = lambda patient, clips: asked.append((patient, clips)) or False
+    panel.delete_button.click()
+    assert asked == [("bed 4", 4)] and (videos / "blue").is_dir()      # refused: nothing gone
+    panel.confirm_delete = lambda patient, clips: True
+    panel.delete_button.click()
+    qtbot.waitUntil(lambda: not (videos / "blue").exists(), timeout=20000)
+    qtbot.waitUntil(lambda: window.state.patient == "", timeout=10000)
+    assert sorted(p.name for p in videos.iterdir()) == ["red", "white"]
+    assert "few-shot-bed-4" not in [e.name for e in list_entries(registry)]
+    assert window.state.entry is None and "Deleted 4 recording(s) of bed 4" in " ".join(window.messages)
