@@ -17,6 +17,7 @@ import numpy as np
 
 from features.cache import ClipFeatures
 from features.video import Frame
+from training.splits import SMALL_CLASS
 from recognizer.live import FrameResult
 from recognizer.segmenter import Utterance
 
@@ -31,7 +32,7 @@ def phrase_list(labels) -> tuple[str, ...]:
     return DEFAULT_PHRASES + tuple(sorted(set(labels) - set(DEFAULT_PHRASES)))
 
 
-RECOMMENDED_CLIPS = 10       # trained kinds: from here on a test split is held out, not cross-validated
+RECOMMENDED_CLIPS = 10       # trained kinds work well from here
 GOOD_ENOUGH = 0.8            # an expected accuracy below this asks for more samples
 
 
@@ -97,10 +98,12 @@ def sample_hint(counts: dict[str, int], label: str, expected: float | None = Non
                 + (f"{expected:.0%} of the time, tested on each sample left out in turn"
                    if expected is not None else "- a second sample shows how often"))
     if have >= RECOMMENDED_CLIPS:
-        trained = "enough to train the other recognisers with a held-out test"
+        trained = "enough for the trained recognisers too"
     else:
-        trained = (f"the trained recognisers are cross-validated until it has "
-                   f"{RECOMMENDED_CLIPS} ({RECOMMENDED_CLIPS - have} more)")
+        held_out = ("they are tested on a held-out split" if have >= SMALL_CLASS else
+                    f"they are cross-validated until it has {SMALL_CLASS}")
+        trained = (f"the trained recognisers work well from {RECOMMENDED_CLIPS} "
+                   f"({RECOMMENDED_CLIPS - have} more); {held_out}")
     return f"{few_shot}; {trained}."
 
 

@@ -96,10 +96,11 @@ def test_small_data_counts_the_recordings_a_split_could_deal_out():
 
     from training.splits import fewest_recordings
 
-    # "white" is in four recordings, but always beside the rarer "bin": a split deals none for it.
-    rows = pd.DataFrame({"label": ["bin", "white"] * 4 + ["red"] * 3,
-                         "source": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4", "s5", "s6", "s7"]})
-    assert fewest_recordings(rows) == 0
+    # Ten clips of "white" in four recordings, two of them beside the rarer "bin", which a split
+    # deals out as "bin": two recordings are the split's to deal for "white".
+    rows = pd.DataFrame({"label": ["bin", "white"] * 2 + ["white"] * 6 + ["red"] * 3,
+                         "source": ["s1", "s1", "s2", "s2"] + ["s3"] * 3 + ["s4"] * 3 + ["s5", "s6", "s7"]})
+    assert fewest_recordings(rows) == 2
     assert fewest_recordings(rows[rows["label"] != "bin"]) == 3
 
 

@@ -125,5 +125,6 @@ def test_bad_recording_settings_and_sample_hints():
     assert "first sample" in sample_hint({}, "help")
     assert "a second sample shows" in sample_hint({"help": 1}, "help")
     assert "right 90% of the time" in sample_hint({"help": 3}, "help", 0.9)
-    assert "7 more" in sample_hint({"help": 3}, "help")
-    assert "held-out test" in sample_hint({"help": 12}, "help")
+    assert "7 more" in sample_hint({"help": 3}, "help") and "cross-validated" in sample_hint({"help": 3}, "help")
+    assert "held-out split" in sample_hint({"help": 7}, "help")
+    assert "enough for the trained" in sample_hint({"help": 12}, "help")

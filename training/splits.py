@@ -266,17 +266,17 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
     return splits
 
 
-SMALL_CLASS = 10     # a class in fewer recordings is cross-validated, not split (clip classifiers)
+SMALL_CLASS = 6      # a class in fewer recordings is cross-validated, not split (clip classifiers):
+                     # a split would hold out a third of it or more
 
 
 def fewest_recordings(rows: pd.DataFrame) -> int:
-    """Source recordings (groups of linked clips) a stratified split can deal out for the
-    label with the fewest: a group goes where its rarest label sends it, so a label counts
-    the groups it is the rarest label of (0 for one always beside a rarer one)."""
+    """Source recordings (groups of linked clips) a stratified split deals out for the label
+    with the fewest: a group goes where its rarest label sends it, so a label counts the
+    groups it is the rarest label of (one always beside a rarer label follows that one's)."""
     rows = rows.reset_index(drop=True)
     strata = _stratum(rows, connected_groups(rows, ("source",)))
-    dealt = pd.Series(strata).value_counts()
-    return int(min(dealt.get(label, 0) for label in set(rows["label"])))
+    return int(pd.Series(strata).value_counts().min())
 
 
 def cross_validation_folds(rows: pd.DataFrame, folds: int, seed: int = 0) -> list[np.ndarray]:
