@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.files import private_dirs, write_text_atomic
 from training import registry, reports
 from training.card import Card, check_extractor
 from training.config import TrainConfig, repo_path
@@ -118,7 +119,7 @@ def loo_metrics(classes: tuple[str, ...], labels: np.ndarray, result: Enrolment)
 
 def loo_report(folder: Path, card: Card, clips: ClipSet, result: Enrolment, targets: dict):
     """Leave-one-out metrics and plots in ``folder``; (metrics, card with them, a line)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dirs(folder)
     tested = result.calibration.evaluated
     metrics = dict(card.metrics)
     if len(tested):
@@ -128,7 +129,7 @@ def loo_report(folder: Path, card: Card, clips: ClipSet, result: Enrolment, targ
         metrics["per_class"] = card.metrics["per_class"]
         card = replace(card, targets=reports.targets_met(metrics, targets),
                        metrics={**card.metrics, "macro_f1": metrics["macro_f1"]})
-    (folder / "TRAINING_SUMMARY.md").write_text(summary_markdown(card, metrics), encoding="utf-8")
+    write_text_atomic(folder / "TRAINING_SUMMARY.md", summary_markdown(card, metrics))
     if not len(tested):
         return metrics, card, (f"{len(clips.labels)} samples enrolled; record a second sample "
                                "of a phrase to measure it")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from features.files import private_dirs
 from training import reports
 from training.card import Card
 from training.data import ClipSet
@@ -63,7 +64,7 @@ def _preview(card: Card, clips: ClipSet, index: np.ndarray) -> tuple[list, list]
 def write_reports(folder: Path, card: Card, clips: ClipSet, test_index: np.ndarray,
                   predictions: Predictions, history: list[dict] | None = None) -> dict:
     """Metrics and every plot of ``predictions`` on ``clips[test_index]`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dirs(folder)
     classes = list(card.classes)
     probs, labels = predictions.probs, predictions.labels
     metrics = reports.classification_metrics(probs, labels, classes)

@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from features.files import write_json_atomic
+from features.files import private_dirs, write_json_atomic
 from features.progress import ProgressOutput, add_common_flags
 from training.config import DEFAULT_CONFIG, ROOT, TrainConfig, load_config, repo_path
 from training.kinds import KINDS
@@ -82,7 +82,7 @@ def resolve_run(args: argparse.Namespace, config: TrainConfig) -> tuple[Path, Tr
         # An unfinished run of this name (an error or a kill ended it): without --resume
         # the user asks to start again, and its checkpoint would only be in the way.
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
+    private_dirs(run_dir)
     write_json_atomic(run_dir / "config.json", asdict(config))
     return run_dir, config, False
 

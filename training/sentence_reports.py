@@ -14,6 +14,7 @@ import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader
 
+from features.files import private_dirs, write_text_atomic
 from training.decoding import (BeamDecoder, align, char_error_rate, greedy_decode,
                                normalise_text, word_error_rate)
 
@@ -66,7 +67,7 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
     """The test split's transcripts and metrics into ``folder``; returns (metrics, card, line)."""
     from training import reports
 
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dirs(folder)
     references, greedy, beam = transcripts(kind, model, card, test_set, device, card.input.lexicon)
     metrics = transcript_report(clips.rows["clip"].iloc[test_index], references, greedy, beam)
     flat = {"wer": metrics["greedy"]["wer"], "cer": metrics["greedy"]["cer"],
@@ -82,8 +83,7 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
     if history.epochs:
         reports.plot_learning_curves(history.epochs, folder / "learning_curves.png", metric="wer")
     reports.write_json(folder / "transcripts.json", metrics["examples"])
-    (folder / "TRAINING_SUMMARY.md").write_text(summary_markdown(card, metrics, verdicts),
-                                                encoding="utf-8")
+    write_text_atomic(folder / "TRAINING_SUMMARY.md", summary_markdown(card, metrics, verdicts))
     best = flat.get("wer_lexicon", flat["wer"])
     text = (f"test WER {flat['wer']:.3f} greedy" + (f", {best:.3f} with the lexicon" if beam else "")
             + f", CER {flat['cer']:.3f}, {len(references)} sentences")

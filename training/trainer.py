@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from features.cache import FeatureCache, extractor_key
 from features.dataset import build_manifest, transcript_counts
+from features.files import atomic_output, private_dirs, write_text_atomic
 from features.frame_features import FeatureConfig
-from features.files import atomic_output
 from features.progress import stage_progress
 from training import registry, reports
 from training.balance import duplicate_from_group, make_sampler
@@ -29,8 +29,8 @@ from training.data import ClipSet, load_dataset
 from training.distributed import DistributedContext
 from training.engine import (EventSink, FitResult, History, Step, fit, make_optimizer,
                              make_scheduler)
-from training.kinds import get_kind
 from training.evaluate import Predictions, predict_with_embeddings
+from training.kinds import get_kind
 from training.splits import (SMALL_CLASS, cross_validation_folds, fewest_recordings, make_splits,
                              split_analysis, split_digests, write_split_analysis)
 
@@ -272,7 +272,7 @@ def register(config: TrainConfig, run_dir: Path, card: Card, clips: ClipSet, spl
     """Evaluate on the test split, write the reports and the registry entry (with the
     digests of each split's clips, :data:`registry.CLIPS_FILE`); activate if first."""
     folder = run_dir / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dirs(folder)
     metrics, card, text = get_kind(card.kind).report(
         folder, card, clips, np.asarray(splits["test"]), model, test_set, device, history,
         config.targets)
@@ -298,7 +298,7 @@ def publish(config: TrainConfig, run_dir: Path, card: Card, model: nn.Module, di
     entry = registry.write_entry(root, card.name, model, card, files)
     if registry.active_entry(root, config.model) is None:
         registry.activate(root, card.name)
-    (run_dir / "entry.txt").write_text(str(entry))
+    write_text_atomic(run_dir / "entry.txt", str(entry))
     on_event({"event": "done", "entry": str(entry), **card.metrics,
               "text": f"registered {entry} -- {text}"})
     return entry

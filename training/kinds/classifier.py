@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from features.files import write_text_atomic
 from training.kinds.base import ModelKind
 
 
@@ -101,8 +102,8 @@ class ClassifierKind(ModelKind):
             "macro_f1": metrics["macro_f1"], "val_accuracy": history.best.get("val_accuracy"),
             "val_macro_f1": history.best.get("val_macro_f1"), "test_clips": metrics["n"],
             "evaluation": evaluation})
-        (folder / "TRAINING_SUMMARY.md").write_text(
-            reports.summary_markdown(card, metrics, verdicts, evaluation), encoding="utf-8")
+        write_text_atomic(folder / "TRAINING_SUMMARY.md",
+                          reports.summary_markdown(card, metrics, verdicts, evaluation))
         text = (f"{evaluation} accuracy {metrics['accuracy']:.3f}, top-3 "
                 f"{metrics['top3_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
         return metrics, card, text
