@@ -104,7 +104,8 @@ class AppState:
 
     ``kind``: recogniser kind in use; ``entry``/``classes``/``accuracy``/``wer``: the
     active registry entry (test accuracy, or a sentence reader's test word error
-    rate, in [0, 1] or None); ``reads_sentences``: the entry is a sentence
+    rate, in [0, 1] or None; ``measured_by``: how the accuracy was measured, ``test``,
+    ``leave-one-out`` or ``k-fold cross-validation``); ``reads_sentences``: the entry is a sentence
     reader, which answers in ``read_mode`` (a ``ReadMode`` value); ``phrase``,
     ``confidence``, ``top3``, ``sure``: the last recognition; ``segmenter_state``:
     the :class:`~recognizer.live.LiveState` shown; ``fps``: frames per second
@@ -122,6 +123,7 @@ class AppState:
     classes: tuple[str, ...] = ()
     accuracy: float | None = None
     wer: float | None = None
+    measured_by: str = "test"
     reads_sentences: bool = False
     read_mode: str = ReadMode.PHRASES.value
     phrase: str | None = None
@@ -169,11 +171,11 @@ class AppState:
 
     def use_entry(self, kind: str, name: str | None, classes: Sequence[str],
                   accuracy: float | None, wer: float | None = None,
-                  reads_sentences: bool = False) -> None:
+                  reads_sentences: bool = False, measured_by: str = "test") -> None:
         """Show a newly active recogniser (and forget the last phrase, which the old one read)."""
         self.update(kind=kind, entry=name, classes=tuple(classes), accuracy=accuracy, wer=wer,
-                    reads_sentences=reads_sentences, phrase=None, confidence=None, top3=(),
-                    sure=False)
+                    reads_sentences=reads_sentences, measured_by=measured_by, phrase=None,
+                    confidence=None, top3=(), sure=False)
 
     def record(self, phrase: str, confidence: float, top3: Sequence[tuple[str, float]],
                sure: bool, when: datetime | None = None, chosen: bool = False) -> HistoryItem:

@@ -103,6 +103,7 @@ def test_switching_patient_switches_their_samples_and_recogniser(ward, qtbot):
     qtbot.waitUntil(lambda: window.state.entry == "few-shot-bed-5", timeout=30000)
     assert window.state.classes == ("red", "white") and set(window.state.per_phrase) == {"red", "white"}
     assert window.recorder.patient.currentText() == "bed 5"
+    assert "leave-one-out accuracy" in window.bar.details.text()
     assert {window.recorder.patient.itemText(i) for i in range(window.recorder.patient.count())} == {
         "bed 4", "bed 5"}
 

@@ -107,7 +107,8 @@ class RecogniserBar(QWidget):
             lambda _: setattr(state, "read_mode", self.read_mode.currentData()))
         self.threshold.valueChanged.connect(lambda v: setattr(state, "confidence_threshold", v))
         self.speak.toggled.connect(lambda on: setattr(state, "speak_aloud", on))
-        for field in ("entry", "classes", "accuracy", "wer", "reads_sentences", "read_mode"):
+        for field in ("entry", "classes", "accuracy", "wer", "measured_by", "reads_sentences",
+                      "read_mode"):
             state.subscribe(field, self._show_details)
         state.subscribe("confidence_threshold", lambda c: self.threshold.setValue(c.value))
         state.subscribe("speak_aloud", lambda c: self.speak.setChecked(c.value))
@@ -154,5 +155,6 @@ class RecogniserBar(QWidget):
             self.details.setText(f"test WER {wer} · {reads}")
         else:
             accuracy = f"{state.accuracy:.1%}" if state.accuracy is not None else "unknown"
-            self.details.setText(f"test accuracy {accuracy} · {len(state.classes)} phrases: {shown}")
+            self.details.setText(f"{state.measured_by} accuracy {accuracy} · "
+                                 f"{len(state.classes)} phrases: {shown}")
         self.details.setToolTip(classes)

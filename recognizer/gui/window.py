@@ -264,7 +264,8 @@ class MainWindow(TeachingMixin, QMainWindow):
         card = predictor.entry.card
         self._use_predictor(predictor)
         self.state.use_entry(card.kind, entry.name, predictor.answers, card.accuracy,
-                             entry_wer(card), predictor.reads_sentences)
+                             entry_wer(card), predictor.reads_sentences,
+                             str(card.metrics.get("evaluation", "test")))
         self.trainer.show_in_use(entry)
         try:
             activate(self.registry_root, entry.name)
