@@ -1,11 +1,12 @@
 """Take the README's screenshot of the main window: a real run on a video file.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshot.py \
-        --source ../shared/data/grid_s1_train/video/bbiz3a.mp4 --registry MODELS \
-        --kind landmark_ctc --mode transcript --out docs/sentence.png
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshot.py --demo --out docs/sentence.png
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshot.py --source FILE --registry MODELS \
+        [--kind landmark_ctc --mode transcript]
 
-MODELS: a registry whose sentence reader never saw the sentence (the README's
-``tests/benchmarks/train_grid_sentences.py --keep MODELS``, whose test split holds bbiz3a).
+``--demo`` is what ``python main.py --demo`` shows on a fresh clone: the
+shipped sentence reader reading the bundled GRID sentence bbiz3a (from its
+test split: it never saw it), in transcript mode.
 
 Opens the window on the file (looping) with the given recogniser, waits until a
 phrase has been recognised and the next utterance is being mouthed, then
@@ -28,18 +29,24 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from recognizer.gui.app import source_spec  # noqa: E402
 from recognizer.gui.window import MainWindow  # noqa: E402
 from recognizer.live import LiveState  # noqa: E402
+from recognizer.reading import DEMO_CLIP, DEMO_KIND  # noqa: E402
 from recognizer.settings import Settings, save_settings  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--registry", required=True)
+    parser.add_argument("--demo", action="store_true", help="what main.py --demo shows")
+    parser.add_argument("--source")
+    parser.add_argument("--registry", default=str(ROOT / "models"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "sentence.png"))
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--kind", default="landmark_cnn")
     parser.add_argument("--mode", default="phrases", help="a sentence reader's read mode")
     args = parser.parse_args()
+    if args.demo:
+        args.source, args.kind, args.mode = str(DEMO_CLIP), DEMO_KIND, "transcript"
+    if not args.source:
+        parser.error("give --source FILE, or --demo")
     app = QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp:
         save_settings(Path(tmp) / "settings.json", Settings(kind=args.kind, read_mode=args.mode))

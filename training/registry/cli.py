@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from training.card import Card
+from training.kinds import get_kind
 from training.registry import (DEFAULT_ROOT, entry_path, activate, active_names, damaged_entries,
                                delete, list_entries, read_card)
 
@@ -26,7 +27,8 @@ def _accuracy(card: Card) -> str:
 def _classes(card: Card) -> str:
     """How many classes, or for a sentence reader how many words it knows."""
     words = getattr(card.input, "lexicon", None)
-    return f"{len(words)} words" if words else str(len(card.classes))
+    reads = get_kind(card.kind).reads_sentences     # a few-shot entry has its encoder's lexicon
+    return f"{len(words)} words" if words and reads else str(len(card.classes))
 
 
 def _print_list(root: Path) -> None:
