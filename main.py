@@ -39,8 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, help="stop (close the window) after this many seconds")
     parser.add_argument("--headless", action="store_true",
                         help="recognise utterances of --source and print them as JSON lines")
-    parser.add_argument("--kind", default=DEFAULT_KIND, choices=KINDS,
-                        help="recogniser for --headless (default landmark_cnn)")
+    parser.add_argument("--kind", choices=KINDS,
+                        help=f"recogniser for --headless (default {DEFAULT_KIND}, else one the "
+                             "registry has a model of: on a fresh clone the shipped sentence reader)")
     add_reading_flags(parser)
     return parser.parse_args(argv)
 

@@ -44,7 +44,10 @@ def add_common_flags(parser: argparse.ArgumentParser, *, cache: Path | str | Non
 
 
 def validation_text(event: dict, percent: bool = False) -> str:
-    """An epoch's validation result in words: accuracy for classifiers, WER for sentence readers."""
+    """An epoch's validation result in words: accuracy for classifiers, WER for sentence readers
+    (a fit on every clip has none to validate on, and says so)."""
+    if not any(key.startswith("val_") for key in event):
+        return "no validation (fitted on every clip)"
     if "val_accuracy" in event:
         value = event["val_accuracy"]
         return f"validation accuracy {value:.1%}" if percent else f"validation accuracy {value:.3f}"

@@ -24,7 +24,7 @@ from typing import TextIO
 from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.video import VideoError, VideoFileSource
 from recognizer.live import LiveRecognizer, Recognition
-from recognizer.predictor import Predictor, find_entry
+from recognizer.predictor import Predictor, find_entry, kind_in_use
 from recognizer.reading import ReadMode, add_reading_flags
 from recognizer.recording import DEFAULT_PHRASES
 from training.kinds import DEFAULT_KIND, KINDS
@@ -95,7 +95,7 @@ def recognise_stream(source, predictor: Predictor, out: TextIO, err: TextIO,
 
 
 def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_ROOT,
-                 kind: str = DEFAULT_KIND, loop: bool = False,
+                 kind: str | None = None, loop: bool = False,
                  out: TextIO | None = None, err: TextIO | None = None,
                  max_seconds: float | None = None,
                  phrases: tuple[str, ...] = DEFAULT_PHRASES,
@@ -104,9 +104,11 @@ def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_RO
 
     Not paced: frames are read as fast as they are processed. ``loop`` runs
     until interrupted (Ctrl-C ends it with exit code 0) or for ``max_seconds``.
+    Without ``kind``, the default kind, else one the registry has a model of
+    (:func:`~recognizer.predictor.kind_in_use`).
     """
     out, err = out or sys.stdout, err or sys.stderr
-    predictor = load_predictor(registry_root, kind, err, phrases, mode)
+    predictor = load_predictor(registry_root, kind_in_use(registry_root, kind), err, phrases, mode)
     if predictor is None:
         return 2
     started = time.monotonic()
@@ -132,7 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="video file to recognise")
     parser.add_argument("--registry", default=str(DEFAULT_ROOT), help="model registry folder")
-    parser.add_argument("--kind", choices=KINDS, default=DEFAULT_KIND, help="recogniser kind")
+    parser.add_argument("--kind", choices=KINDS, help=f"recogniser kind (default {DEFAULT_KIND}, "
+                        "else one the registry has a model of)")
     parser.add_argument("--loop", action="store_true", help="start the file again at its end")
     parser.add_argument("--max-seconds", type=float, help="stop after this many seconds")
     add_reading_flags(parser)

@@ -22,7 +22,7 @@ from features.cache import ClipFeatures
 from features.frame_features import FrameFeatures
 from features.mouth_image import COLOUR_NAMES, CropConfig, mouth_crop_box
 from features.topology import INNER_LIP, OUTER_LIP
-from recognizer.predictor import Prediction, Predictor, utterance_clip
+from recognizer.predictor import Prediction, Predictor, is_sure, utterance_clip
 from recognizer.segmenter import SegmenterConfig, SegmenterState, Utterance, UtteranceSegmenter
 
 PLOT_NAMES = ("inner_mar", "outer_mar", "inner_area", "teeth_ratio", "tongue_ratio", "jawOpen")
@@ -81,7 +81,7 @@ class Recognition:
     """One recognised utterance.
 
     ``start_ms`` / ``end_ms``: its first and last active frame (stream time);
-    ``sure``: ``prediction.confidence >= threshold``; ``latency_ms``: from the
+    ``sure``: :func:`~recognizer.predictor.is_sure` at the threshold; ``latency_ms``: from the
     last active frame to the words being ready -- stream time until the
     segmenter offered the utterance, plus the predictor's wall time; ``final``:
     False for a tentative reading (the lips paused ``read_after`` frames and
@@ -283,7 +283,7 @@ class LiveRecognizer:
         self._read_ms.append(prediction.latency_ms)
         self._recognised_at = now_ms
         waited = now_ms - (utterance.end_ms if utterance.end_ms is not None else now_ms)
-        sure = prediction.confidence >= self.config.confidence_threshold
+        sure = is_sure(prediction, self.config.confidence_threshold)
         return Recognition(utterance, prediction, sure, waited + prediction.latency_ms, final,
                            clip), None
 

@@ -32,7 +32,7 @@ from recognizer.segmenter import Utterance
 from training.decoding import (BeamDecoder, encode, hypothesis_posterior, normalise_text,
                                phrase_posterior)
 from training.card import check_extractor
-from training.kinds import get_kind
+from training.kinds import DEFAULT_KIND, KINDS, get_kind
 from training.registry import (LoadedEntry, active_entry, active_names, entry_path, list_entries,
                                load_entry)
 
@@ -60,6 +60,17 @@ def find_entry(registry_root: str | os.PathLike, kind: str) -> Path | None:
     return entries[-1].path if entries else None
 
 
+def kind_in_use(registry_root: str | os.PathLike, preferred: str | None) -> str:
+    """``preferred`` when given; else the default kind if the registry has a model of it,
+    else the first trained kind it has one of (on a fresh clone the sentence reader that
+    ships with the app), else the default kind. A patient's few-shot kind is chosen, not
+    fallen back on."""
+    if preferred:
+        return preferred
+    order = (DEFAULT_KIND, *(k for k in KINDS if get_kind(k).trains_by_epochs))
+    return next((k for k in order if find_entry(registry_root, k) is not None), DEFAULT_KIND)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """What the model says about one utterance.
@@ -85,6 +96,17 @@ class Prediction:
     latency_ms: float
     probabilities: tuple[float, ...] = ()
     text: str = ""
+
+
+def is_sure(prediction: Prediction, threshold: float) -> bool:
+    """Whether to say and speak ``prediction`` as sure: ``threshold`` of the way from chance
+    (one over its phrases) to certainty. Of two phrases one is at least 50 % whatever it
+    reads, so a plain 0.5 would call a coin toss sure; this asks 0.75 of two, 0.57 of
+    seven, and of a reading with no phrase list (words read) the threshold itself.
+    A threshold of 0 calls everything sure."""
+    candidates = len(prediction.probabilities)
+    chance = 1.0 / candidates if candidates else 0.0
+    return prediction.confidence >= chance + threshold * (1.0 - chance)
 
 
 def utterance_clip(rows: Sequence[FrameFeatures], fps: float | None = None,

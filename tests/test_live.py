@@ -350,3 +350,16 @@ def test_tentative_readings_stop_for_a_predictor_too_slow_for_them():
         return [r.recognition.final for r in results if r.recognition]
     assert finals(5.0) == [False, True] * 4
     assert finals(500.0) == [False, True, False, True, True, True]
+
+
+def test_a_reading_is_never_sure_near_chance():
+    """Of two phrases one is always at least 50 %: 0.5 alone would call a coin toss sure."""
+    from recognizer.predictor import Prediction, is_sure
+
+    def reading(*probabilities):
+        return Prediction("help", max(probabilities), (), "few_shot", "e", 1.0, probabilities)
+    assert not is_sure(reading(0.51, 0.49), 0.5) and not is_sure(reading(0.74, 0.26), 0.5)
+    assert is_sure(reading(0.8, 0.2), 0.5) and is_sure(reading(0.51, 0.49), 0.0)
+    assert is_sure(reading(0.58, *[0.07] * 6), 0.5)            # seven phrases: chance is 0.14
+    assert not is_sure(reading(0.55, *[0.075] * 6), 0.5)
+    assert is_sure(Prediction("bin blue", 0.5, (), "landmark_ctc", "r", 1.0), 0.5)   # transcript

@@ -201,10 +201,11 @@ def fit(model: nn.Module, train_loader, val_loader, step: Step, config: OptimCon
             on_epoch_start(epoch, rng)
         on_event({"event": "epoch_start", "epoch": epoch + 1, "epochs": config.epochs})
         metrics = {"epoch": epoch + 1, **train_one_epoch(model, train_loader, step, epoch + 1, on_event)}
-        val = step.kind.validate(model, val_loader, step)
+        # Nothing to validate on (a fit on every clip, which keeps its last epoch): no val_ metrics.
+        val = step.kind.validate(model, val_loader, step) if len(val_loader.dataset) else {}
         metrics.update({f"val_{k}": v for k, v in val.items()})
         metrics["lr"] = step.optimizer.param_groups[0]["lr"]
-        if history.record(metrics, step.kind.score(val)) or not select:
+        if history.record(metrics, step.kind.score(val) if val else -math.inf) or not select:
             best_state = _cpu_state(model)
         if is_main:
             save_checkpoint(checkpoint, {

@@ -35,8 +35,19 @@ def reader_path(root: str | Path, pretrained: str | None) -> Path:
     entry name of ``root``), else the active ``landmark_ctc`` entry, else the newest one."""
     if pretrained:
         path = Path(pretrained)
+        for folder in (root, registry.DEFAULT_ROOT):     # the app's shipped readers too
+            if path.is_dir():
+                break
+            try:
+                path = registry.entry_path(folder, pretrained)
+            except (FileNotFoundError, ValueError):
+                continue
         if not path.is_dir():
-            path = registry.entry_path(root, pretrained)
+            known = sorted({e.name for folder in (root, registry.DEFAULT_ROOT)
+                            for e in registry.list_entries(folder) if e.card.kind == READER_KIND})
+            raise FileNotFoundError(f"--pretrained {pretrained!r}: no such folder or sentence "
+                                    f"reader entry; the sentence readers here: {known or 'none'} "
+                                    "(python -m training.registry list)")
     else:
         path = registry.active_entry(root, READER_KIND)
         if path is None:
@@ -69,6 +80,10 @@ def enrol_run(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distrib
     reader = registry.load_entry(reader_path(root, config.pretrained), dist.device)
     check_extractor(reader.card, f"sentence reader {reader.name} ({reader.path})")
     clips = load_clips(config, dist, on_event, spec=reader.card.input)
+    if len(clips.classes) < 2:
+        raise ValueError(f"{config.data.videos}: samples of one phrase only ({clips.classes[0]!r}); "
+                         "a few-shot recogniser chooses between phrases: record at least one "
+                         "sample of a second phrase")
     on_event({"event": "message", "text": f"embedding {len(clips.labels)} samples with {reader.name}"})
     result = enrol(reader, clips.examples, clips.labels, class_texts(clips))
     everything = {"train": np.arange(len(clips.labels))}

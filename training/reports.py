@@ -37,6 +37,18 @@ def bootstrap_ci(labels: np.ndarray, predicted: np.ndarray, metric, rounds: int 
     return float(low), float(high)
 
 
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion ``correct / n``: unlike a bootstrap it does
+    not shrink to a point at 0 or 100 % (all 12 right is not certainty)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = correct / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def _macro_f1(labels, predicted):
     return skm.f1_score(labels, predicted, average="macro", zero_division=0)
 
@@ -55,7 +67,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
     return {
         "n": int(len(labels)),
         "accuracy": _accuracy(labels, predicted),
-        "accuracy_ci95": bootstrap_ci(labels, predicted, _accuracy),
+        "accuracy_ci95": wilson_interval(correct, len(labels)),
         "top3_accuracy": top_k_accuracy(probs, labels, 3),
         "macro_f1": float(_macro_f1(labels, predicted)),
         "macro_f1_ci95": bootstrap_ci(labels, predicted, _macro_f1),
@@ -115,17 +127,17 @@ def plot_roc(probs, labels, classes, path: Path) -> Path:
 
 
 def plot_learning_curves(history: list[dict], path: Path, metric: str = "accuracy") -> Path:
-    """Loss, and ``metric`` (``accuracy`` or ``wer``), per epoch for train (where the
-    history has it) and validation."""
+    """Loss, and ``metric`` (``accuracy`` or ``wer``), per epoch for train and validation,
+    where the history has them (a fit on every clip validates on none)."""
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, [h["train_loss"] for h in history], label="train")
-    left.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    for ax, name in ((left, "loss"), (right, metric)):
+        for split, label in (("train", "train"), ("val", "validation")):
+            if f"{split}_{name}" in history[0]:
+                ax.plot(epochs, [h[f"{split}_{name}"] for h in history], label=label)
     left.set(xlabel="epoch", ylabel="loss", title="Loss")
-    if f"train_{metric}" in history[0]:
-        right.plot(epochs, [h[f"train_{metric}"] for h in history], label="train")
-    right.plot(epochs, [h[f"val_{metric}"] for h in history], label="validation")
-    top = 1.02 if metric == "accuracy" else max(1.02, max(h[f"val_{metric}"] for h in history))
+    top = 1.02 if metric == "accuracy" else max(
+        [1.02] + [h[f"val_{metric}"] for h in history if f"val_{metric}" in h])
     right.set(xlabel="epoch", ylabel=metric, title=metric.upper() if metric == "wer" else "Accuracy",
               ylim=(0, top))
     for ax in (left, right):

@@ -168,10 +168,10 @@ class RecordPanel(QWidget):
         self.patient.lineEdit().editingFinished.connect(self._patient_typed)
         self.patient.activated.connect(lambda _: self._patient_typed())
         self.delete_button.clicked.connect(self._delete_patient)
-        self.state.subscribe("patient", lambda _: self._show_patient())
+        self.state.subscribe("patient", lambda _: self.show_patient())
         self.state.subscribe("per_phrase", lambda _: self.refresh_counts())
         self._set_mode("idle")
-        self._show_patient()
+        self.show_patient()
 
     def _build_layout(self) -> None:
         layout = form_with_buttons(
@@ -209,9 +209,11 @@ class RecordPanel(QWidget):
     def _patient_typed(self) -> None:
         self.state.patient = " ".join(self.patient.currentText().split())
 
-    def _show_patient(self) -> None:
-        """The patient list (every patient with a recording, and the current one) and counts."""
+    def show_patient(self) -> None:
+        """The patient list (every patient with a recording, and the current one) and counts;
+        the last message was about another patient's samples."""
         current = self.state.patient
+        self._say("")
         names = list(patients(self.videos_root)) if self.videos_root.is_dir() else []
         if current and current.casefold() not in {n.casefold() for n in names}:
             names.append(current)

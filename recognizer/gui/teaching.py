@@ -121,5 +121,5 @@ class TeachingMixin:
                          f"{len(result.entries)} model(s) made from them.{problems}")
         if patient == self.state.patient:
             self.state.patient = ""
-        self.recorder._show_patient()
+        self.recorder.show_patient()
         self.bar.refresh_models()

@@ -29,11 +29,12 @@ from recognizer.gui.train_panel import TrainPanel
 from recognizer.gui.views import PlotPanel, VideoView
 from recognizer.gui.worker import LiveFrame, LiveRecognition, LiveWorker
 from recognizer.live import PlotHistory, Recognition
-from recognizer.predictor import Predictor
+from recognizer.predictor import Predictor, find_entry, is_sure, kind_in_use
 from recognizer.reading import ReadMode
 from recognizer.recording import phrase_list
 from recognizer.settings import Settings, load_settings, save_settings
 from recognizer.state import AppState, HistoryItem, HistoryLog
+from training.kinds import get_kind
 from training.registry import activate, damaged_entries, read_card
 
 
@@ -142,11 +143,28 @@ class MainWindow(TeachingMixin, QMainWindow):
 
     def start(self) -> None:
         """Load the recogniser and start the live worker."""
+        self._use_a_kind_with_a_model()
         self.bar.refresh_models()
         if self.state.patient:
             self.enroller.set_patient(self.state.patient)
         self.worker.start()
         self._plot_timer.start()
+
+    def _use_a_kind_with_a_model(self) -> None:
+        """A kind the registry has no model of (the default one on a fresh clone) gives way
+        to one it has (the sentence reader that ships with the app)."""
+        kind = self.state.kind
+        if kind == FEW_SHOT or find_entry(self.registry_root, kind) is not None:
+            return
+        other = kind_in_use(self.registry_root, None)
+        if find_entry(self.registry_root, other) is None:
+            return
+        self.state.kind = other
+        self.bar.kind.blockSignals(True)
+        self.bar.kind.setCurrentIndex(self.bar.kind.findData(other))
+        self.bar.kind.blockSignals(False)
+        self.show_status(f"No {get_kind(kind).label} model yet: using the "
+                         f"{get_kind(other).label}")
 
     def _load_settings(self) -> None:
         settings, problems = load_settings(self.settings_path)
@@ -181,7 +199,7 @@ class MainWindow(TeachingMixin, QMainWindow):
             return          # read by the model (or mode) just replaced: never shown under the new one
         recognition = live.recognition
         prediction = recognition.prediction
-        sure = prediction.confidence >= self.state.confidence_threshold
+        sure = is_sure(prediction, self.state.confidence_threshold)
         shown, self._shown = self._shown, recognition if not recognition.final else None
         if not recognition.final:
             self.state.update(phrase=prediction.phrase, confidence=prediction.confidence,
@@ -236,9 +254,11 @@ class MainWindow(TeachingMixin, QMainWindow):
             damaged = "".join(f" Cannot use the damaged model {d.name}: {d.reason}."
                               for d in damaged_entries(self.registry_root))
             if kind == FEW_SHOT:
-                whose = self.state.patient or "the patient (type their name first)"
-                self.show_status(f"No samples of {whose} yet: record one in the Record tab and "
-                                 f"the few-shot recogniser uses it at once.{damaged}")
+                self.show_status((f"No samples of {self.state.patient} yet: record one of each "
+                                  "phrase in the Record tab and the few-shot recogniser uses "
+                                  "them at once." if self.state.patient else
+                                  "No patient chosen: type the patient's name in the Record "
+                                  "tab, then record one sample of each phrase.") + damaged)
                 return
             self.show_status(f"No trained {kind} model yet: record samples in the Record tab, "
                              f"then train one in the Train tab.{damaged}")
