@@ -19,16 +19,10 @@ import numpy as np
 import pandas as pd
 
 from features.dataset import SIDECAR_SUFFIX, build_manifest
+from features.text import patient_key
 from training import registry
 
 FEW_SHOT_PREFIX = "few-shot-"
-
-
-def patient_key(name: object) -> str | None:
-    """How patient names compare: trimmed, NFC, case-folded; None for no name."""
-    if not isinstance(name, str) or not name.strip():
-        return None
-    return unicodedata.normalize("NFC", name).strip().casefold()
 
 
 def few_shot_name(patient: str) -> str:

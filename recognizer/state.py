@@ -15,6 +15,7 @@ lets a full disk or a read-only folder stop the app.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -23,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from features.files import PRIVATE_FILE, private_dirs
+from features.files import PRIVATE_FILE, private_dirs, write_text_atomic
+from features.text import patient_key
 from recognizer.live import LiveState
 from recognizer.reading import ReadMode
 
@@ -44,7 +46,8 @@ class Change:
 class HistoryItem:
     """One recognised phrase: ``time`` is local wall time, ``confidence`` in [0, 1];
     ``chosen``: picked by hand from the top 3 rather than recognised sure; ``saved``: the
-    clip its confirmation saved as a sample (None: nothing saved)."""
+    clip its confirmation saved as a sample (None: nothing saved); ``patient``: who said it
+    ("" for no patient chosen)."""
 
     time: datetime
     phrase: str
@@ -53,6 +56,7 @@ class HistoryItem:
     sure: bool = True
     chosen: bool = False
     saved: str | None = None
+    patient: str = ""
 
 
 class StateEvents:
@@ -186,7 +190,7 @@ class AppState:
         subscribers then hear of ``item`` whatever changed.
         """
         item = HistoryItem(when or datetime.now(), phrase, float(confidence),
-                           tuple((p, float(c)) for p, c in top3), sure, chosen)
+                           tuple((p, float(c)) for p, c in top3), sure, chosen, patient=self.patient)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
                     history=(self.history + (item,))[-HISTORY_LIMIT:])
         self.events.emit_recorded(item)
@@ -198,8 +202,12 @@ class AppState:
         self.history = tuple(marked if old is item else old for old in self.history)
         return marked
 
+    def forget_patient(self, patient: str) -> None:
+        """Drop from the history every phrase ``patient`` said (their data was deleted)."""
+        self.history = tuple(i for i in self.history if patient_key(i.patient) != patient_key(patient))
 
-HISTORY_HEADER = ("time", "phrase", "confidence", "top3", "how")
+
+HISTORY_HEADER = ("time", "phrase", "confidence", "top3", "how", "patient")
 
 
 def format_top3(top3: Sequence[tuple[str, float]]) -> str:
@@ -213,13 +221,14 @@ def how_recognised(item: HistoryItem) -> str:
 
 
 class HistoryLog:
-    """Appends recognised phrases to a CSV file (``time,phrase,confidence,top3,how``).
+    """Appends recognised phrases to a CSV file (``time,phrase,confidence,top3,how,patient``).
 
     The file and its folder are created with a header when missing; a file
     with another header (written by an older version) is kept beside it as
     ``<name>.<n>.csv`` and a new one started. Each row is written and flushed
     at once, so a crash loses nothing. A failing write is logged, kept in
     :attr:`error` and passed to ``on_error``; it never raises.
+    :meth:`forget_patient` rewrites the file without one patient's rows.
     """
 
     def __init__(self, path: str | os.PathLike, on_error: Callable[[str], None] | None = None):
@@ -230,7 +239,7 @@ class HistoryLog:
     def append(self, item: HistoryItem) -> bool:
         """Write one row; True when it reached the file."""
         row = (item.time.isoformat(timespec="seconds"), item.phrase,
-               f"{item.confidence:.4f}", format_top3(item.top3), how_recognised(item))
+               f"{item.confidence:.4f}", format_top3(item.top3), how_recognised(item), item.patient)
         try:
             private_dirs(self.path.parent)
             self._set_aside_other_header()
@@ -249,6 +258,28 @@ class HistoryLog:
             return False
         self.error = None
         return True
+
+    def forget_patient(self, patient: str) -> int:
+        """Rewrite the file (atomically) without ``patient``'s rows; how many were dropped.
+        Files set aside by an older version have no patient column and are left as they are."""
+        if not self.path.is_file():
+            return 0
+        try:
+            with open(self.path, newline="", encoding="utf-8", errors="replace") as handle:
+                rows = list(csv.reader(handle))
+            if not rows or tuple(rows[0]) != HISTORY_HEADER:
+                return 0
+            column = HISTORY_HEADER.index("patient")
+            kept = [rows[0]] + [r for r in rows[1:] if len(r) <= column
+                                or patient_key(r[column]) != patient_key(patient)]
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows(kept)
+            write_text_atomic(self.path, buffer.getvalue())
+        except OSError as failure:
+            self._report(f"{self.path}: could not remove {patient}'s phrases ({failure}); "
+                         "delete them from the file by hand")
+            return 0
+        return len(rows) - len(kept)
 
     def _set_aside_other_header(self) -> None:
         if not self.path.is_file() or self.path.stat().st_size == 0:

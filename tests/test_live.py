@@ -304,7 +304,7 @@ def test_a_history_file_of_an_older_version_is_kept_beside_the_new_one(tmp_path)
     before = old.read_text()
     assert HistoryLog(old).append(AppState().record("lay", 0.8, [("lay", 0.8)], True))
     assert (tmp_path / "history.1.csv").read_text() == before
-    assert old.read_text().splitlines()[0] == "time,phrase,confidence,top3,how"
+    assert old.read_text().splitlines()[0] == "time,phrase,confidence,top3,how,patient"
 
 
 def test_history_log_appends_rows_and_survives_an_unwritable_path(tmp_path):
@@ -313,10 +313,13 @@ def test_history_log_appends_rows_and_survives_an_unwritable_path(tmp_path):
     for phrase in ("bin", "lay"):
         assert log.append(state.record(phrase, 0.7, [(phrase, 0.7), ("set", 0.2)], True))
     lines = (tmp_path / "logs" / "history.csv").read_text().splitlines()
-    assert lines[0] == "time,phrase,confidence,top3,how" and len(lines) == 3
-    assert lines[2].endswith(",lay,0.7000,lay:0.700;set:0.200,recognised")
+    assert lines[0] == "time,phrase,confidence,top3,how,patient" and len(lines) == 3
+    assert lines[2].endswith(",lay,0.7000,lay:0.700;set:0.200,recognised,")
+    state.patient = "Bed 4"
     assert log.append(state.record("set", 0.2, [("lay", 0.7), ("set", 0.2)], True, chosen=True))
-    assert (tmp_path / "logs" / "history.csv").read_text().splitlines()[-1].endswith(",chosen")
+    assert (tmp_path / "logs" / "history.csv").read_text().splitlines()[-1].endswith(",chosen,Bed 4")
+    assert log.forget_patient("bed 4 ") == 1          # their data deleted: what they said too
+    assert len((tmp_path / "logs" / "history.csv").read_text().splitlines()) == 3
     (tmp_path / "a_file").write_text("")
     errors = []
     broken = HistoryLog(tmp_path / "a_file" / "history.csv", on_error=errors.append)

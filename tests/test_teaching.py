@@ -1,6 +1,7 @@
 """Enrolling a patient in the window: a kept sample or a confirmed reading teaches the few-shot
 recogniser at once, undo takes it back, nothing is saved unconfirmed, a patient's data is
 deleted in one confirmed action. Real GRID clips as the camera and as the samples."""
+import csv
 import json
 from pathlib import Path
 
@@ -108,9 +109,11 @@ def test_switching_patient_switches_their_samples_and_recogniser(ward, qtbot):
         "bed 4", "bed 5"}
 
 
-def test_deleting_a_patient_asks_first_then_removes_their_recordings_and_models(ward, qtbot):
+def test_deleting_a_patient_asks_first_then_removes_their_recordings_and_models(ward, qtbot,
+                                                                             tmp_path):
     window, videos, registry = ward
     use_few_shot(window, qtbot, "bed 4")
+    qtbot.waitUntil(lambda: len(window.state.history) >= 1, timeout=30000)   # what bed 4 said
     panel = window.recorder
     asked = []
     panel.confirm_delete = lambda patient, clips: asked.append((patient, clips)) or False
@@ -123,3 +126,6 @@ def test_deleting_a_patient_asks_first_then_removes_their_recordings_and_models(
     assert sorted(p.name for p in videos.iterdir()) == ["red", "white"]
     assert "few-shot-bed-4" not in [e.name for e in list_entries(registry)]
     assert window.state.entry is None and "Deleted 4 recording(s) of bed 4" in " ".join(window.messages)
+    with open(tmp_path / "history.csv", newline="") as handle:
+        assert not [row for row in csv.DictReader(handle) if row["patient"] == "bed 4"]
+    assert not [item for item in window.state.history if item.patient == "bed 4"]

@@ -116,9 +116,12 @@ class TeachingMixin:
                          f"phrase(s) from {samples} sample(s){took}")
 
     def _on_patient_deleted(self, patient: str, result) -> None:
+        said = self.history_log.forget_patient(patient)
+        self.state.forget_patient(patient)
         problems = f" Not deleted: {'; '.join(result.problems)}" if result.problems else ""
-        self.show_status(f"Deleted {result.clips} recording(s) of {patient} and "
-                         f"{len(result.entries)} model(s) made from them.{problems}")
+        self.show_status(f"Deleted {result.clips} recording(s) of {patient}, "
+                         f"{len(result.entries)} model(s) made from them and {said} phrase(s) "
+                         f"of their history.{problems}")
         if patient == self.state.patient:
             self.state.patient = ""
         self.recorder.show_patient()
