@@ -32,7 +32,7 @@ from recognizer.segmenter import Utterance
 from training.decoding import (BeamDecoder, encode, hypothesis_posterior, normalise_text,
                                phrase_posterior)
 from training.card import check_extractor
-from training.kinds import DEFAULT_KIND, KINDS, get_kind
+from training.kinds import DEFAULT_KIND, get_kind
 from training.registry import (LoadedEntry, active_entry, active_names, entry_path, list_entries,
                                load_entry)
 
@@ -67,8 +67,10 @@ def kind_in_use(registry_root: str | os.PathLike, preferred: str | None) -> str:
     fallen back on."""
     if preferred:
         return preferred
-    order = (DEFAULT_KIND, *(k for k in KINDS if get_kind(k).trains_by_epochs))
-    return next((k for k in order if find_entry(registry_root, k) is not None), DEFAULT_KIND)
+    if find_entry(registry_root, DEFAULT_KIND) is not None:
+        return DEFAULT_KIND
+    kinds = sorted({e.card.kind for e in list_entries(registry_root)})
+    return next((k for k in kinds if get_kind(k).trains_by_epochs), DEFAULT_KIND)
 
 
 @dataclass(frozen=True)

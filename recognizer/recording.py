@@ -17,7 +17,7 @@ import numpy as np
 
 from features.cache import ClipFeatures
 from features.video import Frame
-from training.splits import SMALL_CLASS
+from training.config import SMALL_CLASS
 from recognizer.live import FrameResult
 from recognizer.segmenter import Utterance
 

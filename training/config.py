@@ -13,6 +13,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
+# A clip classifier with a class a stratified split would deal fewer recordings than this is
+# cross-validated instead (a split would hold out a third of that class or more).
+SMALL_CLASS = 6
 
 
 def repo_path(value: str | Path) -> Path:

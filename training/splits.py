@@ -266,8 +266,6 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
     return splits
 
 
-SMALL_CLASS = 6      # a class in fewer recordings is cross-validated, not split (clip classifiers):
-                     # a split would hold out a third of it or more
 
 
 def fewest_recordings(rows: pd.DataFrame) -> int:

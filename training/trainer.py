@@ -24,14 +24,14 @@ from features.progress import stage_progress
 from training import registry, reports
 from training.balance import duplicate_from_group, make_sampler
 from training.card import Card
-from training.config import TrainConfig, repo_path
+from training.config import SMALL_CLASS, TrainConfig, repo_path
 from training.data import ClipSet, load_dataset
 from training.distributed import DistributedContext
 from training.engine import (EventSink, FitResult, History, Step, fit, make_optimizer,
                              make_scheduler)
 from training.evaluate import Predictions, predict_with_embeddings
 from training.kinds import get_kind
-from training.splits import (SMALL_CLASS, cross_validation_folds, fewest_recordings, make_splits,
+from training.splits import (cross_validation_folds, fewest_recordings, make_splits,
                              split_analysis, split_digests, write_split_analysis)
 
 MAX_FOLDS = 5
