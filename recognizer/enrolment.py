@@ -38,10 +38,11 @@ class Sample:
 
 @dataclass(frozen=True)
 class EnrolmentUpdate:
-    """A written entry (None when the patient has no sample left and it was removed), per
-    phrase its samples and expected accuracy (``{label: {"samples", "expected_accuracy"}}``),
-    and the seconds it took."""
+    """Whose it is; a written entry (None when the patient has no sample left and it was
+    removed); per phrase its samples and expected accuracy (``{label: {"samples",
+    "expected_accuracy"}}``); and the seconds it took."""
 
+    patient: str
     entry: Path | None
     per_phrase: dict
     seconds: float
@@ -104,7 +105,7 @@ class PatientEnrolment:
         if not self._samples:
             if (self.registry_root / self.name).is_dir():
                 registry.delete(self.registry_root, self.name, force=True)
-            return EnrolmentUpdate(None, {}, time.monotonic() - started)
+            return EnrolmentUpdate(self.patient, None, {}, time.monotonic() - started)
         samples = list(self._samples.values())
         classes = tuple(sorted({s.label for s in samples}))
         labels = np.array([classes.index(s.label) for s in samples])
@@ -116,4 +117,5 @@ class PatientEnrolment:
                        "kept in the app"}, started, self.name)
         entry = registry.write_entry(self.registry_root, self.name, result.model, card,
                                      replace_existing=True)
-        return EnrolmentUpdate(entry, card.metrics["per_class"], time.monotonic() - started)
+        return EnrolmentUpdate(self.patient, entry, card.metrics["per_class"],
+                               time.monotonic() - started)

@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 from features.dataset import build_manifest
 from recognizer.gui.app import source_spec
 from tests.test_patients import copy_as, mode
-from training.registry import list_entries
+from training.registry import list_entries, read_card
 
 SENTENCE = "bbaf2n.mp4"          # "bin blue at f two now", played again and again
 
@@ -129,3 +129,20 @@ def test_deleting_a_patient_asks_first_then_removes_their_recordings_and_models(
     with open(tmp_path / "history.csv", newline="") as handle:
         assert not [row for row in csv.DictReader(handle) if row["patient"] == "bed 4"]
     assert not [item for item in window.state.history if item.patient == "bed 4"]
+
+
+def test_undoing_a_confirmation_after_a_patient_switch_updates_its_patients_entry(ward, qtbot):
+    window, _, registry = ward
+    use_few_shot(window, qtbot, "bed 4")
+    qtbot.waitUntil(lambda: window.state.confirmable, timeout=30000)
+    window.phrase.right_button.click()
+    qtbot.waitUntil(lambda: any(i.saved for i in window.state.history), timeout=20000)
+    item = next(i for i in window.state.history if i.saved)
+    qtbot.waitUntil(lambda: read_card(registry / "few-shot-bed-4").metrics["samples"] == 5,
+                    timeout=20000)
+    window.state.patient = "bed 5"
+    qtbot.waitUntil(lambda: window.state.entry == "few-shot-bed-5", timeout=30000)
+    window.undo_sample(item)
+    window.enroller.wait()
+    assert read_card(registry / "few-shot-bed-4").metrics["samples"] == 4
+    assert read_card(registry / "few-shot-bed-5").metrics["samples"] == 4

@@ -117,6 +117,10 @@ class Enroller(QObject):
         self.undone.emit(item)
         if self._enrolment is not None and self._enrolment.remove(item.saved):
             self._publish(asked)
+        elif patient_key(item.patient) is not None:
+            # Another patient's sample (the patient changed since): their entry forgets it too.
+            PatientEnrolment.open(self.registry_root, self.videos_root, item.patient,
+                                  self.cache)[0].write()
 
     def _delete(self, patient: str) -> None:
         result: DeletedPatient = delete_patient(self.videos_root, self.registry_root, patient)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from features.dataset import validate_label
+from features.text import patient_key
 from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED
 from recognizer.patients import few_shot_name
 from recognizer.predictor import Predictor
@@ -91,7 +92,10 @@ class TeachingMixin:
 
     def _on_enrolled(self, update, predictor: Predictor | None, asked: float) -> None:
         """The patient's entry was written again: show what to expect, and read with it when
-        the few-shot kind is in use (or nothing is)."""
+        the few-shot kind is in use (or nothing is). An update of the patient before the
+        current one (still being written when the patient changed) is not shown."""
+        if patient_key(update.patient) != patient_key(self.state.patient):
+            return
         self.state.per_phrase = update.per_phrase
         if predictor is not None and len(predictor.classes) < 2:
             self.show_status(f"{self.state.patient}'s recogniser knows one phrase: record a "
