@@ -145,3 +145,8 @@ def test_few_shot_enrols_in_one_pass_and_names_words_of_other_sentences(colour_c
     right = [p.confidence for p, (word, _) in zip(predictions, held_out) if p.phrase == word]
     wrong = [p.confidence for p, (word, _) in zip(predictions, held_out) if p.phrase != word]
     assert np.mean(right) > 0.6 and (not wrong or np.mean(wrong) < np.mean(right))
+    # training.evaluate reads the entry as the app does (its batches padded, its logits).
+    from training.evaluate import evaluate_entry
+    _, _, evaluated, _ = evaluate_entry(entry, videos, cache.root)
+    assert evaluated.probs.shape == (len(evaluated.labels), 4) and len(evaluated.labels) >= 42
+    assert np.mean(evaluated.probs.argmax(1) == evaluated.labels) >= 0.8

@@ -184,7 +184,7 @@ def test_a_tentative_reading_shows_at_once_and_the_final_one_logs_and_speaks_it(
     window.on_recognised(recognised("bin blue", (("bin blue", 0.9),), reader, utterance=longer))
     assert window.state.history[-1].phrase == "bin blue" and len(window.phrase_latencies_ms) == 3
     rows = (tmp_path / "history.csv").read_text().splitlines()
-    assert len(rows) == 3 and rows[1].endswith(",recognised")
+    assert len(rows) == 3 and rows[1].endswith(",recognised,")  # no patient chosen
 
 
 def test_a_phrase_chosen_from_the_top_3_is_logged_as_chosen(make_window, tmp_path):
@@ -198,7 +198,7 @@ def test_a_phrase_chosen_from_the_top_3_is_logged_as_chosen(make_window, tmp_pat
     assert not first.sure and not first.chosen and second.phrase == "bin" and second.chosen
     assert window.history.item(0).text().endswith("(chosen)")
     rows = (tmp_path / "history.csv").read_text().splitlines()
-    assert rows[1].endswith(",not sure") and rows[2].endswith(",chosen")
+    assert rows[1].endswith(",not sure,") and rows[2].endswith(",chosen,")
 
 
 def test_settings_are_kept_across_restarts_and_a_bad_file_is_named(make_window, tmp_path):
