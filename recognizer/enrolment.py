@@ -22,9 +22,8 @@ from features.extract import extract_many
 from recognizer.patients import few_shot_name, patient_rows
 from training import registry
 from training.card import check_extractor
-from training.enrol import few_shot_card, reader_path
 from training.kinds.few_shot import KIND as FEW_SHOT
-from training.kinds.few_shot import enrol
+from training.kinds.few_shot import enrol, few_shot_card, reader_path
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,25 @@ def test_recognising_a_file_loads_no_training_only_stack(word_models, grid_dir):
     assert result["code"] == 0 and result["lines"], result["err"]
     assert result["loaded"] == [], f"the live path imported {result['loaded']}"
     assert result["pyplot"].endswith("pyplot.py")
+
+
+WINDOW = """
+import os, sys, tempfile
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+from recognizer.gui.window import MainWindow
+from tests.conftest import no_camera
+app = QApplication([])
+tmp = tempfile.mkdtemp()
+window = MainWindow(no_camera(), tmp + "/models", tmp + "/videos", tmp + "/history.csv")
+print(sorted(m for m in ("matplotlib", "scipy", "sklearn") if m in sys.modules))
+"""
+
+
+def test_the_window_loads_no_plotting_or_statistics_stack():
+    """The window's enrolment (few-shot entries written as samples are kept) reads no reports."""
+    done = subprocess.run([sys.executable, "-c", WINDOW], cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout

@@ -15,7 +15,9 @@ sample means embedding one clip and writing the entry again
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +27,8 @@ from torch.utils.data import Dataset
 
 from features.cache import ClipFeatures
 from features.text import spoken_text
-from training import prototypes
+from training import prototypes, registry
+from training.card import Card
 from training.decoding import encode, normalise_text, phrase_log_likelihoods
 from training.kinds.classifier import ClassifierKind
 from training.kinds.landmark_ctc import KIND as READER
@@ -184,6 +187,76 @@ def enrol(reader, examples, labels: np.ndarray, texts: tuple[str, ...],
     model.embeddings.copy_(torch.from_numpy(pooled))
     model.owners.copy_(torch.from_numpy(labels))
     return Enrolment(model.eval(), args, calibration, pooled, scored)
+
+
+def reader_path(root: str | Path, pretrained: str | None) -> Path:
+    """The sentence reader a few-shot entry embeds with: ``pretrained`` (a folder, or an
+    entry name of ``root``), else the active ``landmark_ctc`` entry, else the newest one."""
+    if pretrained:
+        path = Path(pretrained)
+        for folder in (root, registry.DEFAULT_ROOT):     # the app's shipped readers too
+            if path.is_dir():
+                break
+            try:
+                path = registry.entry_path(folder, pretrained)
+            except (FileNotFoundError, ValueError):
+                continue
+        if not path.is_dir():
+            known = sorted({e.name for folder in (root, registry.DEFAULT_ROOT)
+                            for e in registry.list_entries(folder) if e.card.kind == READER_KIND})
+            raise FileNotFoundError(f"--pretrained {pretrained!r}: no such folder or sentence "
+                                    f"reader entry; the sentence readers here: {known or 'none'} "
+                                    "(python -m training.registry list)")
+    else:
+        path = registry.active_entry(root, READER_KIND)
+        if path is None:
+            # A registry of one's own (--registry) still has the readers that ship with the app.
+            readers = [e.path for folder in (root, registry.DEFAULT_ROOT)
+                       for e in registry.list_entries(folder) if e.card.kind == READER_KIND]
+            if not readers:
+                raise FileNotFoundError(f"{root}: no sentence reader (landmark_ctc entry) to embed "
+                                        "samples with; train one or give --pretrained ENTRY")
+            path = readers[-1]
+    card = registry.read_card(path)
+    if card.kind != READER_KIND:
+        raise ValueError(f"{path}: a {card.kind} entry; few_shot embeds with a {READER_KIND} entry")
+    return path
+
+
+def few_shot_card(reader, result: Enrolment, classes: tuple[str, ...], labels: np.ndarray,
+                  data: dict, started: float, name: str = "") -> Card:
+    """The card of an enrolment: its encoder, calibration and leave-one-out figures."""
+    calibration = result.calibration
+    return Card("few_shot", result.arch_args, tuple(classes), reader.card.input, name=name,
+                data={"extractor": reader.card.data.get("extractor"), **data},
+                training={"method": "prototype", "encoder": reader.name,
+                          "encoder_created_at": reader.card.created_at, "epochs_run": 0,
+                          "seconds": round(time.monotonic() - started, 2),
+                          "calibration": {
+                              "temperature": calibration.temperature,
+                              "ctc_weight": calibration.ctc_weight,
+                              "by": ("leave-one-out" if calibration.fitted
+                                     else "default (no phrase has 2 samples yet)"),
+                              "scored_by_ctc": [t for t in result.texts if t]}},
+                metrics=loo_metrics(classes, labels, result))
+
+
+def loo_metrics(classes: tuple[str, ...], labels: np.ndarray, result: Enrolment) -> dict:
+    """Leave-one-out accuracy and top-3 over the samples it can test, and per phrase its
+    samples and the accuracy to expect (None: it needs a second sample to tell)."""
+    calibration = result.calibration
+    tested = calibration.evaluated
+    counts = np.bincount(labels, minlength=len(classes))
+    per_class = {c: {"samples": int(counts[k]),
+                     "expected_accuracy": (None if np.isnan(calibration.per_class[k])
+                                           else round(float(calibration.per_class[k]), 4))}
+                 for k, c in enumerate(classes)}
+    metrics = {"evaluation": "leave-one-out", "samples": int(len(labels)), "tested": int(len(tested)),
+               "accuracy": calibration.accuracy, "top3_accuracy": None, "per_class": per_class}
+    if len(tested):
+        top3 = np.argsort(-calibration.probabilities[tested], axis=1)[:, :3]
+        metrics["top3_accuracy"] = float((top3 == labels[tested, None]).any(axis=1).mean())
+    return metrics
 
 
 class FewShotKind(ClassifierKind):
