@@ -9,9 +9,10 @@ so the probabilities mean what they say.
 
 The entry is self-contained: its weights hold the encoder's weights and the
 samples' embeddings, its card the encoder's input spec (the same features,
-standardised with the encoder's statistics) and the calibration. Adding a
-sample means embedding one clip and writing the entry again
-(:func:`enrol`), well under a second.
+standardised with the encoder's statistics) and the calibration. After a
+sample is kept, :func:`enrol` embeds every sample again (a few ms each) and
+the entry is written anew: about 0.1 s for 60 samples. :func:`reader_path`
+finds the encoder, :func:`few_shot_card` writes the card.
 """
 from __future__ import annotations
 
