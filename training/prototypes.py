@@ -112,16 +112,18 @@ class Calibration:
         return self.accuracy is not None
 
 
-def _objective(sims, term, owners, rows, temperature, weight) -> float:
+def _objective(sims, term, owners, rows, temperature, weight, weight_prior) -> float:
     log_post = log_softmax(logits(sims[rows], term[rows], temperature, weight))
     nll = -log_post[np.arange(len(rows)), owners[rows]].sum()
-    return nll + PRIOR_SAMPLES * np.log(temperature / DEFAULT_TEMPERATURE) ** 2
+    pull = np.log((weight + 0.03) / (DEFAULT_CTC_WEIGHT + 0.03)) ** 2
+    return nll + PRIOR_SAMPLES * np.log(temperature / DEFAULT_TEMPERATURE) ** 2 + weight_prior * pull
 
 
 def calibrate(loo_sims: np.ndarray, term: np.ndarray, owners: np.ndarray,
-              temperatures=TEMPERATURES, weights=CTC_WEIGHTS) -> Calibration:
+              temperatures=TEMPERATURES, weights=CTC_WEIGHTS, weight_prior: float = 0.0) -> Calibration:
     """Temperature and CTC weight minimising the leave-one-out NLL (plus the pull towards
-    the default temperature) of ``loo_sims`` (:func:`leave_one_out_similarities`) and
+    the default temperature, and ``weight_prior`` samples' worth of pull towards the default
+    CTC weight: none by default, see ``tests/benchmarks/few_shot_grid.py --validate``) of ``loo_sims`` (:func:`leave_one_out_similarities`) and
     ``term`` (:func:`ctc_term`), samples owned by ``owners``."""
     num, num_classes = loo_sims.shape
     rows = np.flatnonzero(~np.isnan(loo_sims[np.arange(num), owners]))
@@ -132,7 +134,8 @@ def calibrate(loo_sims: np.ndarray, term: np.ndarray, owners: np.ndarray,
                            rows, np.full((num, num_classes), np.nan), None,
                            np.full(num_classes, np.nan), None)
     sims = np.nan_to_num(loo_sims, nan=-1.0)
-    _, temperature, weight = min((_objective(sims, term, owners, rows, t, w), float(t), float(w))
+    _, temperature, weight = min((_objective(sims, term, owners, rows, t, w, weight_prior),
+                                  float(t), float(w))
                                  for w in weights for t in temperatures)
     probabilities = np.full((num, num_classes), np.nan)
     probabilities[rows] = np.exp(log_softmax(logits(sims[rows], term[rows], temperature, weight)))
