@@ -371,3 +371,15 @@ def test_a_sentence_reader_trains_with_ddp_on_two_cpu_processes(sentence_entry, 
     assert card["kind"] == "landmark_ctc" and 0 <= card["metrics"]["wer"]
     history = json.loads((tmp_path / "models" / "ddp-reader" / "final_report.json").read_text())["history"]
     assert len(history) == 2 and all(np.isfinite(h["val_wer"]) for h in history)
+
+
+def test_a_missing_weights_file_is_named_before_any_clip_is_read(tmp_path, capsys):
+    from training.run import main as run
+
+    code = run(["--model", "r2plus1d", "--pretrained", str(tmp_path / "r2plus1d_18.pth"),
+                "--videos", str(tmp_path / "no_videos_here"), "--cache", str(tmp_path / "cache"),
+                "--registry", str(tmp_path / "models"), "--runs", str(tmp_path / "runs"),
+                "--no-progress"])
+    said = capsys.readouterr()
+    assert code == 2 and "r2plus1d_18.pth" in said.out + said.err
+    assert "no_videos_here" not in said.out + said.err and not (tmp_path / "cache").exists()

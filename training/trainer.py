@@ -166,6 +166,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distributed
     started = time.monotonic()
     torch.manual_seed(config.optim.seed)
     kind = get_kind(config.model)
+    kind.check_config(config)                 # before minutes of feature extraction
     clips = load_clips(config, dist, on_event)
     if (not kind.reads_sentences and config.split.strategy in ("auto", "stratified")
             and fewest_recordings(clips.rows) < SMALL_CLASS):

@@ -110,6 +110,10 @@ class ModelKind:
         """The ``arch_args`` a run with ``config`` (TrainConfig) builds for ``clips`` (ClipSet)."""
         raise NotImplementedError
 
+    def check_config(self, config) -> None:
+        """Refuse ``config`` (TrainConfig) before any clip is read, when it cannot work (e.g. a
+        weights file that is not there); the message says what to do."""
+
     def prepare_model(self, model: nn.Module, config, on_event: EventSink) -> None:
         """Ready a newly built model for training with ``config`` (e.g. load pretrained weights)."""
 

@@ -167,6 +167,12 @@ class R2Plus1DKind(ClassifierKind):
         return {"num_classes": len(clips.classes), "frames": config.data.crop_frames,
                 "size": config.data.crop_size, **config.arch}
 
+    def check_config(self, config) -> None:
+        if config.pretrained and not repo_path(config.pretrained).is_file():
+            raise FileNotFoundError(f"pretrained weights file not found: "
+                                    f"{repo_path(config.pretrained)} (download {R2PLUS1D_URL_HINT} "
+                                    "yourself and name its local path)")
+
     def prepare_model(self, model, config, on_event) -> None:
         if config.pretrained:
             load_pretrained(model, repo_path(config.pretrained))
