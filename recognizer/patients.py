@@ -26,14 +26,16 @@ FEW_SHOT_PREFIX = "few-shot-"
 
 
 def few_shot_name(patient: str) -> str:
-    """The registry name of ``patient``'s few-shot entry: ``few-shot-<letters of the name>``
-    (``few-shot-bed-4``), or a short digest of the name when it has no Latin letter."""
+    """The registry name of ``patient``'s few-shot entry: ``few-shot-<the name's letters>-
+    <digest>`` (``few-shot-bed-4-1b5a2c``). The digest of the whole name keeps two patients
+    apart whose names read alike in letters ("Bed 4/ICU" and "bed 4 icu")."""
     key = patient_key(patient)
     if key is None:
         raise ValueError("a few-shot entry belongs to a patient: choose or type the patient first")
     ascii_name = unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:40]
-    return FEW_SHOT_PREFIX + (slug or hashlib.sha256(key.encode()).hexdigest()[:10])
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:40].strip("-")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:6]
+    return f"{FEW_SHOT_PREFIX}{slug}-{digest}" if slug else f"{FEW_SHOT_PREFIX}{digest}"
 
 
 def patients(videos_root: str | Path) -> tuple[str, ...]:

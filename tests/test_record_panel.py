@@ -87,6 +87,7 @@ def test_the_replay_scales_into_the_panel_at_a_fixed_size(qtbot, tmp_path):
 
 def test_the_sample_counts_fit_the_list_without_a_horizontal_cut(window, qtbot):
     panel, counts = window.recorder, window.recorder.counts
+    window.state.patient = "bed 4"
     panel.label_counts = lambda: {"help": 1, "doctor": 5, "i_need_to_go_to_the_toilet_please": 0}
     panel.refresh_counts()
     qtbot.wait(20)
@@ -103,11 +104,14 @@ def test_the_sample_counts_fit_the_list_without_a_horizontal_cut(window, qtbot):
 def test_the_counts_say_what_the_patients_samples_promise(window, qtbot):
     """Per phrase: the current patient's samples, and the leave-one-out accuracy to expect."""
     panel, state = window.recorder, window.state
+    state.patient = "bed 4"
     panel.label_counts = lambda: {"help": 4, "doctor": 3}
     state.per_phrase = {"help": {"samples": 4, "expected_accuracy": 1.0},
                         "doctor": {"samples": 3, "expected_accuracy": 0.6667}}
     texts = [panel.counts.item(row).text() for row in range(panel.counts.count())]
     assert "help: 4  \u2014 expect 100%" in texts and "doctor: 3  \u2014 expect 67%, record more" in texts
+    state.patient = ""                 # everybody's samples: no recogniser's promise
+    assert [panel.counts.item(r).text() for r in range(2)] == ["help: 4", "doctor: 3"]
 
 
 def test_a_refused_phrase_says_what_to_type_instead(window):

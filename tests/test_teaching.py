@@ -11,6 +11,7 @@ pytest.importorskip("pytestqt")
 
 from features.dataset import build_manifest
 from recognizer.gui.app import source_spec
+from recognizer.patients import few_shot_name
 from tests.test_patients import copy_as, mode
 from training.registry import list_entries, read_card
 
@@ -35,8 +36,7 @@ def use_few_shot(window, qtbot, patient: str) -> None:
     window.state.patient = patient
     bar = window.bar
     bar.kind.setCurrentIndex(bar.kind.findData("few_shot"))
-    qtbot.waitUntil(lambda: window.state.entry == f"few-shot-{patient.replace(' ', '-')}",
-                    timeout=30000)
+    qtbot.waitUntil(lambda: window.state.entry == few_shot_name(patient), timeout=30000)
 
 
 def test_a_kept_sample_and_a_confirmed_reading_teach_the_patients_recogniser(ward, qtbot):
@@ -69,7 +69,7 @@ def test_a_kept_sample_and_a_confirmed_reading_teach_the_patients_recogniser(war
     saved = Path(item.saved)
     sidecar = json.loads(saved.with_suffix(".json").read_text())
     assert saved.parent.name == read.phrase and sidecar["origin"] == "confirmed"
-    assert (sidecar["how"], sidecar["model"], sidecar["speaker"]) == ("confirmed", "few-shot-bed-4", "bed 4")
+    assert (sidecar["how"], sidecar["model"], sidecar["speaker"]) == ("confirmed", few_shot_name("bed 4"), "bed 4")
     assert not window.phrase.right_button.isEnabled() or window._heard[0] is not read  # once only
     qtbot.waitUntil(lambda: window.state.per_phrase[read.phrase]["samples"] == 3
                     if read.phrase != "bin" else window.state.per_phrase["bin"]["samples"] == 2,
@@ -101,7 +101,7 @@ def test_switching_patient_switches_their_samples_and_recogniser(ward, qtbot):
     window, _, _ = ward
     use_few_shot(window, qtbot, "bed 4")
     window.state.patient = "bed 5"
-    qtbot.waitUntil(lambda: window.state.entry == "few-shot-bed-5", timeout=30000)
+    qtbot.waitUntil(lambda: window.state.entry == few_shot_name("bed 5"), timeout=30000)
     assert window.state.classes == ("red", "white") and set(window.state.per_phrase) == {"red", "white"}
     assert window.recorder.patient.currentText() == "bed 5"
     assert "leave-one-out accuracy" in window.bar.details.text()
@@ -124,8 +124,10 @@ def test_deleting_a_patient_asks_first_then_removes_their_recordings_and_models(
     qtbot.waitUntil(lambda: not (videos / "blue").exists(), timeout=20000)
     qtbot.waitUntil(lambda: window.state.patient == "", timeout=10000)
     assert sorted(p.name for p in videos.iterdir()) == ["red", "white"]
-    assert "few-shot-bed-4" not in [e.name for e in list_entries(registry)]
-    assert window.state.entry is None and "Deleted 4 recording(s) of bed 4" in " ".join(window.messages)
+    assert few_shot_name("bed 4") not in [e.name for e in list_entries(registry)]
+    assert "Deleted 4 recording(s) of bed 4" in " ".join(window.messages)
+    qtbot.wait(1500)                           # no other patient's recogniser is loaded instead
+    assert window.state.entry is None and window.predictor is None
     with open(tmp_path / "history.csv", newline="") as handle:
         assert not [row for row in csv.DictReader(handle) if row["patient"] == "bed 4"]
     assert not [item for item in window.state.history if item.patient == "bed 4"]
@@ -138,11 +140,42 @@ def test_undoing_a_confirmation_after_a_patient_switch_updates_its_patients_entr
     window.phrase.right_button.click()
     qtbot.waitUntil(lambda: any(i.saved for i in window.state.history), timeout=20000)
     item = next(i for i in window.state.history if i.saved)
-    qtbot.waitUntil(lambda: read_card(registry / "few-shot-bed-4").metrics["samples"] == 5,
+    qtbot.waitUntil(lambda: read_card(registry / few_shot_name("bed 4")).metrics["samples"] == 5,
                     timeout=20000)
     window.state.patient = "bed 5"
-    qtbot.waitUntil(lambda: window.state.entry == "few-shot-bed-5", timeout=30000)
+    qtbot.waitUntil(lambda: window.state.entry == few_shot_name("bed 5"), timeout=30000)
     window.undo_sample(item)
     window.enroller.wait()
-    assert read_card(registry / "few-shot-bed-4").metrics["samples"] == 4
-    assert read_card(registry / "few-shot-bed-5").metrics["samples"] == 4
+    assert read_card(registry / few_shot_name("bed 4")).metrics["samples"] == 4
+    assert read_card(registry / few_shot_name("bed 5")).metrics["samples"] == 4
+
+
+def test_a_sample_kept_just_before_a_patient_switch_stays_with_its_patient(ward, qtbot):
+    window, _, registry = ward
+    use_few_shot(window, qtbot, "bed 4")
+    panel = window.recorder
+    panel.phrase.setEditText("blue")
+    panel.countdown.setValue(0)
+    panel.record_button.click()
+    qtbot.waitUntil(panel.keep_button.isEnabled, timeout=20000)
+    panel.keep_button.click()
+    window.state.patient = "bed 5"             # while the take is still being saved
+    qtbot.waitUntil(lambda: read_card(registry / few_shot_name("bed 4")).metrics["samples"] == 5,
+                    timeout=20000)
+    window.enroller.wait()
+    assert read_card(registry / few_shot_name("bed 5")).classes == ("red", "white")
+
+
+def test_a_patient_without_samples_never_reads_with_another_patients_recogniser(ward, qtbot,
+                                                                                new_window):
+    window, videos, registry = ward
+    use_few_shot(window, qtbot, "bed 4")
+    window.state.patient = "new patient"
+    qtbot.waitUntil(lambda: window.state.entry is None, timeout=20000)
+    listed = [window.bar.model.itemText(i) for i in range(window.bar.model.count())]
+    assert listed == [] and "No samples of new patient yet" in window.messages[-1]
+    window.close()
+    again = new_window(window.source, registry, videos)       # a restart, same settings
+    qtbot.wait(1500)
+    assert again.state.patient == "new patient" and again.state.kind == "few_shot"
+    assert again.state.entry is None and again.predictor is None

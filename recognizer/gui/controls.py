@@ -21,7 +21,7 @@ from recognizer.reading import ReadMode
 from recognizer.state import AppState, Change
 from training.card import Card
 from training.kinds import KINDS, get_kind
-from training.registry import list_entries
+from training.registry import RegistryEntry, list_entries
 
 
 def entry_wer(card: Card) -> float | None:
@@ -67,14 +67,22 @@ class RecogniserBar(QWidget):
 
     ``entry_path`` is None when the registry has no entry of that kind. Shows
     the active entry's classes and accuracy and edits the state's settings.
+    ``default_entry(kind)`` names the entry a kind starts with (default: the
+    registry's active one, else its newest) and ``listed(entry)`` which entries
+    the list offers (default: all); the window gives the few-shot kind the
+    current patient's entry only, never another patient's.
     """
 
     def __init__(self, state: AppState, registry_root: str | Path,
-                 on_pick: Callable[[str, Path | None], None], parent=None):
+                 on_pick: Callable[[str, Path | None], None],
+                 default_entry: Callable[[str], str | None] | None = None,
+                 listed: Callable[[RegistryEntry], bool] | None = None, parent=None):
         super().__init__(parent)
         self.state = state
         self.registry_root = Path(registry_root)
         self._on_pick = on_pick
+        self._default_entry = default_entry or self._registry_choice
+        self._listed = listed or (lambda entry: True)
         self.kind = QComboBox()
         for kind in KINDS:
             self.kind.addItem(get_kind(kind).label, kind)
@@ -118,10 +126,10 @@ class RecogniserBar(QWidget):
     def refresh_models(self, select: str | None = None, load: bool = True) -> None:
         """Fill the model list for the chosen kind; select (and ``load``) ``select``, default the active entry."""
         kind = self.kind.currentData()
-        entries = [e for e in list_entries(self.registry_root) if e.card.kind == kind]
+        entries = [e for e in list_entries(self.registry_root)
+                   if e.card.kind == kind and self._listed(e)]
         if select is None:
-            chosen = find_entry(self.registry_root, kind)
-            select = chosen.name if chosen else None
+            select = self._default_entry(kind)
         self.model.blockSignals(True)
         self.model.clear()
         for entry in entries:
@@ -131,6 +139,10 @@ class RecogniserBar(QWidget):
         self.model.blockSignals(False)
         if load:
             self._picked()
+
+    def _registry_choice(self, kind: str) -> str | None:
+        chosen = find_entry(self.registry_root, kind)
+        return chosen.name if chosen else None
 
     def _picked(self) -> None:
         path = self.model.currentData()

@@ -140,7 +140,7 @@ class PhrasePanel(QWidget):
             self.choices.append((button, bar))
         self._calm = QTimer(self, singleShot=True, interval=ALERT_MS)
         self._calm.timeout.connect(lambda: self.setStyleSheet(PANEL_STYLE))
-        for field in ("entry", "kind", "phrase", "top3", "sure", "read_mode", "confirmable"):
+        for field in ("entry", "kind", "patient", "phrase", "top3", "sure", "read_mode", "confirmable"):
             state.subscribe(field, self._changed)
         state.subscribe_recorded(self._recorded)
         self._changed(None)
@@ -148,8 +148,10 @@ class PhrasePanel(QWidget):
     def _changed(self, change: Change | None) -> None:
         state = self.state
         if state.entry is None and state.kind == "few_shot":
-            self.headline.setText("No samples of this patient yet")
-            self.phrase.setText("Record one of each phrase")
+            self.headline.setText("No samples of this patient yet" if state.patient
+                                  else "No patient chosen")
+            self.phrase.setText("Record one of each phrase" if state.patient
+                                else "Type the patient in the Record tab")
         elif state.entry is None:
             self.headline.setText("No trained model yet")
             self.phrase.setText("Record samples, then train")

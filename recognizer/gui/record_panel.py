@@ -108,7 +108,7 @@ class RecordPanel(QWidget):
     """
 
     saved = Signal(str)
-    kept = Signal(str, str, object)          # label, clip path, its live features (or None)
+    kept = Signal(str, str, object, str)     # label, clip path, its live features (or None), patient
     save_failed = Signal(str)
     delete_requested = Signal(str)           # the patient, once the user has confirmed
 
@@ -243,7 +243,9 @@ class RecordPanel(QWidget):
         for label in phrases:
             have = counts.get(label, 0)
             expected = self.state.per_phrase.get(label, {}).get("expected_accuracy")
-            item = QListWidgetItem(count_line(label, have, expected))
+            # With no patient chosen these are everybody's samples: no recogniser's promise.
+            line = count_line(label, have, expected) if self.state.patient else f"{label}: {have}"
+            item = QListWidgetItem(line)
             item.setToolTip(f"{label}: {have} \u2014 {sample_hint(counts, label, expected)}")
             self.counts.addItem(item)
 
@@ -259,8 +261,10 @@ class RecordPanel(QWidget):
         """Ask before deleting ``patient``'s data (tests replace this)."""
         answer = QMessageBox.warning(
             self, "Delete this patient's data",
-            f"Delete all {clips} recording(s) of \u201c{patient}\u201d and the models made from "
-            "them? This cannot be undone.", QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+            (f"Delete all {clips} recording(s) of \u201c{patient}\u201d, the models made from "
+             "them and their phrase history? This cannot be undone." if clips else
+             f"\u201c{patient}\u201d has no recordings. Delete their models and phrase history? "
+             "This cannot be undone."), QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
         return answer == QMessageBox.Yes
 
     def record(self) -> None:
@@ -328,7 +332,7 @@ class RecordPanel(QWidget):
                 self.save_failed.emit(f"Could not save the sample of \u201c{label}\u201d: {error}")
                 return
             self.saved.emit(str(path))
-            self.kept.emit(path.parent.name, str(path), take.clip)
+            self.kept.emit(path.parent.name, str(path), take.clip, sidecar.speaker or "")
         threading.Thread(target=save, name="save-sample", daemon=False).start()
 
     def _on_saved(self, path: str) -> None:

@@ -68,6 +68,10 @@ class Enroller(QObject):
         """Delete the sample history ``item``'s confirmation saved, and forget it."""
         self._submit(self._undo, item, time.monotonic())
 
+    def rebuild(self, patient: str) -> None:
+        """Write ``patient``'s entry again from their clips (not the current patient's)."""
+        self._submit(self._rebuild, patient)
+
     def delete_patient(self, patient: str) -> None:
         """Delete every recording and entry of ``patient``."""
         self._submit(self._delete, patient)
@@ -118,9 +122,13 @@ class Enroller(QObject):
         if self._enrolment is not None and self._enrolment.remove(item.saved):
             self._publish(asked)
         elif patient_key(item.patient) is not None:
-            # Another patient's sample (the patient changed since): their entry forgets it too.
-            PatientEnrolment.open(self.registry_root, self.videos_root, item.patient,
-                                  self.cache)[0].write()
+            self._rebuild(item.patient)    # another patient's (they changed since): forget it too
+
+    def _rebuild(self, patient: str) -> None:
+        if self._enrolment is not None and patient_key(self._enrolment.patient) == patient_key(patient):
+            self._publish(time.monotonic())
+            return
+        PatientEnrolment.open(self.registry_root, self.videos_root, patient, self.cache)[0].write()
 
     def _delete(self, patient: str) -> None:
         result: DeletedPatient = delete_patient(self.videos_root, self.registry_root, patient)

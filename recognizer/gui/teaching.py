@@ -17,7 +17,6 @@ from pathlib import Path
 from features.dataset import validate_label
 from features.text import patient_key
 from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED
-from recognizer.patients import few_shot_name
 from recognizer.predictor import Predictor
 from recognizer.state import HistoryItem
 
@@ -77,6 +76,8 @@ class TeachingMixin:
     def undo_sample(self, item: HistoryItem) -> None:
         """Delete the sample ``item``'s confirmation kept."""
         self.enroller.undo(item)
+        self.show_status(f"Deleting the sample of \u201c{Path(item.saved).parent.name}\u201d "
+                         f"kept at {item.time:%H:%M:%S}; the recogniser forgets it")
 
     def _patient_changed(self) -> None:
         """Another patient: their samples, expectations and few-shot entry."""
@@ -84,11 +85,18 @@ class TeachingMixin:
         self.state.update(per_phrase={}, confirmable=False)
         self.enroller.set_patient(self.state.patient)
         if self.state.kind == FEW_SHOT:
-            self.bar.refresh_models(few_shot_name(self.state.patient) if self.state.patient else "")
+            self.bar.refresh_models()             # the new patient's entry, or none
 
-    def _on_sample_kept(self, label: str, path: str, clip) -> None:
-        if self.state.patient:
+    def _on_sample_kept(self, label: str, path: str, clip, patient: str) -> None:
+        """A sample kept for ``patient`` (who was current at Keep) joins their entry."""
+        if patient_key(patient) == patient_key(self.state.patient) and patient:
             self.enroller.add_sample(label, path, clip, self.recorder.keep_clicked)
+        elif patient:
+            self.enroller.rebuild(patient)          # the patient changed while it was saved
+        else:
+            self.show_status(f"Saved a sample of \u201c{label}\u201d of no patient: no few-shot "
+                             "recogniser learns from it. Type the patient in the Record tab "
+                             "before recording.")
 
     def _on_enrolled(self, update, predictor: Predictor | None, asked: float) -> None:
         """The patient's entry was written again: show what to expect, and read with it when

@@ -24,6 +24,8 @@ from recognizer.gui.phrase import HistoryPanel, HistoryTab, PhrasePanel
 from recognizer.gui.record_panel import RecordPanel
 from recognizer.gui.samples import Enroller
 from recognizer.gui.teaching import FEW_SHOT, TeachingMixin
+from features.text import patient_key
+from recognizer.patients import few_shot_name
 from recognizer.gui.speech import Speaker
 from recognizer.gui.train_panel import TrainPanel
 from recognizer.gui.views import PlotPanel, VideoView
@@ -91,7 +93,8 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.recorder = RecordPanel(videos_root, self.worker.start_recording,
                                     self.worker.cancel_recording, self.state)
         self.trainer = TrainPanel(videos_root, registry_root, self.use_entry, train_args)
-        self.bar = RecogniserBar(self.state, registry_root, self._pick)
+        self.bar = RecogniserBar(self.state, registry_root, self._pick, self._entry_for,
+                                 self._listed)
         self._build_layout()
         self._connect()
 
@@ -149,6 +152,19 @@ class MainWindow(TeachingMixin, QMainWindow):
             self.enroller.set_patient(self.state.patient)
         self.worker.start()
         self._plot_timer.start()
+
+    def _entry_for(self, kind: str) -> str | None:
+        """The entry ``kind`` starts with: the registry's choice, but for the few-shot kind
+        only ever the current patient's (another patient's would read with their lips)."""
+        if kind == FEW_SHOT:
+            return few_shot_name(self.state.patient) if self.state.patient else None
+        chosen = find_entry(self.registry_root, kind)
+        return chosen.name if chosen else None
+
+    def _listed(self, entry) -> bool:
+        """The model list offers every entry but other patients' few-shot ones."""
+        return (entry.card.kind != FEW_SHOT
+                or patient_key(entry.card.data.get("patient")) == patient_key(self.state.patient))
 
     def _use_a_kind_with_a_model(self) -> None:
         """A kind the registry has no model of (the default one on a fresh clone) gives way
