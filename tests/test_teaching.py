@@ -39,18 +39,24 @@ def use_few_shot(window, qtbot, patient: str) -> None:
     qtbot.waitUntil(lambda: window.state.entry == few_shot_name(patient), timeout=30000)
 
 
+def record_and_keep(window, qtbot, phrase: str):
+    """Record ``phrase`` in the Record tab with no countdown and click Keep; the panel."""
+    panel = window.recorder
+    panel.phrase.setEditText(phrase)
+    panel.countdown.setValue(0)
+    panel.record_button.click()
+    qtbot.waitUntil(panel.keep_button.isEnabled, timeout=20000)
+    panel.keep_button.click()
+    return panel
+
+
 def test_a_kept_sample_and_a_confirmed_reading_teach_the_patients_recogniser(ward, qtbot):
     window, videos, registry = ward
     use_few_shot(window, qtbot, "bed 4")
     assert window.state.kind == "few_shot" and window.state.classes == ("blue", "green")
     assert window.state.per_phrase["blue"] == {"samples": 2, "expected_accuracy": 1.0}
 
-    panel = window.recorder
-    panel.phrase.setEditText("bin")
-    panel.countdown.setValue(0)
-    panel.record_button.click()
-    qtbot.waitUntil(panel.keep_button.isEnabled, timeout=20000)
-    panel.keep_button.click()
+    panel = record_and_keep(window, qtbot, "bin")
     qtbot.waitUntil(lambda: "bin" in window.state.classes, timeout=20000)   # no Train click
     assert len(window.enrol_latencies_ms) == 1
     lines = [panel.counts.item(i).text() for i in range(panel.counts.count())]
@@ -153,12 +159,7 @@ def test_undoing_a_confirmation_after_a_patient_switch_updates_its_patients_entr
 def test_a_sample_kept_just_before_a_patient_switch_stays_with_its_patient(ward, qtbot):
     window, _, registry = ward
     use_few_shot(window, qtbot, "bed 4")
-    panel = window.recorder
-    panel.phrase.setEditText("blue")
-    panel.countdown.setValue(0)
-    panel.record_button.click()
-    qtbot.waitUntil(panel.keep_button.isEnabled, timeout=20000)
-    panel.keep_button.click()
+    record_and_keep(window, qtbot, "blue")
     window.state.patient = "bed 5"             # while the take is still being saved
     qtbot.waitUntil(lambda: read_card(registry / few_shot_name("bed 4")).metrics["samples"] == 5,
                     timeout=20000)
