@@ -312,3 +312,15 @@ def test_the_demo_reads_its_bundled_sentence_with_the_shipped_reader(capsys):
     assert main(["--headless", "--demo"]) == 0
     [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert line["text"] == line["phrase"] == "bin blue in z three again"
+
+
+def test_an_entry_being_replaced_when_its_writer_died_is_put_back(tmp_path):
+    """Its writer had moved the old entry aside and not yet moved the new one in."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    entry = registry.write_entry(tmp_path, "ward", _model(), CARD)
+    entry.rename(tmp_path / f".del-ward-{dead}")
+    (tmp_path / f".tmp-ward-{dead}").mkdir()               # the new one, half-written
+    registry.remove_stale_temps(tmp_path)
+    assert registry.read_card(entry).name == "ward"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ward"]

@@ -121,14 +121,23 @@ def read_card(entry: str | Path) -> Card:
 
 
 def remove_stale_temps(root: str | Path) -> list[Path]:
-    """Delete temporary folders (``.tmp-*-<pid>``, ``.del-*-<pid>``) of processes now gone."""
+    """Delete temporary folders (``.tmp-*-<pid>``, ``.del-*-<pid>``) of processes now gone.
+
+    A ``.del-`` folder whose entry is missing is an entry being replaced when its writer
+    died (between moving the old one aside and the new one in): it is put back, not
+    deleted, so a replaced entry is never lost."""
     removed = []
-    for path in Path(root).glob(".*-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if path.is_dir() and path.name.startswith(TEMP_PREFIXES) and pid.isdigit() \
-                and not psutil.pid_exists(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+    for path in sorted(Path(root).glob(".*-*"), key=lambda p: not p.name.startswith(".del-")):
+        name, _, pid = path.name.rpartition("-")
+        if not (path.is_dir() and path.name.startswith(TEMP_PREFIXES) and pid.isdigit()
+                and not psutil.pid_exists(int(pid))):
+            continue
+        entry = Path(root) / name.split("-", 1)[1]
+        if path.name.startswith(".del-") and not entry.exists():
+            os.rename(path, entry)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
     return removed
 
 
