@@ -277,6 +277,18 @@ def copy_clip(videos_root: str | os.PathLike, label: str, video: str | os.PathLi
     return _store(videos_root, label, clip_name, sidecar, write)
 
 
+def delete_clip(video: str | os.PathLike, missing_ok: bool = False) -> None:
+    """Delete a clip and its sidecar, and its phrase folder when no other clip is left there;
+    ``OSError`` (``FileNotFoundError`` for a missing video unless ``missing_ok``)."""
+    video = Path(video)
+    video.with_suffix(SIDECAR_SUFFIX).unlink(missing_ok=True)
+    video.unlink(missing_ok=missing_ok)
+    try:
+        video.parent.rmdir()
+    except OSError:
+        pass                   # the phrase has other clips
+
+
 def _store(videos_root, label: str, clip_name: str | None, sidecar: Sidecar | None,
            write: Callable[[Path], object]) -> Path:
     folder = private_dirs(label_dir(videos_root, label))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from features.cache import ClipFeatures
-from features.dataset import SIDECAR_SUFFIX, Sidecar, save_clip
+from features.dataset import Sidecar, delete_clip, save_clip
 from features.video import Frame
 from recognizer.segmenter import Utterance
 
@@ -83,10 +83,4 @@ def save_confirmation(videos_root: str | Path, phrase: str, heard: HeardUtteranc
 
 def undo_confirmation(path: str | Path) -> None:
     """Delete a confirmed clip and its sidecar (and its phrase folder when left empty)."""
-    video = Path(path)
-    video.with_suffix(SIDECAR_SUFFIX).unlink(missing_ok=True)
-    video.unlink(missing_ok=True)
-    try:
-        video.parent.rmdir()
-    except OSError:
-        pass
+    delete_clip(path, missing_ok=True)

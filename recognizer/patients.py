@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.dataset import SIDECAR_SUFFIX, build_manifest
+from features.dataset import build_manifest, delete_clip
 from features.text import patient_key
 from training import registry
 
@@ -80,17 +80,11 @@ def delete_patient(videos_root: str | Path, registry_root: str | Path, patient: 
         raise ValueError("no patient chosen: there is nothing to delete")
     problems, clips = [], 0
     for path in patient_rows(build_manifest(videos_root), patient)["path"]:
-        video = Path(path)
         try:
-            video.with_suffix(SIDECAR_SUFFIX).unlink(missing_ok=True)
-            video.unlink()
+            delete_clip(path)
             clips += 1
         except OSError as error:
-            problems.append(f"{video}: could not delete it ({error}); delete it by hand")
-        try:
-            video.parent.rmdir()           # only when that phrase has no other clip
-        except OSError:
-            pass
+            problems.append(f"{path}: could not delete it ({error}); delete it by hand")
     names = []
     for entry in patient_entries(registry_root, patient):
         try:
