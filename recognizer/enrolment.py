@@ -26,6 +26,13 @@ from training.kinds.few_shot import KIND as FEW_SHOT
 from training.kinds.few_shot import enrol, few_shot_card, reader_path
 
 
+def load_reader(path: Path):
+    """The sentence reader at ``path``, on the CPU, refused if it reads other lip features."""
+    reader = registry.load_entry(path, "cpu")
+    check_extractor(reader.card, f"sentence reader {reader.name} ({reader.path})")
+    return reader
+
+
 @dataclass(frozen=True)
 class Sample:
     """One enrolled clip: its phrase, what it says, and the reader's raw example of it."""
@@ -59,11 +66,11 @@ class PatientEnrolment:
 
     @classmethod
     def open(cls, registry_root: str | Path, videos_root: str | Path, patient: str,
-             cache: FeatureCache) -> tuple["PatientEnrolment", list[str]]:
+             cache: FeatureCache, reader=None) -> tuple["PatientEnrolment", list[str]]:
         """The patient's clips of ``videos_root`` as samples (extracting those not cached),
-        with the sentence reader of the registry; and the clips that could not be used."""
-        reader = registry.load_entry(reader_path(registry_root, None), "cpu")
-        check_extractor(reader.card, f"sentence reader {reader.name} ({reader.path})")
+        with ``reader`` (a loaded sentence reader; default the registry's); and the clips
+        that could not be used."""
+        reader = reader if reader is not None else load_reader(reader_path(registry_root, None))
         enrolment = cls(registry_root, patient, reader)
         rows = patient_rows(build_manifest(videos_root), patient)
         summary = extract_many([Path(p) for p in rows["path"]], cache, workers=1)

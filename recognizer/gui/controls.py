@@ -140,6 +140,13 @@ class RecogniserBar(QWidget):
         if load:
             self._picked()
 
+    def show_kind(self, kind: str) -> None:
+        """Show ``kind`` as the chosen recogniser without loading a model of it (the caller
+        refreshes the model list, or loads one itself)."""
+        self.kind.blockSignals(True)
+        self.kind.setCurrentIndex(self.kind.findData(kind))
+        self.kind.blockSignals(False)
+
     def _registry_choice(self, kind: str) -> str | None:
         chosen = find_entry(self.registry_root, kind)
         return chosen.name if chosen else None

@@ -18,9 +18,10 @@ from PySide6.QtCore import QObject, Signal
 
 from features.cache import DEFAULT_CACHE_DIR, ClipFeatures, FeatureCache
 from recognizer.confirmations import HeardUtterance, save_confirmation, undo_confirmation
-from recognizer.enrolment import EnrolmentUpdate, PatientEnrolment
+from recognizer.enrolment import EnrolmentUpdate, PatientEnrolment, load_reader
 from recognizer.patients import DeletedPatient, delete_patient, patient_key
 from recognizer.predictor import Predictor
+from training.kinds.few_shot import reader_path
 
 
 class Enroller(QObject):
@@ -41,6 +42,7 @@ class Enroller(QObject):
         self.cache = FeatureCache(cache_dir)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrol")
         self._enrolment: PatientEnrolment | None = None
+        self._reader = None            # the sentence reader, loaded once for every patient
 
     def _submit(self, job, *args) -> None:
         def run():
@@ -89,8 +91,7 @@ class Enroller(QObject):
         self._enrolment = None
         if patient_key(patient) is None:
             return
-        enrolment, problems = PatientEnrolment.open(self.registry_root, self.videos_root, patient,
-                                                    self.cache)
+        enrolment, problems = self._open_enrolment(patient)
         self._enrolment = enrolment
         for problem in problems[:3]:
             self.message.emit(f"Not a sample of {patient}: {problem}")
@@ -128,7 +129,16 @@ class Enroller(QObject):
         if self._enrolment is not None and patient_key(self._enrolment.patient) == patient_key(patient):
             self._publish(time.monotonic())
             return
-        PatientEnrolment.open(self.registry_root, self.videos_root, patient, self.cache)[0].write()
+        self._open_enrolment(patient)[0].write()
+
+    def _open_enrolment(self, patient: str) -> tuple[PatientEnrolment, list[str]]:
+        """``patient``'s samples, with the registry's sentence reader: loaded again only when
+        it is another entry than the one loaded last."""
+        path = reader_path(self.registry_root, None)
+        if self._reader is None or self._reader.path != path:
+            self._reader = load_reader(path)
+        return PatientEnrolment.open(self.registry_root, self.videos_root, patient, self.cache,
+                                     self._reader)
 
     def _delete(self, patient: str) -> None:
         result: DeletedPatient = delete_patient(self.videos_root, self.registry_root, patient)

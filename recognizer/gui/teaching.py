@@ -113,9 +113,7 @@ class TeachingMixin:
             if self.state.kind == FEW_SHOT:
                 self.bar.refresh_models(self.state.entry, load=False)
             return
-        self.bar.kind.blockSignals(True)
-        self.bar.kind.setCurrentIndex(self.bar.kind.findData(FEW_SHOT))
-        self.bar.kind.blockSignals(False)
+        self.bar.show_kind(FEW_SHOT)
         self.bar.refresh_models(predictor.name, load=False)
         self._picks += 1                       # a pick still loading is older than this
         self._on_predictor_loaded(predictor, update.entry, "", self._picks)

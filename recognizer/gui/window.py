@@ -176,9 +176,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         if find_entry(self.registry_root, other) is None:
             return
         self.state.kind = other
-        self.bar.kind.blockSignals(True)
-        self.bar.kind.setCurrentIndex(self.bar.kind.findData(other))
-        self.bar.kind.blockSignals(False)
+        self.bar.show_kind(other)
         self.show_status(f"No {get_kind(kind).label} model yet: using the "
                          f"{get_kind(other).label}")
 
@@ -356,9 +354,7 @@ class MainWindow(TeachingMixin, QMainWindow):
     def use_entry(self, entry: Path) -> None:
         """Make a newly trained ``entry`` the live recogniser (switching kind if needed)."""
         kind = read_card(entry).kind
-        self.bar.kind.blockSignals(True)
-        self.bar.kind.setCurrentIndex(self.bar.kind.findData(kind))
-        self.bar.kind.blockSignals(False)
+        self.bar.show_kind(kind)
         self.bar.refresh_models(entry.name)
 
     def confirm_close_during_training(self) -> bool:

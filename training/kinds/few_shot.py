@@ -183,11 +183,10 @@ def enrol(reader, examples, labels: np.ndarray, texts: tuple[str, ...],
     loo = prototypes.leave_one_out_similarities(pooled, labels, len(texts))
     calibration = prototypes.calibrate(loo, prototypes.ctc_term(terms, np.array(model.scored)), labels)
     args.update(temperature=calibration.temperature, ctc_weight=calibration.ctc_weight)
-    model = FewShot(FewShotConfig(**args))
-    model.reader.load_state_dict(reader.model.state_dict())
-    model.embeddings.copy_(torch.from_numpy(pooled))
-    model.owners.copy_(torch.from_numpy(labels))
-    return Enrolment(model.eval(), args, calibration, pooled, scored)
+    model.config = FewShotConfig(**args)          # the same model, now calibrated
+    model.embeddings.copy_(torch.from_numpy(pooled).to(model.embeddings.device))
+    model.owners.copy_(torch.from_numpy(labels).to(model.owners.device))
+    return Enrolment(model, args, calibration, pooled, scored)
 
 
 def reader_path(root: str | Path, pretrained: str | None) -> Path:
