@@ -76,7 +76,7 @@ def test_a_kept_sample_updates_the_patients_entry_at_once(two_patients, grid_cac
     enrolment, problems = PatientEnrolment.open(registry, videos, "bed 4", grid_cache[0])
     assert not problems and enrolment.counts() == {"blue": 2, "green": 2}
     first = enrolment.write()
-    assert first.entry == registry / few_shot_name("bed 4") and first.seconds < 1.0
+    assert first.entry == registry / few_shot_name("bed 4")      # how fast: enrol_live.py
     assert first.per_phrase == {"blue": {"samples": 2, "expected_accuracy": 1.0},
                                 "green": {"samples": 2, "expected_accuracy": 1.0}}
     card = read_card(first.entry)
