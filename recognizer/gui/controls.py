@@ -38,6 +38,12 @@ def entry_label(name: str, card: Card) -> str:
     return f"{name}  ({card.accuracy:.0%})" if card.accuracy is not None else name
 
 
+def registry_choice(registry_root: str | Path, kind: str) -> str | None:
+    """The name of the entry the registry would have ``kind`` use (:func:`find_entry`), or None."""
+    chosen = find_entry(registry_root, kind)
+    return chosen.name if chosen else None
+
+
 READ_MODES = ((ReadMode.PHRASES, "phrase list"), (ReadMode.TRANSCRIPT, "words"))
 
 
@@ -81,7 +87,7 @@ class RecogniserBar(QWidget):
         self.state = state
         self.registry_root = Path(registry_root)
         self._on_pick = on_pick
-        self._default_entry = default_entry or self._registry_choice
+        self._default_entry = default_entry or (lambda kind: registry_choice(self.registry_root, kind))
         self._listed = listed or (lambda entry: True)
         self.kind = QComboBox()
         for kind in KINDS:
@@ -146,10 +152,6 @@ class RecogniserBar(QWidget):
         self.kind.blockSignals(True)
         self.kind.setCurrentIndex(self.kind.findData(kind))
         self.kind.blockSignals(False)
-
-    def _registry_choice(self, kind: str) -> str | None:
-        chosen = find_entry(self.registry_root, kind)
-        return chosen.name if chosen else None
 
     def _picked(self) -> None:
         path = self.model.currentData()

@@ -17,20 +17,20 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from features.dataset import build_manifest
+from features.text import patient_key
 from recognizer.capture import SourceFactory
 from recognizer.confirmations import HeardUtterance
-from recognizer.gui.controls import RecogniserBar, entry_wer
+from recognizer.gui.controls import RecogniserBar, entry_wer, registry_choice
 from recognizer.gui.phrase import HistoryPanel, HistoryTab, PhrasePanel
 from recognizer.gui.record_panel import RecordPanel
 from recognizer.gui.samples import Enroller
-from recognizer.gui.teaching import FEW_SHOT, TeachingMixin
-from features.text import patient_key
-from recognizer.patients import few_shot_name
 from recognizer.gui.speech import Speaker
+from recognizer.gui.teaching import FEW_SHOT, TeachingMixin
 from recognizer.gui.train_panel import TrainPanel
 from recognizer.gui.views import PlotPanel, VideoView
 from recognizer.gui.worker import LiveFrame, LiveRecognition, LiveWorker
 from recognizer.live import PlotHistory, Recognition
+from recognizer.patients import few_shot_name
 from recognizer.predictor import Predictor, find_entry, is_sure, kind_in_use
 from recognizer.reading import ReadMode
 from recognizer.recording import phrase_list
@@ -158,8 +158,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         only ever the current patient's (another patient's would read with their lips)."""
         if kind == FEW_SHOT:
             return few_shot_name(self.state.patient) if self.state.patient else None
-        chosen = find_entry(self.registry_root, kind)
-        return chosen.name if chosen else None
+        return registry_choice(self.registry_root, kind)
 
     def _listed(self, entry) -> bool:
         """The model list offers every entry but other patients' few-shot ones."""
