@@ -1,4 +1,4 @@
-"""Pixels of the mouth: teeth/tongue colour ratios and the mouth crop.
+"""Pixels of the mouth: teeth/tongue colour ratios, the mouth crop and its appearance (DCT).
 
 Image operations with OpenCV over one RGB frame and its landmark array (in
 pixels, see :class:`features.landmarks.FaceLandmarks`). No IO, no MediaPipe.
@@ -14,6 +14,11 @@ from features.geometry import face_frame, interocular_distance, polygon_area
 from features.topology import INNER_LIP, OUTER_LIP
 
 COLOUR_NAMES = ("teeth_ratio", "tongue_ratio")
+
+# The lips, teeth and tongue: the middle half of a mouth crop at the default face_scale
+# (corner to corner across, nose to chin cut off), as a fraction of the crop's side.
+APPEARANCE_REGION = (0.25, 0.75)
+APPEARANCE_SIZE = 32
 
 _INNER_INDEX = np.array(INNER_LIP)
 _OUTER_INDEX = np.array(OUTER_LIP)
@@ -180,6 +185,36 @@ def mouth_colour(rgb: np.ndarray, points: np.ndarray,
     teeth = cv2.countNonZero(_in_range(hsv, config.teeth_low, config.teeth_high) & mask)
     tongue = cv2.countNonZero(_in_range(hsv, config.tongue_low, config.tongue_high) & interior)
     return np.array([teeth / total, tongue / total], dtype=np.float32)
+
+
+def appearance_names(coefficients: int) -> tuple[str, ...]:
+    """The channel names of :func:`mouth_appearance`: ``dct<row>_<column>``, row-major."""
+    return tuple(f"dct{i}_{j}" for i in range(coefficients) for j in range(coefficients))
+
+
+def mouth_appearance(crops: np.ndarray, coefficients: int) -> np.ndarray:
+    """The mouth's appearance per frame: (T, S, S) uint8 mouth crops (:func:`mouth_crop`) ->
+    (T, k * k) float32, the k x k lowest-frequency 2-D DCT coefficients of the lips, teeth
+    and tongue (k = ``coefficients``), named by :func:`appearance_names`.
+
+    The :data:`APPEARANCE_REGION` of each crop, resized to :data:`APPEARANCE_SIZE` square,
+    in [0, 1], through an orthonormal DCT. The DCT of the mouth region is the appearance
+    feature of audio-visual speech recognition (Potamianos et al.): it sees what the lip
+    contour cannot, whether teeth or tongue show and how the lips are shaped in depth,
+    at a cost of microseconds a frame and with nothing learned.
+    """
+    if not 1 <= coefficients <= APPEARANCE_SIZE:
+        raise ValueError(f"appearance coefficients must be 1 to {APPEARANCE_SIZE}, got {coefficients}")
+    if crops.ndim != 3 or crops.shape[1] != crops.shape[2]:
+        raise ValueError(f"expected (T, S, S) mouth crops, got shape {crops.shape}")
+    side = crops.shape[1]
+    low, high = (round(side * f) for f in APPEARANCE_REGION)
+    out = np.empty((len(crops), coefficients * coefficients), np.float32)
+    for t, crop in enumerate(crops):
+        mouth = cv2.resize(crop[low:high, low:high], (APPEARANCE_SIZE, APPEARANCE_SIZE),
+                           interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        out[t] = cv2.dct(mouth)[:coefficients, :coefficients].ravel()
+    return out
 
 
 def mouth_crop_box(points: np.ndarray, config: CropConfig = CropConfig()) -> np.ndarray:

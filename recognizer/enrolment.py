@@ -80,10 +80,20 @@ class PatientEnrolment:
             if str(path) in failed:
                 continue
             try:
-                enrolment.add(label, path, cache.load(path, crops=False), text)
+                enrolment.add(label, path, cache.load(path, crops=enrolment.needs_crops), text)
             except ValueError as error:
                 problems.append(f"{path}: {error}")
         return enrolment, problems
+
+    @property
+    def needs_crops(self) -> bool:
+        """Whether the reader reads the mouth crops too (its ``appearance``), so samples must
+        carry them."""
+        return FEW_SHOT.uses_crops(self.reader.card.input)
+
+    def reads(self, clip: ClipFeatures | None) -> bool:
+        """Whether ``clip`` carries all the reader reads: features, and crops if it needs them."""
+        return clip is not None and (not self.needs_crops or clip.crops.size > 0)
 
     def add(self, label: str, path: str | Path, clip: ClipFeatures | None, text: str | None = None) -> None:
         """Enrol the clip at ``path`` as a sample of ``label`` from its features ``clip``;

@@ -24,6 +24,12 @@ TINY = {
 }
 
 
+# Each kind as TINY has it, and the landmark kinds once more reading the mouth's appearance.
+VARIANTS = [(name, TINY.get(name, {"arch": {}, "data": DataConfig()})) for name in KINDS] + [
+    ("landmark_cnn", {**TINY["landmark_cnn"], "data": DataConfig(sequence_length=16, appearance=4)}),
+    ("landmark_ctc", {**TINY["landmark_ctc"], "data": DataConfig(appearance=4)})]
+
+
 @pytest.fixture(scope="module")
 def sentences(grid_dir, grid_cache, tmp_path_factory):
     """Three whole GRID sentences (the same bytes as the cached ones) and their manifest."""
@@ -55,11 +61,11 @@ def _same(a, b) -> bool:
     return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("name", KINDS)
-def test_model_kind_contract_through_registry_and_predictor(name, sentences, tmp_path):
+@pytest.mark.parametrize("name, tiny", VARIANTS,
+                         ids=[f"{n}-appearance" if t["data"].appearance else n for n, t in VARIANTS])
+def test_model_kind_contract_through_registry_and_predictor(name, tiny, sentences, tmp_path):
     manifest, cache = sentences
     kind = get_kind(name)
-    tiny = TINY.get(name, {"arch": {}, "data": DataConfig()})
     config = TrainConfig(model=name, arch=tiny["arch"], data=tiny["data"])
     clips = load_dataset(manifest, cache, name, kind.spec_from(config.data), workers=1)
     index = np.arange(len(clips.labels))

@@ -15,6 +15,7 @@ from features.cache import ClipFeatures, FeatureCache
 from features.dataset import build_manifest, save_clip
 from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from features.grid import import_grid
+from features.mouth_image import appearance_names, mouth_appearance
 from features.video import Frame, read_frames
 from training.config import AugmentConfig, DataConfig
 from training.data import load_dataset
@@ -271,6 +272,39 @@ def test_relative_input_does_not_see_a_face_s_own_proportions(loaded, name):
     assert moving.sum() > 100
     np.testing.assert_allclose(same[0][moving], same[1][moving], atol=1e-3)
     assert not np.allclose(differ[0][moving], differ[1][moving], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["landmark_cnn", "landmark_ctc"])
+def test_appearance_adds_the_mouth_s_channels_from_the_crops(loaded, name):
+    """appearance: k appends k x k DCT channels (and their velocities) computed from the
+    clip's crops, leaves the landmark channels as they were, and needs the crops."""
+    kind = get_kind(name)
+    plain_spec, spec = kind.spec_from(CONFIG), kind.spec_from(replace(CONFIG, appearance=4))
+    assert kind.uses_crops(spec) and (name == "landmark_ctc" or not kind.uses_crops(plain_spec))
+    path = loaded[0].rows["path"][0]
+    clip = loaded[2].load(path, crops=True)
+    (example, names), (plain, plain_names) = kind.example(clip, spec), kind.example(clip, plain_spec)
+    channels = lambda e: e[0].T if isinstance(e, tuple) else e      # (C, T)
+    example, plain = channels(example), channels(plain)
+    dct = appearance_names(4)
+    base = tuple(n for n in plain_names if n != "duration_s")
+    landmark_part = FEATURE_NAMES + dct
+    assert names[:len(landmark_part)] == landmark_part
+    assert names[len(landmark_part):2 * len(landmark_part)] == tuple(f"d_{n}" for n in landmark_part)
+    for j, n in enumerate(base):
+        np.testing.assert_allclose(example[names.index(n)], plain[j], atol=1e-6)
+    if name == "landmark_ctc":      # every frame, as read: the DCT of each frame's crop
+        found = [names.index(n) for n in dct]
+        np.testing.assert_allclose(example[found].T[clip.valid],
+                                   mouth_appearance(clip.crops, 4)[clip.valid], atol=1e-6)
+    assert example[[names.index(f"d_{n}") for n in dct]].std() > 0, "the mouth never moved"
+    with pytest.raises(ValueError, match="crops"):
+        kind.example(loaded[2].load(path, crops=False), spec)
+
+
+def test_appearance_needs_landmark_channels_to_join():
+    with pytest.raises(ValueError, match="inputs: landmarks or both"):
+        get_kind("landmark_ctc").spec_from(replace(CONFIG, inputs="crops", appearance=4))
 
 
 def test_a_word_crop_reads_a_run_of_whole_words_from_their_frames():

@@ -32,7 +32,9 @@ class DataConfig:
     (a sentence reader reads every frame); ``crop_frames`` / ``crop_size``: the
     mouth crops of the video model; ``inputs``: what a sentence reader reads,
     ``landmarks``, ``crops`` or ``both``; ``relative``: ``none``, or ``clip`` to
-    express the landmark kinds' features relative to each clip's rest.
+    express the landmark kinds' features relative to each clip's rest; ``appearance``:
+    k > 0 adds the mouth's appearance (k x k DCT coefficients of the mouth crop) to the
+    landmark kinds' channels every frame, 0 reads the landmark features alone.
     """
 
     videos: str = "videos"
@@ -44,6 +46,7 @@ class DataConfig:
     workers: int = 2
     inputs: str = "landmarks"
     relative: str = "none"
+    appearance: int = 0
 
 
 @dataclass(frozen=True)

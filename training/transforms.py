@@ -15,6 +15,8 @@ from torch.nn import functional as F
 
 from features.cache import ClipFeatures
 from features.frame_features import FEATURE_NAMES
+from features.mouth_image import appearance_names, mouth_appearance
+from features.sequence import SequenceConfig, sequence_transform
 
 from features.geometry import LIP_POINT_NAMES
 from features.topology import LIP_MIRROR_ORDER
@@ -228,11 +230,30 @@ def mouth_crops(clip: ClipFeatures) -> np.ndarray:
     return clip.crops
 
 
+def frame_channels(clip: ClipFeatures, *, max_gap: int, velocities: bool, appearance: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """A clip's per-frame channels, as the landmark kinds read them: (T, C) float32, the
+    (T,) mask of frames with a face, and the C names.
+
+    The clip's features, then with ``appearance`` > 0 the mouth's appearance
+    (:func:`features.mouth_image.mouth_appearance`, ``appearance`` x ``appearance``
+    coefficients, from the clip's crops); gaps of up to ``max_gap`` frames filled and
+    velocities appended as :func:`features.sequence.sequence_transform` does.
+    """
+    features, names = clip.features, tuple(clip.names)
+    if appearance:
+        features = np.concatenate([features, mouth_appearance(mouth_crops(clip), appearance)],
+                                  axis=1)
+        names += appearance_names(appearance)
+    return sequence_transform(features, clip.valid, names,
+                              SequenceConfig(max_gap=max_gap, velocities=velocities))
+
+
 def check_live_channels(trained: tuple[str, ...], example_names, where: str, kind: str) -> None:
     """Refuse an entry trained on other channels than ``example_names(blank clip)`` gives for
     this app's :data:`FEATURE_NAMES`, naming the first that differs and how to re-train."""
     blank = ClipFeatures(np.zeros((2, len(FEATURE_NAMES)), np.float32), np.ones(2, bool),
-                         np.array([0, 40]), np.zeros((2, 0, 0), np.uint8), FEATURE_NAMES, 25.0)
+                         np.array([0, 40]), np.zeros((2, 8, 8), np.uint8), FEATURE_NAMES, 25.0)
     live = tuple(example_names(blank))
     if tuple(trained) == live:
         return

@@ -98,23 +98,29 @@ class Enroller(QObject):
         if len(enrolment):
             self._publish(0.0)
 
+    def _features(self, path: str | Path, clip: ClipFeatures | None) -> ClipFeatures | None:
+        """``clip`` when the patient's reader can read it, else the saved file's features
+        (extracted as training does): a clip not in memory, or live frames without the
+        mouth crops an appearance reader needs."""
+        if self._enrolment.reads(clip):
+            return clip
+        from features.extract import extract_many
+
+        extract_many([Path(path)], self.cache, workers=1)
+        return self.cache.load(path, crops=self._enrolment.needs_crops)
+
     def _add(self, label: str, path: str, clip: ClipFeatures | None, asked: float) -> None:
         if self._enrolment is None:
             return
-        if clip is None:          # not in memory: read it as training does
-            from features.extract import extract_many
-
-            extract_many([Path(path)], self.cache, workers=1)
-            clip = self.cache.load(path, crops=False)
-        self._enrolment.add(label, path, clip)
+        self._enrolment.add(label, path, self._features(path, clip))
         self._publish(asked)
 
     def _confirm(self, item, phrase: str, heard: HeardUtterance, how: str, patient: str,
                  asked: float) -> None:
         path = save_confirmation(self.videos_root, phrase, heard, how, patient)
         self.confirmed.emit(item, str(path))
-        if self._enrolment is not None and heard.clip is not None:
-            self._enrolment.add(path.parent.name, path, heard.clip)
+        if self._enrolment is not None:
+            self._enrolment.add(path.parent.name, path, self._features(path, heard.clip))
             self._publish(asked)
 
     def _undo(self, item, asked: float) -> None:

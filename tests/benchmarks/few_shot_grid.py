@@ -124,9 +124,11 @@ class Encoded:
         probe.eval()
         self.examples, self.frames, self.features, pooled, terms = [], [], [], [], []
         with torch.inference_mode():
+            crops = READER.uses_crops(reader.card.input)
             for _, _, path in clips:
-                example, _ = READER.example(cache.load(path, crops=False), reader.card.input)
-                batch = READER.clip_input(cache.load(path, crops=False), reader.card.input, "cpu")
+                clip = cache.load(path, crops=crops)
+                example, _ = READER.example(clip, reader.card.input)
+                batch = READER.clip_input(clip, reader.card.input, "cpu")
                 vector, log_probs = probe.encode(batch)
                 frames = int(batch.lengths[0])
                 self.examples.append(example)

@@ -1,7 +1,8 @@
 """The sentence reader's benchmark: landmark_ctc on 800 GRID sentences, sentence-disjoint split.
 
     python tests/benchmarks/train_grid_sentences.py [--config FILE] [--epochs N] [--seed S]
-                                                    [--inputs landmarks|crops|both] [--keep DIR]
+                                                    [--inputs landmarks|crops|both] [--appearance K]
+                                                    [--keep DIR]
 
 Copies the 300 shared sentences and the 500 of ``grid_s1_train`` whole into a
 temporary videos/ folder, extracts their features (cached under --cache),
@@ -52,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inputs", choices=("landmarks", "crops", "both"), default="landmarks")
     parser.add_argument("--relative", choices=("none", "clip"), default="none")
+    parser.add_argument("--appearance", type=int, help="the mouth's K x K DCT coefficients a "
+                                                       "frame (default: the settings'; 0: none)")
     parser.add_argument("--padding", type=int, default=4, help="frames around each word clip")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--keep", type=Path, help="keep the registry entry in this folder")
@@ -103,9 +106,12 @@ def main() -> None:
             settings = yaml.safe_load(SETTINGS.read_text())
             settings["data"] = {**settings.get("data", {}), "inputs": args.inputs,
                                 "relative": args.relative}
+            if args.appearance is not None:
+                settings["data"]["appearance"] = args.appearance
             config = tmp / "sentences.yaml"
             config.write_text(yaml.safe_dump(settings))
-        name = f"grid-sentences-{args.inputs}-s{args.seed}"
+        appearance = yaml.safe_load(Path(config).read_text()).get("data", {}).get("appearance", 0)
+        name = f"grid-sentences-{args.inputs}{f'-dct{appearance}' if appearance else ''}-s{args.seed}"
         flags = ["--config", str(config), "--videos", str(videos), "--cache", str(args.cache),
                  "--registry", str(models), "--runs", str(tmp / "runs"), "--name", name,
                  "--seed", str(args.seed), "--no-progress"]
@@ -132,6 +138,7 @@ def main() -> None:
         metrics = card["metrics"]
         print(json.dumps({
             "benchmark": "train_grid_sentences", "inputs": args.inputs, "relative": args.relative,
+            "appearance": appearance,
             "seed": args.seed, "sentences": card["data"]["clips"], "split": card["data"]["split_sizes"],
             "wer_greedy": round(metrics["wer"], 4), "cer_greedy": round(metrics["cer"], 4),
             "wer_lexicon": round(metrics["wer_lexicon"], 4), "cer_lexicon": round(metrics["cer_lexicon"], 4),

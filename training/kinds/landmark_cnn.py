@@ -17,11 +17,10 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from features.cache import ClipFeatures
-from features.sequence import SequenceConfig, sequence_transform
 from training.kinds.classifier import ClassifierKind
 from training.transforms import (Standardises, augment_sequence, check_live_channels, face_span,
-                                 fit_normalisation, item_rng, mirror_plan, resample_linear,
-                                 rest_statistics)
+                                 fit_normalisation, frame_channels, item_rng, mirror_plan,
+                                 resample_linear, rest_statistics)
 
 CURVE_CHANNELS = ("inner_mar", "mouth_width", "jawOpen", "inner_area")
 
@@ -99,7 +98,9 @@ class LandmarkInput(Standardises):
     frames interpolated; ``feature_names``: the C channels in order;
     ``mean`` / ``std``: (C,) training statistics each channel is standardised with;
     ``relative``: ``none``, or ``clip`` (each channel relative to the clip's own rest
-    first, :func:`training.transforms.rest_statistics`).
+    first, :func:`training.transforms.rest_statistics`); ``appearance``: k > 0 adds the
+    mouth's appearance, k x k DCT coefficients of its crop a frame
+    (:func:`training.transforms.frame_channels`).
     """
 
     sequence_length: int
@@ -109,6 +110,7 @@ class LandmarkInput(Standardises):
     mean: tuple[float, ...]
     std: tuple[float, ...]
     relative: str = "none"
+    appearance: int = 0
 
 
 def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -120,9 +122,8 @@ def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, 
     Resampling hides how long the utterance took, so a constant last channel
     ``duration_s`` keeps it.
     """
-    matrix, mask, names = sequence_transform(
-        clip.features, clip.valid, clip.names,
-        SequenceConfig(max_gap=spec.max_gap, velocities=spec.velocities))
+    matrix, mask, names = frame_channels(clip, max_gap=spec.max_gap, velocities=spec.velocities,
+                                         appearance=spec.appearance)
     span = face_span(mask)
     frames = matrix[span]
     if spec.relative == "clip":
@@ -163,7 +164,11 @@ class LandmarkSequenceKind(ClassifierKind):
 
     def spec_from(self, data) -> LandmarkInput:
         return LandmarkInput(data.sequence_length, data.velocities, max_gap=3,
-                             feature_names=(), mean=(), std=(), relative=data.relative)
+                             feature_names=(), mean=(), std=(), relative=data.relative,
+                             appearance=data.appearance)
+
+    def uses_crops(self, spec: LandmarkInput) -> bool:
+        return spec.appearance > 0
 
     def example(self, clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, tuple[str, ...]]:
         if not clip.valid.any():

@@ -24,12 +24,11 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from features.cache import ClipFeatures
-from features.sequence import SequenceConfig, sequence_transform
 from training.decoding import SPACE, alphabet_of, encode, normalise_text
 from training.kinds.base import ModelKind
-from training.transforms import (MIN_STD, Standardises, check_live_channels, item_rng, mirror,
-                                 mirror_plan, mouth_crops, resample_linear, resample_nearest,
-                                 resize_crops, rest_statistics)
+from training.transforms import (MIN_STD, Standardises, check_live_channels, frame_channels,
+                                 item_rng, mirror, mirror_plan, mouth_crops, resample_linear,
+                                 resample_nearest, resize_crops, rest_statistics)
 
 INPUTS = ("landmarks", "crops", "both")
 RELATIVE = ("none", "clip")
@@ -148,8 +147,10 @@ class CTCInput(Standardises):
     ``inputs``: landmarks, crops or both; ``velocities`` / ``max_gap`` as for
     the landmark classifier; ``relative``: ``none``, or ``clip`` (each channel
     minus the clip's rest level, divided by its rest spread, before
-    standardising); ``feature_names``, ``mean``, ``std``: the landmark
-    channels and their training statistics; ``crop_size``: side the crops are
+    standardising); ``appearance``: k > 0 adds the mouth's appearance to the landmark
+    channels, k x k DCT coefficients of its crop a frame
+    (:func:`training.transforms.frame_channels`); ``feature_names``, ``mean``, ``std``: the
+    landmark channels and their training statistics; ``crop_size``: side the crops are
     resized to; ``lexicon``: the words of the training transcripts, for decoding.
     """
 
@@ -162,6 +163,7 @@ class CTCInput(Standardises):
     std: tuple[float, ...]
     crop_size: int
     lexicon: tuple[str, ...]
+    appearance: int = 0
 
 
 def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndarray | None, tuple]:
@@ -176,9 +178,9 @@ def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndar
     span = slice(0, len(clip.valid))
     features, names = np.zeros((span.stop - span.start, 0), np.float32), ()
     if spec.inputs != "crops":
-        matrix, mask, names = sequence_transform(
-            clip.features, clip.valid, clip.names,
-            SequenceConfig(max_gap=spec.max_gap, velocities=spec.velocities))
+        matrix, mask, names = frame_channels(clip, max_gap=spec.max_gap,
+                                             velocities=spec.velocities,
+                                             appearance=spec.appearance)
         features = matrix[span]
         if spec.relative == "clip":
             level, spread = rest_statistics(features, tuple(names))
@@ -314,11 +316,15 @@ class LandmarkCTCKind(ModelKind):
                 "inputs": inputs, "crop_size": config.data.crop_size, **config.arch}
 
     def spec_from(self, data) -> CTCInput:
+        if data.appearance and data.inputs == "crops":
+            raise ValueError("appearance adds to the landmark channels, which inputs: crops has "
+                             "none of; use inputs: landmarks or both, or appearance: 0")
         return CTCInput(data.inputs, data.velocities, max_gap=3, relative=data.relative,
-                        feature_names=(), mean=(), std=(), crop_size=data.crop_size, lexicon=())
+                        feature_names=(), mean=(), std=(), crop_size=data.crop_size, lexicon=(),
+                        appearance=data.appearance)
 
     def uses_crops(self, spec: CTCInput) -> bool:
-        return spec.inputs != "landmarks"
+        return spec.inputs != "landmarks" or spec.appearance > 0
 
     def example(self, clip: ClipFeatures, spec: CTCInput):
         features, crops, names = clip_frames(clip, spec)
