@@ -144,7 +144,7 @@ def test_few_shot_enrols_in_one_pass_and_names_words_of_other_sentences(colour_c
     cache = grid_cache[0]
     from features.extract import extract_many
     extract_many([Path(p) for _, p in held_out], cache, workers=2)
-    predictions = [predictor.predict(cache.load(path, crops=False)) for _, path in held_out]
+    predictions = [predictor.predict(cache.load(path)) for _, path in held_out]
     accuracy = np.mean([p.phrase == word for p, (word, _) in zip(predictions, held_out)])
     assert len(held_out) >= 30 and accuracy >= 0.8, accuracy
     # Its confidence means something: the right answers are surer than the wrong ones.

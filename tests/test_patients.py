@@ -84,18 +84,42 @@ def test_a_kept_sample_updates_the_patients_entry_at_once(two_patients, grid_cac
     assert mode(first.entry) == 0o700 and mode(first.entry / "weights.safetensors") == 0o600
 
     kept = copy_as("Bed 4", clips["red"][1:2], videos, "red")[0]
-    enrolment.add("red", kept, grid_cache[0].load(clips["red"][1], crops=False))
+    enrolment.add("red", kept, grid_cache[0].load(clips["red"][1]))
     second = enrolment.write()
     assert second.entry == first.entry and read_card(second.entry).classes == ("blue", "green", "red")
     assert second.per_phrase["red"] == {"samples": 1, "expected_accuracy": None}
     predictor = Predictor.from_entry(second.entry, "cpu")
     held_out = [(w, p) for w in ("blue", "green", "red") for p in clips[w][5:9]]
-    right = sum(predictor.predict(grid_cache[0].load(p, crops=False)).phrase == w for w, p in held_out)
+    right = sum(predictor.predict(grid_cache[0].load(p, crops=predictor.needs_crops)).phrase == w
+                for w, p in held_out)
     assert right >= 9, right          # of 12, chance is 4
     assert [e.name for e in list_entries(registry)] == [few_shot_name("bed 4")]   # replaced, not added
 
     assert enrolment.remove(kept) and not enrolment.remove(kept)
     assert read_card(enrolment.write().entry).classes == ("blue", "green")
+
+
+def test_a_sample_without_the_crops_the_reader_needs_is_read_from_its_file(two_patients,
+                                                                            grid_cache, tmp_path):
+    """The shipped reader reads the mouth's appearance: a kept clip whose live features came
+    without crops (a landmark-only model was in use) is enrolled from the saved file."""
+    from recognizer.gui.samples import Enroller
+
+    videos, clips = two_patients
+    registry = tmp_path / "models"
+    enroller = Enroller(registry, videos, grid_cache[0].root)
+    enroller.set_patient("bed 4")
+    enroller.wait()
+    kept = copy_as("Bed 4", clips["red"][1:2], videos, "red")[0]
+    bare = grid_cache[0].load(kept, crops=False)
+    assert enroller._enrolment.needs_crops and not enroller._enrolment.reads(bare)
+    problems = []
+    enroller.message.connect(problems.append)
+    enroller.add_sample("red", str(kept), bare)
+    enroller.wait()
+    enroller.shutdown()
+    assert not problems and enroller._enrolment.counts() == {"blue": 2, "green": 2, "red": 1}
+    assert read_card(registry / few_shot_name("bed 4")).classes == ("blue", "green", "red")
 
 
 def test_deleting_a_patient_removes_their_clips_and_entries_only(two_patients, grid_cache, tmp_path):

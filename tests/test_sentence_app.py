@@ -28,7 +28,7 @@ PHRASES = ("bin blue at f two now", "lay white with e one soon", "help", "bed 3"
 def held_out_clip(grid_cache, index=1):
     """A whole GRID sentence the tiny reader never saw (``[1::3]``), from the cache."""
     cache, paths = grid_cache
-    return cache.load(paths[1::3][index], crops=False)
+    return cache.load(paths[1::3][index])
 
 
 def emissions(predictor: Predictor, clip) -> torch.Tensor:

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -343,10 +344,17 @@ def test_headless_reads_with_a_sentence_reader_among_the_given_phrases(sentence_
         assert shares == sorted(shares, reverse=True) and 0 <= sum(shares) <= 1 + 1e-3
 
 
-def test_the_shipped_sentence_reader_config_is_valid():
+def test_the_shipped_sentence_reader_was_trained_with_the_readers_config():
+    from tests.conftest import SHIPPED_READER
+
     config = load_config(REPO / "training" / "landmark_ctc.yaml")
     assert (config.model, config.split.strategy, config.augment.mirror) == ("landmark_ctc", "sentence", 0.0)
-    assert config.augment.word_crop > 0 and config.optim.epochs == 80
+    assert config.augment.word_crop > 0 and config.data.appearance == 8
+    trained = json.loads((SHIPPED_READER / "card.json").read_text())["training"]["config"]
+    for part in ("arch", "augment", "optim", "split"):
+        assert trained[part] == asdict(getattr(config, part)) if part != "arch" else \
+            trained[part] == config.arch, part
+    assert (trained["data"]["appearance"], trained["data"]["inputs"]) == (8, "landmarks")
 
 
 def test_a_sentence_reader_trains_with_ddp_on_two_cpu_processes(sentence_entry, tmp_path):
