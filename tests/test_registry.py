@@ -296,7 +296,8 @@ def test_the_shipped_sentence_reader_reads_sentences_it_never_saw(grid_cache):
     references = [" ".join(w.word for w in parse_align(align / f"{p.stem}.align") if not w.is_silence)
                   for p in held_out]
     readings = [predictor.predict(cache.load(p)).text for p in held_out]
-    assert word_error_rate(references, readings) <= 0.25
+    # 0.087 measured on these 77; the landmark-only reader it replaced read 0.134.
+    assert word_error_rate(references, readings) <= 0.12
     # A phrase list that lacks the sentence is not sure of any phrase; with it, it is.
     right = next(i for i, (said, read) in enumerate(zip(references, readings)) if said == read)
     clip, sentence = cache.load(held_out[right]), references[right]
