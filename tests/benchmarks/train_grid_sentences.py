@@ -2,7 +2,7 @@
 
     python tests/benchmarks/train_grid_sentences.py [--config FILE] [--epochs N] [--seed S]
                                                     [--inputs landmarks|crops|both] [--appearance K]
-                                                    [--keep DIR]
+                                                    [--relative none|clip] [--keep DIR]
 
 Copies the 300 shared sentences and the 500 of ``grid_s1_train`` whole into a
 temporary videos/ folder, extracts their features (cached under --cache),
@@ -17,6 +17,10 @@ never saw; early stopping and any tuning look at val only) and prints JSON:
   those 12 words by phrase-list CTC scoring, no word sample used: top-1, top-3;
 - ``train_s`` (the whole ``training.run`` call) and ``inference_ms`` (one
   75-frame sentence: input preparation and forward pass, median of 50).
+
+``--appearance 0`` trains on the lip features alone (the settings read the
+mouth's appearance too); ``--relative clip`` expresses them relative to each
+clip's rest. The entry is named after both, e.g. ``grid-sentences-landmarks-dct8-s0``.
 """
 from __future__ import annotations
 
@@ -111,7 +115,8 @@ def main() -> None:
             config = tmp / "sentences.yaml"
             config.write_text(yaml.safe_dump(settings))
         appearance = yaml.safe_load(Path(config).read_text()).get("data", {}).get("appearance", 0)
-        name = f"grid-sentences-{args.inputs}{f'-dct{appearance}' if appearance else ''}-s{args.seed}"
+        name = (f"grid-sentences-{args.inputs}{f'-dct{appearance}' if appearance else ''}"
+                f"{'-relative' if args.relative == 'clip' else ''}-s{args.seed}")
         flags = ["--config", str(config), "--videos", str(videos), "--cache", str(args.cache),
                  "--registry", str(models), "--runs", str(tmp / "runs"), "--name", name,
                  "--seed", str(args.seed), "--no-progress"]
