@@ -251,7 +251,9 @@ def frame_channels(clip: ClipFeatures, *, max_gap: int, velocities: bool, appear
 
 def check_live_channels(trained: tuple[str, ...], example_names, where: str, kind: str) -> None:
     """Refuse an entry trained on other channels than ``example_names(blank clip)`` gives for
-    this app's :data:`FEATURE_NAMES`, naming the first that differs and how to re-train."""
+    this app's :data:`FEATURE_NAMES`, naming the first that differs and how to re-train.
+    The blank clip carries small crops, so an entry that reads the mouth's appearance is
+    checked on its appearance channels too."""
     blank = ClipFeatures(np.zeros((2, len(FEATURE_NAMES)), np.float32), np.ones(2, bool),
                          np.array([0, 40]), np.zeros((2, 8, 8), np.uint8), FEATURE_NAMES, 25.0)
     live = tuple(example_names(blank))
