@@ -21,16 +21,8 @@ from features.dataset import build_manifest, transcript
 from features.extract import extract_many
 from recognizer.patients import few_shot_name, patient_rows
 from training import registry
-from training.card import check_extractor
 from training.kinds.few_shot import KIND as FEW_SHOT
-from training.kinds.few_shot import enrol, few_shot_card, reader_path
-
-
-def load_reader(path: Path):
-    """The sentence reader at ``path``, on the CPU, refused if it reads other lip features."""
-    reader = registry.load_entry(path, "cpu")
-    check_extractor(reader.card, f"sentence reader {reader.name} ({reader.path})")
-    return reader
+from training.kinds.few_shot import enrol, few_shot_card, load_reader, reader_path
 
 
 @dataclass(frozen=True)

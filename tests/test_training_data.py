@@ -280,7 +280,7 @@ def test_appearance_adds_the_mouth_s_channels_from_the_crops(loaded, name):
     clip's crops, leaves the landmark channels as they were, and needs the crops."""
     kind = get_kind(name)
     plain_spec, spec = kind.spec_from(CONFIG), kind.spec_from(replace(CONFIG, appearance=4))
-    assert kind.uses_crops(spec) and (name == "landmark_ctc" or not kind.uses_crops(plain_spec))
+    assert kind.uses_crops(spec) and not kind.uses_crops(plain_spec)
     path = loaded[0].rows["path"][0]
     clip = loaded[2].load(path, crops=True)
     (example, names), (plain, plain_names) = kind.example(clip, spec), kind.example(clip, plain_spec)

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from features.files import private_dirs, write_text_atomic
-from training import registry, reports
-from training.card import Card, check_extractor
+from training import reports
+from training.card import Card
 from training.config import TrainConfig, repo_path
 from training.data import ClipSet
 from training.distributed import DistributedContext
 from training.evaluate import Predictions, write_reports
 from training.kinds.base import EventSink
-from training.kinds.few_shot import Enrolment, enrol, few_shot_card, reader_path
+from training.kinds.few_shot import Enrolment, enrol, few_shot_card, load_reader, reader_path
 from training.splits import split_digests
 from training.trainer import data_summary, load_clips, publish
 
@@ -43,8 +43,7 @@ def enrol_run(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distrib
         raise ValueError("few_shot trains nothing and needs no torchrun: run it as one process")
     started = time.monotonic()
     root = repo_path(config.registry)
-    reader = registry.load_entry(reader_path(root, config.pretrained), dist.device)
-    check_extractor(reader.card, f"sentence reader {reader.name} ({reader.path})")
+    reader = load_reader(reader_path(root, config.pretrained), dist.device)
     clips = load_clips(config, dist, on_event, spec=reader.card.input)
     if len(clips.classes) < 2:
         raise ValueError(f"{config.data.videos}: samples of one phrase only ({clips.classes[0]!r}); "

@@ -17,13 +17,7 @@ from scipy import stats  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from features.files import atomic_output, write_json_atomic  # noqa: E402
-
-
-def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
-    """Share of examples whose label is among the ``k`` most probable classes."""
-    k = min(k, probs.shape[1])
-    top = np.argsort(-probs, axis=1)[:, :k]
-    return float((top == labels[:, None]).any(axis=1).mean())
+from training.metrics import top_k_accuracy  # noqa: E402
 
 
 def bootstrap_ci(labels: np.ndarray, predicted: np.ndarray, metric, rounds: int = 1000,

@@ -266,8 +266,6 @@ def make_splits(rows: pd.DataFrame, config: SplitConfig) -> dict[str, np.ndarray
     return splits
 
 
-
-
 def fewest_recordings(rows: pd.DataFrame) -> int:
     """Source recordings (groups of linked clips) a stratified split deals out for the label
     with the fewest: a group goes where its rarest label sends it, so a label counts the

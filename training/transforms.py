@@ -15,10 +15,9 @@ from torch.nn import functional as F
 
 from features.cache import ClipFeatures
 from features.frame_features import FEATURE_NAMES
+from features.geometry import LIP_POINT_NAMES
 from features.mouth_image import appearance_names, mouth_appearance
 from features.sequence import SequenceConfig, sequence_transform
-
-from features.geometry import LIP_POINT_NAMES
 from features.topology import LIP_MIRROR_ORDER
 from training.config import AugmentConfig
 

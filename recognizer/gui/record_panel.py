@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
+from features.text import patient_key
 from recognizer.gui.layout import form_with_buttons
 from recognizer.patients import patient_rows, patients
 from recognizer.recording import (DEFAULT_PHRASES, RecordingConfig, Take, expectation, phrase_list,
@@ -215,7 +216,7 @@ class RecordPanel(QWidget):
         current = self.state.patient
         self._say("")
         names = list(patients(self.videos_root)) if self.videos_root.is_dir() else []
-        if current and current.casefold() not in {n.casefold() for n in names}:
+        if current and patient_key(current) not in {patient_key(n) for n in names}:
             names.append(current)
         self.patient.blockSignals(True)
         self.patient.clear()

@@ -18,10 +18,10 @@ from PySide6.QtCore import QObject, Signal
 
 from features.cache import DEFAULT_CACHE_DIR, ClipFeatures, FeatureCache
 from recognizer.confirmations import HeardUtterance, save_confirmation, undo_confirmation
-from recognizer.enrolment import EnrolmentUpdate, PatientEnrolment, load_reader
+from recognizer.enrolment import EnrolmentUpdate, PatientEnrolment
 from recognizer.patients import DeletedPatient, delete_patient, patient_key
 from recognizer.predictor import Predictor
-from training.kinds.few_shot import reader_path
+from training.kinds.few_shot import load_reader, reader_path
 
 
 class Enroller(QObject):

@@ -29,11 +29,12 @@ from torch.utils.data import Dataset
 from features.cache import ClipFeatures
 from features.text import spoken_text
 from training import prototypes, registry
-from training.card import Card
+from training.card import Card, check_extractor
 from training.decoding import encode, normalise_text, phrase_log_likelihoods
 from training.kinds.classifier import ClassifierKind
 from training.kinds.landmark_ctc import KIND as READER
 from training.kinds.landmark_ctc import CTCInput, LandmarkCTC, LandmarkCTCConfig, collate
+from training.metrics import top_k_accuracy
 from training.transforms import resample_linear
 
 READER_KIND = "landmark_ctc"
@@ -223,6 +224,14 @@ def reader_path(root: str | Path, pretrained: str | None) -> Path:
     return path
 
 
+def load_reader(path: Path, device="cpu"):
+    """The sentence reader at ``path`` (:func:`reader_path`), refused if it reads other lip
+    features than this app extracts."""
+    reader = registry.load_entry(path, device)
+    check_extractor(reader.card, f"sentence reader {reader.name} ({reader.path})")
+    return reader
+
+
 def few_shot_card(reader, result: Enrolment, classes: tuple[str, ...], labels: np.ndarray,
                   data: dict, started: float, name: str = "") -> Card:
     """The card of an enrolment: its encoder, calibration and leave-one-out figures."""
@@ -254,8 +263,8 @@ def loo_metrics(classes: tuple[str, ...], labels: np.ndarray, result: Enrolment)
     metrics = {"evaluation": "leave-one-out", "samples": int(len(labels)), "tested": int(len(tested)),
                "accuracy": calibration.accuracy, "top3_accuracy": None, "per_class": per_class}
     if len(tested):
-        top3 = np.argsort(-calibration.probabilities[tested], axis=1)[:, :3]
-        metrics["top3_accuracy"] = float((top3 == labels[tested, None]).any(axis=1).mean())
+        metrics["top3_accuracy"] = top_k_accuracy(calibration.probabilities[tested],
+                                                  labels[tested], 3)
     return metrics
 
 

@@ -91,17 +91,22 @@ def crops_to_clip(crops: np.ndarray | torch.Tensor, size: int = 112,
     return ((gray - mean) / std).contiguous()
 
 
+def pretrained_file(path: str | Path) -> Path:
+    """``path`` when it is a file; else ``FileNotFoundError`` saying where to get the weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file not found: {path} (download "
+                                f"{R2PLUS1D_URL_HINT} yourself and name its local path)")
+    return path
+
+
 def load_pretrained(model: VideoResNet, path: str | Path) -> VideoResNet:
     """Load Kinetics-400 R(2+1)D-18 weights from a local file into ``model``.
 
     Every backbone tensor must match; ``fc`` is kept as built when its shape
     differs (400 Kinetics classes vs ours). Nothing is downloaded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights file not found: {path} (download "
-                                f"{R2PLUS1D_URL_HINT} yourself and name its local path)")
-    state = read_state_dict(path)
+    state = read_state_dict(pretrained_file(path))
     own = model.state_dict()
     state = {k: v for k, v in state.items()
              if not (k.startswith("fc.") and k in own and v.shape != own[k].shape)}
@@ -168,10 +173,8 @@ class R2Plus1DKind(ClassifierKind):
                 "size": config.data.crop_size, **config.arch}
 
     def check_config(self, config) -> None:
-        if config.pretrained and not repo_path(config.pretrained).is_file():
-            raise FileNotFoundError(f"pretrained weights file not found: "
-                                    f"{repo_path(config.pretrained)} (download {R2PLUS1D_URL_HINT} "
-                                    "yourself and name its local path)")
+        if config.pretrained:
+            pretrained_file(repo_path(config.pretrained))
 
     def prepare_model(self, model, config, on_event) -> None:
         if config.pretrained:
