@@ -81,8 +81,8 @@ class Prediction:
     class, or a phrase a sentence reader chose), or in transcript mode the
     words read; ``confidence``: its probability in [0, 1]; ``top3``: up to
     three (phrase or transcript, probability) pairs, most likely first;
-    ``text``: the words a sentence reader read (lexicon beam search), in any
-    mode; a classifier's phrase as words; ``probabilities``: one per
+    ``text``: the words a sentence reader read (lexicon beam search, weighed
+    by its language model in transcript mode), in any mode; a classifier's phrase as words; ``probabilities``: one per
     candidate of :attr:`Predictor.classes` (empty in transcript mode, where
     the candidates are the reader's own best hypotheses; a sentence reader's
     phrase list sums to less than 1, the rest going to the best reading that
@@ -137,7 +137,8 @@ class Predictor:
 
     A classifier entry chooses among its own classes. A sentence reader
     (``landmark_ctc``) reads the words with a lexicon beam search over the
-    words of its training transcripts and of ``phrases``; in
+    words of its training transcripts and of ``phrases``, weighed by its
+    language model where its card has one; in
     :attr:`ReadMode.PHRASES` (the default) it also scores every phrase of
     ``phrases`` by its CTC likelihood and answers the most likely one, in
     :attr:`ReadMode.TRANSCRIPT` it answers the words, with its best
@@ -161,13 +162,15 @@ class Predictor:
             raise ValueError(f"the phrase list {list(phrases)} names a phrase twice")
         self.unspellable: tuple[str, ...] = ()
         self._given = phrases
-        self._decoder = None
+        self._decoder = self._outside = None
         if self.reads_sentences:
             phrases, self.unspellable = spellable(phrases or (), entry.card.classes)
             if self.mode is ReadMode.PHRASES and not phrases:
                 raise ValueError(f"{entry.name} reads sentences: give it the phrases to choose "
                                  f"from{self._unspellable_note()}, or read in transcript mode")
-            self._decoder = transcript_decoder(entry.card, phrases)
+            self._decoder = transcript_decoder(entry.card, phrases, language_model=True)
+            if self.mode is ReadMode.PHRASES:
+                self._outside = transcript_decoder(entry.card, phrases)
         self.phrases = phrases
         self.classes: tuple[str, ...] = (self.phrases if self.reads_sentences
                                          else tuple(entry.card.classes))
@@ -251,17 +254,18 @@ class Predictor:
         with torch.inference_mode(), self._autocast():
             log_probs = kind.emissions(self.entry.model, self.model_batch(clip)).cpu()
         scored = self._decoder.nbest(log_probs, BEAM_SIZE)
-        text = scored[0][0] if scored else ""
+        # Reading nothing is no answer, though it keeps its share of the probability.
+        text = next((hypothesis for hypothesis, _ in scored if hypothesis), "")
         if self.mode is ReadMode.PHRASES:
             likelihoods = kind.phrase_log_likelihoods(log_probs, card, self.phrases)
             listed = {normalise_text(p) for p in self.phrases}
             # "Something else": the best reading that is no phrase of the list. Without it the
             # list's posterior sums to 1 and a sentence from outside the list reads as sure.
-            other = max((score for hypothesis, score in scored if hypothesis not in listed),
-                        default=-np.inf)
+            other = max((score for hypothesis, score in self._outside.nbest(log_probs, BEAM_SIZE)
+                         if hypothesis not in listed), default=-np.inf)
             probabilities = phrase_posterior(np.append(likelihoods, other))[:-1]
             return self.phrases, probabilities.astype(np.float32), text
-        hypotheses = hypothesis_posterior(scored)
+        hypotheses = [(t, p) for t, p in hypothesis_posterior(scored) if t]
         return (tuple(t for t, _ in hypotheses), np.array([p for _, p in hypotheses], np.float32),
                 text)
 
@@ -279,8 +283,18 @@ def spellable(phrases: Sequence[str], alphabet: Sequence[str]) -> tuple[tuple[st
     return tuple(kept), tuple(dropped)
 
 
-def transcript_decoder(card, phrases: Sequence[str] = ()) -> BeamDecoder:
+def transcript_decoder(card, phrases: Sequence[str] = (), language_model: bool = False
+                       ) -> BeamDecoder:
     """A sentence reader's beam search over the words of its training transcripts and of
-    ``phrases`` (phrases it can spell); free over its alphabet when it has no lexicon."""
+    ``phrases`` (phrases it can spell); free over its alphabet when it has no lexicon.
+
+    With ``language_model`` the search is weighed by the card's word-class language model,
+    which counts the phrases as transcripts too: the words a reader reads, in either mode.
+    Phrase mode weighs the best reading outside its list without it, since the phrases
+    are scored by their likelihood alone.
+    """
     words = tuple(card.input.lexicon) + tuple(phrases)
-    return BeamDecoder(card.classes, words or None, beam_size=BEAM_SIZE)
+    model = getattr(card.input, "word_model", None) if language_model and words else None
+    if model is not None:
+        model = model.extended([normalise_text(p) for p in phrases])
+    return BeamDecoder(card.classes, words or None, beam_size=BEAM_SIZE, language_model=model)

@@ -36,7 +36,8 @@ def emissions(predictor: Predictor, clip) -> torch.Tensor:
         return get_kind("landmark_ctc").emissions(predictor.entry.model, predictor.model_batch(clip))
 
 
-def test_transcript_mode_answers_the_lexicon_beam_search_and_its_alternatives(sentence_entry, grid_cache):
+def test_transcript_mode_answers_the_language_model_search_and_its_alternatives(sentence_entry,
+                                                                               grid_cache):
     entry = sentence_entry[0]
     predictor = Predictor.from_entry(entry, "cpu", phrases=PHRASES, mode="transcript")
     assert predictor.mode is ReadMode.TRANSCRIPT and predictor.unspellable == ("bed 3",)
@@ -44,9 +45,12 @@ def test_transcript_mode_answers_the_lexicon_beam_search_and_its_alternatives(se
     for index in range(3):
         clip = held_out_clip(grid_cache, index)
         prediction = predictor.predict(clip)
-        # The same search, built apart from the predictor, over the training words and the phrases'.
-        search = BeamDecoder(card.classes, card.input.lexicon + PHRASES[:3], beam_size=20)
-        assert prediction.phrase == prediction.text == search.decode(emissions(predictor, clip))
+        # The same search, built apart from the predictor, over the training words and the
+        # phrases', weighed by the transcripts' language model that counts the phrases too.
+        search = BeamDecoder(card.classes, card.input.lexicon + PHRASES[:3], beam_size=20,
+                             language_model=card.input.word_model.extended(PHRASES[:3]))
+        best = next(t for t, _ in search.nbest(emissions(predictor, clip), 20) if t)
+        assert prediction.phrase == prediction.text == best
         assert set(prediction.text.split()) <= set(card.input.lexicon) | {"help"}
         texts = [t for t, _ in prediction.top3]
         probabilities = [p for _, p in prediction.top3]
@@ -98,17 +102,19 @@ def test_headless_transcript_mode_prints_the_words_read(sentence_entry, grid_dir
 
 
 def test_the_benchmark_wer_helper_agrees_with_the_card(sentence_entry):
-    """The card's test WER is what the bar shows for a sentence reader."""
-    from recognizer.gui.controls import entry_label, entry_wer
+    """The card's test WER is what the bar shows for a sentence reader: the one of the
+    decoding the app reads sentences with, the language model's."""
+    from recognizer.gui.controls import entry_label
     from training.registry import read_card
 
     entry = sentence_entry[0]
     card = read_card(entry)
-    assert entry_wer(card) == pytest.approx(card.metrics["wer_lexicon"])
-    assert entry_label(entry.name, card) == f"{entry.name}  (WER {card.metrics['wer_lexicon']:.0%})"
+    assert card.wer == pytest.approx(card.metrics["wer_grammar"])
+    assert entry_label(entry.name, card) == f"{entry.name}  (WER {card.metrics['wer_grammar']:.0%})"
     examples = json.loads((entry / "transcripts.json").read_text())
-    assert card.metrics["wer_lexicon"] == pytest.approx(
-        word_error_rate([e["reference"] for e in examples], [e["lexicon"] for e in examples]))
+    for decoding in ("lexicon", "grammar"):
+        assert card.metrics[f"wer_{decoding}"] == pytest.approx(word_error_rate(
+            [e["reference"] for e in examples], [e[decoding] for e in examples]))
 
 
 # -- the window -------------------------------------------------------------------------------
@@ -142,7 +148,7 @@ def test_a_sentence_reader_in_the_window_shows_its_wer_and_switches_read_mode(
         make_window, reader_registry, qtbot, sentence_entry, grid_cache):
     window = make_window(reader_registry, kind="landmark_ctc")
     qtbot.waitUntil(lambda: window.predictor is not None, timeout=20000)
-    wer = window.predictor.entry.card.metrics["wer_lexicon"]
+    wer = window.predictor.entry.card.wer
     assert window.bar.model.currentText() == f"reader  (WER {wer:.0%})"
     assert window.bar.details.text().startswith(f"test WER {wer:.1%} · 7 phrases: help, doctor")
     assert window.bar.read_mode.isVisible() and window.predictor.mode is ReadMode.PHRASES

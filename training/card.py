@@ -55,6 +55,16 @@ class Card:
                             f"but {len(self.classes)} classes")
 
     @property
+    def wer(self) -> float | None:
+        """A sentence reader's test word error rate, with the best decoding it measured (the
+        language model's, else the lexicon's, else greedy)."""
+        for key in ("wer_grammar", "wer_lexicon", "wer"):
+            value = self.metrics.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        return None
+
+    @property
     def accuracy(self) -> float | None:
         """Test accuracy, when the entry measured one."""
         value = self.metrics.get("accuracy")

@@ -6,7 +6,8 @@ character ``alphabet[i - 1]``. A space separates words.
 
 - :func:`greedy_decode`: the most likely symbol per frame, repeats merged, blanks dropped.
 - :class:`BeamDecoder`: prefix beam search (flashlight-text's decoder, the one
-  torchaudio wraps), free or restricted to a lexicon of words.
+  torchaudio wraps), free or restricted to a lexicon of words, optionally weighed by
+  a word-class language model (:mod:`training.language_model`).
   :meth:`BeamDecoder.nbest` gives the best few, :func:`hypothesis_posterior`
   their probabilities among themselves.
 - :func:`phrase_log_likelihoods`: the exact CTC log-likelihood of each of N
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from functools import partial
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -27,6 +29,11 @@ from features.text import spoken_text
 
 BLANK = 0
 SPACE = " "
+#: Weight of the language model's log-probability against the model's, and the score
+#: added per word, chosen on the GRID benchmark's validation split
+#: (tests/benchmarks/train_grid_sentences.py, ``lm_sweep`` in its JSON).
+LM_WEIGHT = 1.0
+LM_WORD_SCORE = 0.0
 
 
 def normalise_text(text: str) -> str:
@@ -67,45 +74,65 @@ class BeamDecoder:
 
     With a lexicon every decoded word is one of its words (an unknown word
     can never win); without one any string over the alphabet can. Spaces
-    separate words, as in the model's alphabet. Built once and reused: the
-    lexicon's trie is made here.
+    separate words, as in the model's alphabet. With ``language_model`` (a
+    :class:`training.language_model.ClassBigram` knowing every lexicon word)
+    the search weighs each word by ``lm_weight`` times its log-probability
+    given the word before, plus ``word_score``; the readings of that search
+    and of the lexicon's alone are then scored exactly (:meth:`nbest`). Built
+    once and reused: the lexicon's trie is made here.
     """
 
     def __init__(self, alphabet: Sequence[str], lexicon: Iterable[str] | None = None,
-                 beam_size: int = 20, beam_threshold: float = 50.0, word_score: float = 0.0):
+                 beam_size: int = 20, beam_threshold: float = 50.0, word_score: float = 0.0,
+                 language_model=None, lm_weight: float = LM_WEIGHT):
         from flashlight.lib.text import decoder as fl
 
         if SPACE not in alphabet:
             raise ValueError("the alphabet has no space, so it cannot separate words")
+        if language_model is not None and lexicon is None:
+            raise ValueError("a language model scores words: give the lexicon too")
         self.alphabet = tuple(alphabet)
         self.space = self.alphabet.index(SPACE) + 1
+        self.language_model, self.lm_weight, self.word_score = language_model, lm_weight, word_score
+        self._searches = []
         tokens = len(self.alphabet) + 1
-        self._lm = fl.ZeroLM()
         if lexicon is None:
             self.words: tuple[str, ...] = ()
             options = fl.LexiconFreeDecoderOptions(
                 beam_size=beam_size, beam_size_token=tokens, beam_threshold=beam_threshold,
                 lm_weight=0.0, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
-            self._decoder = fl.LexiconFreeDecoder(options, self._lm, self.space, BLANK, [])
+            self._add_search(fl.ZeroLM(), lambda lm: (None, fl.LexiconFreeDecoder(
+                options, lm, self.space, BLANK, [])))
             return
         self.words = tuple(sorted({w for text in lexicon for w in normalise_text(text).split()}))
         if not self.words:
             raise ValueError("the lexicon holds no word")
-        trie = fl.Trie(tokens, self.space)
-        start = self._lm.start(False)
+        self._add_search(fl.ZeroLM(), partial(self._lexicon_search, fl, beam_size,
+                                              beam_threshold, 0.0, word_score))
+        if language_model is not None:
+            self._add_search(_word_lm(fl, language_model, self.words),
+                             partial(self._lexicon_search, fl, beam_size, beam_threshold,
+                                     lm_weight, word_score))
+
+    def _add_search(self, lm, make) -> None:
+        # The decoder refers to its LM and trie without owning them: they are kept beside it.
+        trie, search = make(lm)
+        self._searches.append((lm, trie, search))
+
+    def _lexicon_search(self, fl, beam_size, beam_threshold, lm_weight, word_score, lm):
+        trie = fl.Trie(len(self.alphabet) + 1, self.space)
         for word_index, word in enumerate(self.words):
-            _, score = self._lm.score(start, word_index)
             # A word ends at a space: letters that are words too ("a", "t") cannot be
             # read as a run of one-letter words inside a longer one.
-            trie.insert(encode(word, self.alphabet) + [self.space], word_index, score)
+            trie.insert(encode(word, self.alphabet) + [self.space], word_index,
+                        lm.lookahead(word_index) if lm_weight else 0.0)
         trie.smear(fl.SmearingMode.MAX)
-        self._trie = trie
         options = fl.LexiconDecoderOptions(
-            beam_size=beam_size, beam_size_token=tokens, beam_threshold=beam_threshold,
-            lm_weight=0.0, word_score=word_score, unk_score=-math.inf, sil_score=0.0,
-            log_add=True, criterion_type=fl.CriterionType.CTC)
-        self._decoder = fl.LexiconDecoder(options, trie, self._lm, self.space, BLANK,
-                                          len(self.words), [], False)
+            beam_size=beam_size, beam_size_token=len(self.alphabet) + 1,
+            beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
+            unk_score=-math.inf, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
+        return trie, fl.LexiconDecoder(options, trie, lm, self.space, BLANK, len(self.words), [],
+                                       False)
 
     def decode(self, log_probs: np.ndarray | torch.Tensor) -> str:
         """The best hypothesis of one clip's (T, V) log-probabilities."""
@@ -113,12 +140,29 @@ class BeamDecoder:
         return best[0][0] if best else ""
 
     def nbest(self, log_probs: np.ndarray | torch.Tensor, n: int) -> list[tuple[str, float]]:
-        """Up to ``n`` distinct hypotheses of one clip with their beam scores (log-probabilities
-        of the paths that read them), best first."""
+        """Up to ``n`` distinct hypotheses of one clip with their scores, best first.
+
+        Without a language model a score is the beam's (the log-probability of the
+        paths that read the hypothesis). With one, every reading of either search
+        scores its exact CTC log-likelihood plus ``lm_weight`` times its sentence
+        log-probability plus ``word_score`` a word: the language model's search
+        finds the grammatical readings, the lexicon's keeps the others in the
+        running, so a reading the language model cannot place still has its odds.
+        """
         emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu()
+        if emissions.ndim != 2 or emissions.shape[1] != len(self.alphabet) + 1:
+            raise ValueError(f"expected {len(self.alphabet) + 1} symbols a frame, "
+                             f"got {tuple(emissions.shape)}")
+        scores: dict[str, float] = {}
+        for *_, search in self._searches:
+            for text, score in self._search(search, emissions).items():
+                scores[text] = np.logaddexp(scores.get(text, -np.inf), score)
+        if self.language_model is not None:
+            scores = self._rescored(emissions, list(scores))
+        return sorted(((t, float(v)) for t, v in scores.items()), key=lambda item: -item[1])[:n]
+
+    def _search(self, search, emissions: torch.Tensor) -> dict[str, float]:
         frames, symbols = emissions.shape
-        if symbols != len(self.alphabet) + 1:
-            raise ValueError(f"expected {len(self.alphabet) + 1} symbols a frame, got {symbols}")
         if self.words:
             # The model ends a sentence without a space; one closing space ends its last word.
             close = torch.full((1, symbols), -1e4)
@@ -127,11 +171,21 @@ class BeamDecoder:
             frames += 1
         emissions = emissions.contiguous()
         scores: dict[str, float] = {}
-        for result in self._decoder.decode(emissions.data_ptr(), frames, symbols):
+        for result in search.decode(emissions.data_ptr(), frames, symbols):
             text = self._text(result, symbols)
             # Paths that differ only where blanks fall read the same words: one hypothesis.
             scores[text] = float(np.logaddexp(scores.get(text, -np.inf), result.score))
-        return sorted(scores.items(), key=lambda item: -item[1])[:n]
+        return scores
+
+    def _rescored(self, emissions: torch.Tensor, texts: list[str]) -> dict[str, float]:
+        """Exact CTC log-likelihood plus the weighted sentence log-probability of each text."""
+        spoken = [t for t in texts if t]
+        acoustic = dict(zip(spoken, phrase_log_likelihoods(emissions, spoken, self.alphabet)
+                            if spoken else []))
+        acoustic[""] = float(emissions[:, BLANK].sum())
+        model = self.language_model
+        return {t: acoustic[t] + self.lm_weight * model.sentence_log_prob(t)
+                + self.word_score * len(t.split()) for t in texts}
 
     def _text(self, result, symbols: int) -> str:
         if self.words:
@@ -139,6 +193,43 @@ class BeamDecoder:
         # Per-frame symbols: merge repeats first, then drop blanks, or "soon" reads "son".
         merged = _merge_repeats(list(result.tokens))
         return decode_indices(merged[(merged > 0) & (merged < symbols)], self.alphabet)
+
+
+def _word_lm(fl, model, words: tuple[str, ...]):
+    """flashlight's view of a :class:`training.language_model.ClassBigram` over the decoder's
+    ``words``: one LM state per last word, so hypotheses ending in different words of one
+    class are never merged into one."""
+    indices = [model.word_index(w) for w in words]
+    unknown = [w for w, i in zip(words, indices) if i is None]
+    if unknown:
+        raise ValueError(f"the language model does not know the words {unknown[:5]}; "
+                         "decode without it or refit it on transcripts holding them")
+
+    class WordLM(fl.LM):
+        def __init__(self):
+            fl.LM.__init__(self)
+            self.root = fl.LMState()
+            self.last: dict = {self.root: None}
+
+        def _after(self, word_index):
+            state = self.root.child(word_index)
+            self.last[state] = None if word_index < 0 else indices[word_index]
+            return state
+
+        def start(self, start_with_nothing):
+            return self.root
+
+        def score(self, state, word_index):
+            return self._after(word_index), model.score(self.last[state], indices[word_index])
+
+        def finish(self, state):
+            return self._after(-1), model.score(self.last[state], None)
+
+        def lookahead(self, word_index) -> float:
+            """The word's log-probability whatever comes before it, for the trie's smearing."""
+            return model.unigram(indices[word_index])
+
+    return WordLM()
 
 
 def hypothesis_posterior(hypotheses: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:

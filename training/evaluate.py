@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _evaluate_reader(args: argparse.Namespace, entry: Path, root: Path, output) -> int:
     """A sentence reader on ``--videos``: its transcripts, or its choices among ``--phrases``."""
-    from training.sentence_reports import evaluate_sentences, read_phrases, score_phrase_list
+    from training.sentence_reports import (DECODINGS, evaluate_sentences, read_phrases,
+                                           score_phrase_list)
 
     out = args.out or root / "reports" / f"{entry.name}-on-{args.videos.resolve().name}"
     if args.phrases:
@@ -180,7 +181,7 @@ def _evaluate_reader(args: argparse.Namespace, entry: Path, root: Path, output) 
     else:
         result = evaluate_sentences(entry, args.videos, args.cache, out, output)
         reports.write_json(out / "evaluation.json", result)
-        for name in ("greedy", "lexicon"):
+        for name in DECODINGS:
             if name in result:
                 m = result[name]
                 print(f"{result['entry']} on {args.videos} ({name}): WER {m['wer']:.3f}, "

@@ -34,32 +34,44 @@ def sentence_metrics(references: list[str], hypotheses: list[str]) -> dict:
                                for (a, b), n in confusions.most_common(15)]}
 
 
-def transcript_report(clips, references: list[str], greedy: list[str], beam: list[str] | None
-                      ) -> dict:
-    """Metrics of the ``greedy`` (and ``lexicon``) hypotheses, and every clip's transcripts
-    as ``examples``."""
-    report = {"greedy": sentence_metrics(references, greedy)}
-    if beam is not None:
-        report["lexicon"] = sentence_metrics(references, beam)
-    report["examples"] = [{"clip": c, "reference": r, "greedy": g, **({"lexicon": b} if beam else {})}
-                          for c, r, g, b in zip(clips, references, greedy, beam or [None] * len(greedy))]
+#: How a reader's output becomes text, as the reports name them: the best path; the beam
+#: search over the training transcripts' words; the same weighed by their word-class
+#: language model (:mod:`training.language_model`).
+DECODINGS = ("greedy", "lexicon", "grammar")
+WITH = {"lexicon": "with the lexicon", "grammar": "with the lexicon and language model"}
+
+
+def transcript_report(clips, references: list[str], hypotheses: dict[str, list[str]]) -> dict:
+    """Metrics of each decoding's hypotheses (:data:`DECODINGS` order), and every clip's
+    transcripts as ``examples``."""
+    report = {name: sentence_metrics(references, hypotheses[name])
+              for name in DECODINGS if name in hypotheses}
+    report["examples"] = [{"clip": c, "reference": r,
+                           **{name: hypotheses[name][i] for name in DECODINGS if name in hypotheses}}
+                          for i, (c, r) in enumerate(zip(clips, references))]
     return report
 
 
-def transcripts(kind, model, card, dataset, device, lexicon=None, batch_size: int = 32):
-    """References, greedy and (with ``lexicon``) lexicon beam-search hypotheses of a dataset."""
+def transcripts(kind, model, card, dataset, device, batch_size: int = 32
+                ) -> tuple[list[str], dict[str, list[str]]]:
+    """References, and hypotheses by decoding: greedy always; with the card's lexicon its
+    beam search, and with its language model too the search weighed by it."""
     from training.engine import Step
 
     step = Step(kind, card.classes, partial(kind.model_input, spec=card.input, device=device),
                 nn.CTCLoss(zero_infinity=True), None, None, None, device, 0.0, False)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=kind.collate)
     outputs, references, _ = kind.log_probabilities(model, loader, step)
-    greedy = [greedy_decode(lp, card.classes) for lp in outputs]
-    beam = None
-    if lexicon:
-        decoder = BeamDecoder(card.classes, lexicon)
-        beam = [decoder.decode(lp) for lp in outputs]
-    return references, greedy, beam
+    hypotheses = {"greedy": [greedy_decode(lp, card.classes) for lp in outputs]}
+    decoders = {}
+    if card.input.lexicon:
+        decoders["lexicon"] = BeamDecoder(card.classes, card.input.lexicon)
+        if card.input.word_model is not None:
+            decoders["grammar"] = BeamDecoder(card.classes, card.input.lexicon,
+                                              language_model=card.input.word_model)
+    for name, decoder in decoders.items():
+        hypotheses[name] = [decoder.decode(lp) for lp in outputs]
+    return references, hypotheses
 
 
 def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarray, model,
@@ -68,12 +80,13 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
     from training import reports
 
     private_dirs(folder)
-    references, greedy, beam = transcripts(kind, model, card, test_set, device, card.input.lexicon)
-    metrics = transcript_report(clips.rows["clip"].iloc[test_index], references, greedy, beam)
+    references, hypotheses = transcripts(kind, model, card, test_set, device)
+    metrics = transcript_report(clips.rows["clip"].iloc[test_index], references, hypotheses)
     flat = {"wer": metrics["greedy"]["wer"], "cer": metrics["greedy"]["cer"],
             "sentence_accuracy": metrics["greedy"]["sentence_accuracy"]}
-    if beam is not None:
-        flat.update(wer_lexicon=metrics["lexicon"]["wer"], cer_lexicon=metrics["lexicon"]["cer"])
+    for name in DECODINGS[1:]:
+        if name in metrics:
+            flat.update({f"wer_{name}": metrics[name]["wer"], f"cer_{name}": metrics[name]["cer"]})
     verdicts = {name: {"target": goal, "value": flat.get(name), "achieved":
                        flat.get(name) is not None and flat[name] <= goal}
                 for name, goal in targets.items() if name in flat}
@@ -84,8 +97,9 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
         reports.plot_learning_curves(history.epochs, folder / "learning_curves.png", metric="wer")
     reports.write_json(folder / "transcripts.json", metrics["examples"])
     write_text_atomic(folder / "TRAINING_SUMMARY.md", summary_markdown(card, metrics, verdicts))
-    best = flat.get("wer_lexicon", flat["wer"])
-    text = (f"test WER {flat['wer']:.3f} greedy" + (f", {best:.3f} with the lexicon" if beam else "")
+    text = (f"test WER {flat['wer']:.3f} greedy"
+            + ("".join(f", {flat[f'wer_{name}']:.3f} {WITH[name]}"
+                       for name in DECODINGS[1:] if f"wer_{name}" in flat))
             + f", CER {flat['cer']:.3f}, {len(references)} sentences")
     return metrics, card, text
 
@@ -95,7 +109,7 @@ def summary_markdown(card, metrics: dict, verdicts: dict, examples: int = 10) ->
     lines = [f"# {card.name}", "", f"- kind: `{card.kind}`; alphabet: `{''.join(card.classes)}`",
              f"- data: {card.data.get('summary', '')}", "", "## Test", "",
              "| decoding | WER | CER | sentences right | n |", "|---|---|---|---|---|"]
-    for name in ("greedy", "lexicon"):
+    for name in DECODINGS:
         if name in metrics:
             m = metrics[name]
             lines.append(f"| {name} | {m['wer']:.3f} | {m['cer']:.3f} | "
@@ -105,12 +119,15 @@ def summary_markdown(card, metrics: dict, verdicts: dict, examples: int = 10) ->
         for name, verdict in verdicts.items():
             mark = "achieved" if verdict["achieved"] else "NOT achieved"
             lines.append(f"- {name} <= {verdict['target']}: {verdict['value']:.3f} -- {mark}")
-    best = metrics.get("lexicon", metrics["greedy"])
-    lines += ["", "## Most confused words", "", "| said | read | times |", "|---|---|---|"]
-    lines += [f"| {c['said']} | {c['read']} | {c['count']} |" for c in best["confused_words"]]
-    lines += ["", "## Examples", "", "| clip | said | read (greedy) | read (lexicon) |",
-              "|---|---|---|---|"]
-    lines += [f"| {e['clip']} | {e['reference']} | {e['greedy']} | {e.get('lexicon', '')} |"
+    shown = [name for name in DECODINGS if name in metrics]
+    lines += ["", f"## Most confused words ({shown[-1]})", "", "| said | read | times |",
+              "|---|---|---|"]
+    lines += [f"| {c['said']} | {c['read']} | {c['count']} |"
+              for c in metrics[shown[-1]]["confused_words"]]
+    lines += ["", "## Examples", "",
+              "| clip | said | " + " | ".join(f"read ({name})" for name in shown) + " |",
+              "|---|---|" + "---|" * len(shown)]
+    lines += [f"| {e['clip']} | {e['reference']} | " + " | ".join(e[name] for name in shown) + " |"
               for e in metrics["examples"][:examples]]
     return "\n".join(lines) + "\n"
 
@@ -127,7 +144,7 @@ def read_phrases(value: str) -> tuple[str, ...]:
 
 def evaluate_sentences(entry_path: Path, videos: Path, cache_dir: Path, out: Path,
                        on_event=None, workers: int = 2) -> dict:
-    """WER and CER (greedy and lexicon) of a sentence reader on every clip of ``videos``,
+    """WER and CER (each of :data:`DECODINGS` the entry has) of a sentence reader on every clip of ``videos``,
     the transcripts in ``out``; clips with characters the model cannot write are skipped."""
     from features.cache import FeatureCache
     from features.dataset import build_manifest
@@ -155,10 +172,9 @@ def evaluate_sentences(entry_path: Path, videos: Path, cache_dir: Path, out: Pat
     if not keep:
         raise ValueError(f"{videos}: no clip {loaded.name} can be scored; {list(skipped.values())[:3]}")
     dataset = kind.dataset(clips.examples[keep], targets, card.input)
-    references, greedy, beam = transcripts(kind, loaded.model, card, dataset, loaded.device,
-                                           card.input.lexicon)
+    references, hypotheses = transcripts(kind, loaded.model, card, dataset, loaded.device)
     return {"entry": loaded.name, "videos": str(videos), "skipped": skipped,
-            **transcript_report(clips.rows["clip"].iloc[keep], references, greedy, beam)}
+            **transcript_report(clips.rows["clip"].iloc[keep], references, hypotheses)}
 
 
 def score_phrase_list(entry_path: Path, videos: Path, cache_dir: Path, phrases: tuple[str, ...],

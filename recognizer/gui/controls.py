@@ -24,15 +24,9 @@ from training.kinds import KINDS, get_kind
 from training.registry import RegistryEntry, list_entries
 
 
-def entry_wer(card: Card) -> float | None:
-    """A sentence reader's test word error rate (lexicon decoding where measured), else None."""
-    value = card.metrics.get("wer_lexicon", card.metrics.get("wer"))
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 def entry_label(name: str, card: Card) -> str:
     """A model list line: the entry's name with its test accuracy, or WER for a sentence reader."""
-    wer = entry_wer(card)
+    wer = card.wer
     if wer is not None:
         return f"{name}  (WER {wer:.0%})"
     return f"{name}  ({card.accuracy:.0%})" if card.accuracy is not None else name

@@ -20,7 +20,7 @@ from features.dataset import build_manifest
 from features.text import patient_key
 from recognizer.capture import SourceFactory
 from recognizer.confirmations import HeardUtterance
-from recognizer.gui.controls import RecogniserBar, entry_wer, registry_choice
+from recognizer.gui.controls import RecogniserBar, registry_choice
 from recognizer.gui.phrase import HistoryPanel, HistoryTab, PhrasePanel
 from recognizer.gui.record_panel import RecordPanel
 from recognizer.gui.samples import Enroller
@@ -297,7 +297,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         card = predictor.entry.card
         self._use_predictor(predictor)
         self.state.use_entry(card.kind, entry.name, predictor.answers, card.accuracy,
-                             entry_wer(card), predictor.reads_sentences,
+                             card.wer, predictor.reads_sentences,
                              str(card.metrics.get("evaluation", "test")))
         self.trainer.show_in_use(entry)
         try:

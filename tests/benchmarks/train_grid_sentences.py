@@ -10,8 +10,12 @@ trains ``landmark_ctc`` with ``training.run`` and ``training/landmark_ctc.yaml``
 on a sentence-disjoint split (val 10 %, test 25 %: 200 sentences the model
 never saw; early stopping and any tuning look at val only) and prints JSON:
 
-- ``wer_greedy`` / ``cer_greedy`` and ``wer_lexicon`` / ``cer_lexicon`` (prefix
-  beam search restricted to the training transcripts' words) on the test split;
+- ``wer_greedy`` / ``cer_greedy``, ``wer_lexicon`` / ``cer_lexicon`` (prefix
+  beam search restricted to the training transcripts' words) and ``wer_grammar`` /
+  ``cer_grammar`` (the same weighed by their word-class language model, at
+  ``training.decoding.LM_WEIGHT``) on the test split;
+- ``lm_sweep``: validation WER of the language-model decoding at other weights, where
+  ``LM_WEIGHT`` was chosen, and ``decode_ms`` (that decoding of one sentence);
 - ``phrase_list``: the 12 GRID command, colour and adverb words cut from the
   test sentences (``features.grid --words ... --padding P``) scored against
   those 12 words by phrase-list CTC scoring, no word sample used: top-1, top-3;
@@ -38,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from features.cache import DEFAULT_CACHE_DIR, FeatureCache, file_digest  # noqa: E402
+from features.dataset import build_manifest  # noqa: E402
 from features.extract import extract_many, find_videos  # noqa: E402
 from features.grid import import_grid  # noqa: E402
 from training.run import main as train  # noqa: E402
@@ -93,6 +98,32 @@ def inference_ms(predictor, clip) -> float:
     return float(np.median(times))
 
 
+def lm_sweep(predictor, clips, references, weights=(0.0, 0.5, 1.0, 1.5, 2.0)) -> dict:
+    """Validation WER of the reader's lexicon search weighed by its language model at each
+    weight (0: the lexicon alone), and the median ms of one sentence's decoding at
+    ``LM_WEIGHT``."""
+    import torch
+
+    from training.decoding import LM_WEIGHT, BeamDecoder, word_error_rate
+
+    card = predictor.entry.card
+    with torch.inference_mode():
+        emissions = [predictor._model_kind.emissions(predictor.entry.model,
+                                                     predictor.model_batch(c)) for c in clips]
+    sweep, times = {}, []
+    for weight in weights:
+        decoder = BeamDecoder(card.classes, card.input.lexicon, lm_weight=weight,
+                              language_model=card.input.word_model if weight else None)
+        hypotheses = []
+        for log_probs in emissions:
+            start = time.perf_counter()
+            hypotheses.append(decoder.decode(log_probs))
+            if weight == LM_WEIGHT:
+                times.append(1000 * (time.perf_counter() - start))
+        sweep[str(weight)] = round(word_error_rate(references, hypotheses), 4)
+    return {"val_wer": sweep, "weight": LM_WEIGHT, "decode_ms": round(float(np.median(times)), 2)}
+
+
 def main() -> None:
     from recognizer.predictor import Predictor
 
@@ -140,6 +171,12 @@ def main() -> None:
             hits.append(prediction.phrase == word)
             top3.append(word in [p for p, _ in prediction.top3])
         sentence = cache.load(next(p for p in find_videos(videos) if p.stem == test_ids[0]), crops=crops)
+        val = set(json.loads((entry / "clips.json").read_text())["val"])
+        manifest = build_manifest(videos)
+        val_rows = [(Path(p), t) for p, t in zip(manifest["path"], manifest["text"])
+                    if file_digest(p) in val]
+        sweep = lm_sweep(predictor, [cache.load(p, crops=crops) for p, _ in val_rows],
+                         [t for _, t in val_rows])
         metrics = card["metrics"]
         print(json.dumps({
             "benchmark": "train_grid_sentences", "inputs": args.inputs, "relative": args.relative,
@@ -147,6 +184,8 @@ def main() -> None:
             "seed": args.seed, "sentences": card["data"]["clips"], "split": card["data"]["split_sizes"],
             "wer_greedy": round(metrics["wer"], 4), "cer_greedy": round(metrics["cer"], 4),
             "wer_lexicon": round(metrics["wer_lexicon"], 4), "cer_lexicon": round(metrics["cer_lexicon"], 4),
+            "wer_grammar": round(metrics["wer_grammar"], 4), "cer_grammar": round(metrics["cer_grammar"], 4),
+            "lm_sweep": sweep,
             "sentence_accuracy_greedy": round(metrics["sentence_accuracy"], 4),
             "val_wer": round(metrics["val_wer"], 4), "epochs_run": card["training"]["epochs_run"],
             "phrase_list": {"clips": len(words), "padding": args.padding,

@@ -14,7 +14,8 @@ into text, or scores a list of candidate phrases.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -26,6 +27,7 @@ from torch.utils.data import Dataset
 from features.cache import ClipFeatures
 from training.decoding import SPACE, alphabet_of, encode, normalise_text
 from training.kinds.base import ModelKind
+from training.language_model import ClassBigram, fit_class_bigram
 from training.transforms import (MIN_STD, Standardises, check_live_channels, frame_channels,
                                  item_rng, mirror, mirror_plan, mouth_crops, resample_linear,
                                  resample_nearest, resize_crops, rest_statistics)
@@ -151,7 +153,9 @@ class CTCInput(Standardises):
     channels, k x k DCT coefficients of its crop a frame
     (:func:`training.transforms.frame_channels`); ``feature_names``, ``mean``, ``std``: the
     landmark channels and their training statistics; ``crop_size``: side the crops are
-    resized to; ``lexicon``: the words of the training transcripts, for decoding.
+    resized to; ``lexicon``: the words of the training transcripts, for decoding;
+    ``language_model``: their word-class bigram (:meth:`ClassBigram.to_json`), empty in
+    entries trained before it.
     """
 
     inputs: str
@@ -164,6 +168,12 @@ class CTCInput(Standardises):
     crop_size: int
     lexicon: tuple[str, ...]
     appearance: int = 0
+    language_model: dict = field(default_factory=dict)
+
+    @cached_property
+    def word_model(self) -> ClassBigram | None:
+        """The training transcripts' :class:`ClassBigram`, None when the card has none."""
+        return ClassBigram.from_json(self.language_model) if self.language_model else None
 
 
 def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndarray | None, tuple]:
@@ -335,8 +345,9 @@ class LandmarkCTCKind(ModelKind):
         return alphabet_of(clips.rows["text"])
 
     def fit_spec(self, spec: CTCInput, clips, index) -> CTCInput:
-        words = sorted({w for text in clips.rows["text"].iloc[index] for w in normalise_text(text).split()})
-        spec = replace(spec, lexicon=tuple(words))
+        texts = [normalise_text(text) for text in clips.rows["text"].iloc[index]]
+        words = sorted({w for text in texts for w in text.split()})
+        spec = replace(spec, lexicon=tuple(words), language_model=fit_class_bigram(texts).to_json())
         if not clips.names:
             return spec
         frames = np.concatenate([features for features, _ in clips.examples[index]])

@@ -16,12 +16,11 @@ from training.registry import (DEFAULT_ROOT, entry_path, activate, active_names,
 
 
 def _accuracy(card: Card) -> str:
-    """Test accuracy, or a sentence reader's test WER (lexicon decoding where measured)."""
-    for key, label in (("accuracy", ""), ("val_accuracy", ""), ("wer_lexicon", "WER "),
-                       ("wer", "WER ")):
+    """Test accuracy, or a sentence reader's test WER (:attr:`Card.wer`)."""
+    for key in ("accuracy", "val_accuracy"):
         if isinstance(card.metrics.get(key), (int, float)):
-            return f"{label}{100 * card.metrics[key]:.1f}%"
-    return "-"
+            return f"{100 * card.metrics[key]:.1f}%"
+    return f"WER {100 * card.wer:.1f}%" if card.wer is not None else "-"
 
 
 def _classes(card: Card) -> str:
