@@ -70,8 +70,8 @@ def test_the_model_survives_json_and_phrases_extend_it(grid_model):
 def test_too_few_transcripts_are_refused_and_a_broken_table_named():
     with pytest.raises(ValueError, match="at least one transcript"):
         fit_class_bigram(["", "  "])
-    with pytest.raises(ValueError, match="do not fit"):
-        ClassBigram(("a",), (5,), ((1.0, 0.0), (0.0, 1.0)), (1.0,))
+    with pytest.raises(ValueError, match=r"class pair \(0, 7\) does not fit 3 classes"):
+        ClassBigram(("a",), (2,), ((0, 2, 1.0), (0, 7, 1.0)), (1.0,))
 
 
 def test_the_language_model_keeps_a_letter_the_model_barely_saw(grid_transcripts, grid_model):

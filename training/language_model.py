@@ -54,10 +54,10 @@ def _pair_counts(sentences: Sequence[Sequence[str]], index: dict[str, int]) -> n
     return counts
 
 
-def _merge_losses(counts: np.ndarray, a: int, others: np.ndarray) -> np.ndarray:
+def _merge_losses(counts: np.ndarray, x: np.ndarray, a: int, others: np.ndarray) -> np.ndarray:
     """Training log-likelihood lost by merging class ``a`` with each class of ``others``,
-    given the class pair ``counts``: only the rows and columns of the two change."""
-    x = _xlogx(counts)
+    given the class pair ``counts`` and their ``x log x``: only the rows and columns of the
+    two change."""
     b = others
     before = (x[a].sum() + x[b].sum(1) + x[:, a].sum() + x[:, b].sum(0)
               - x[a, a] - x[b, a] - x[a, b] - x[b, b])
@@ -67,9 +67,10 @@ def _merge_losses(counts: np.ndarray, a: int, others: np.ndarray) -> np.ndarray:
     rows -= _xlogx(counts[a, a] + counts[b, a]) + _xlogx(counts[a, b] + counts[b, b])
     cols -= _xlogx(counts[a, a] + counts[a, b]) + _xlogx(counts[b, a] + counts[b, b])
     after = rows + cols + _xlogx(counts[a, a] + counts[a, b] + counts[b, a] + counts[b, b])
-    out, into = counts.sum(1), counts.sum(0)
-    margins = (_xlogx(out[a] + out[b]) - _xlogx(out[a]) - _xlogx(out[b])
-               + _xlogx(into[a] + into[b]) - _xlogx(into[a]) - _xlogx(into[b]))
+    out, into = counts[[a]].sum() + 0.0, counts[:, a].sum()
+    out_b, into_b = counts[b].sum(1), counts[:, b].sum(0)
+    margins = (_xlogx(out + out_b) - _xlogx(out) - _xlogx(out_b)
+               + _xlogx(into + into_b) - _xlogx(into) - _xlogx(into_b))
     return before - after + margins
 
 
@@ -86,9 +87,10 @@ def _merge_tree(counts: np.ndarray, clustered: int) -> list[np.ndarray]:
     assignments = [np.arange(len(counts))]
     while len(alive) > 1:
         best = (math.inf, 0, 0)
+        x = _xlogx(current)
         for i, a in enumerate(alive[:-1]):
             others = np.array(alive[i + 1:])
-            losses = _merge_losses(current, a, others)
+            losses = _merge_losses(current, x, a, others)
             j = int(np.argmin(losses))
             best = min(best, (float(losses[j]), a, int(others[j])))
         _, a, b = best
@@ -114,25 +116,28 @@ def _dense(assignment: np.ndarray) -> np.ndarray:
 class ClassBigram:
     """A class bigram over ``words``.
 
-    ``classes``: each word's class (1-based on the tokens: class 0 is the
-    start, class 1 the end of a sentence); ``transitions``: (K, K) counts of
-    class pairs in the transcripts (row: class before, column: after);
-    ``word_counts``: each word's count, which makes ``P(w | class(w))``.
+    ``classes``: each word's class (counted on the tokens: class 0 is the
+    start, class 1 the end of a sentence, so word classes are 2 ..);
+    ``transitions``: (class before, class after, count) of every class pair
+    seen in the transcripts; ``word_counts``: each word's count, which makes
+    ``P(w | class(w))``.
     """
 
     words: tuple[str, ...]
     classes: tuple[int, ...]
-    transitions: tuple[tuple[float, ...], ...]
+    transitions: tuple[tuple[int, int, float], ...]
     word_counts: tuple[float, ...]
 
     def __post_init__(self):
         if not (len(self.words) == len(self.classes) == len(self.word_counts)):
             raise ValueError("a class bigram needs one class and one count per word")
-        table = np.asarray(self.transitions, np.float64)
-        if table.ndim != 2 or table.shape[0] != table.shape[1] or (
-                self.classes and max(self.classes) >= len(table)):
-            raise ValueError(f"class transitions of shape {table.shape} do not fit "
-                             f"{max(self.classes, default=0) + 1} classes")
+        size = max(self.classes, default=END) + 1
+        table = np.zeros((max(size, END + 1),) * 2)
+        for before, after, count in self.transitions:
+            if not (0 <= before < len(table) and 0 <= after < len(table)):
+                raise ValueError(f"class pair ({before}, {after}) does not fit "
+                                 f"{len(table)} classes")
+            table[before, after] += count
         object.__setattr__(self, "_log_transition", _smoothed(table))
         counts = np.asarray(self.word_counts, np.float64)
         per_class = np.bincount(self.classes, weights=counts, minlength=len(table))
@@ -143,7 +148,7 @@ class ClassBigram:
     @property
     def num_classes(self) -> int:
         """Word classes (start and end of sentence not counted)."""
-        return len(self.transitions) - 2
+        return len(self._log_transition) - 2
 
     def word_index(self, word: str) -> int | None:
         return self._index.get(word)
@@ -174,37 +179,36 @@ class ClassBigram:
         each get a class of their own, so a phrase list's words can be read in sentence
         mode without clustering again."""
         new = [w for w in dict.fromkeys(w for t in texts for w in t.split()) if w not in self._index]
-        if not new:
-            new_words, classes = self.words, self.classes
-        else:
-            first = len(self.transitions)
-            new_words = self.words + tuple(new)
-            classes = self.classes + tuple(range(first, first + len(new)))
-        table = np.zeros((max(classes, default=END) + 1,) * 2)
-        table[:len(self.transitions), :len(self.transitions)] = self.transitions
-        counts = np.zeros(len(new_words))
-        counts[:len(self.words)] = self.word_counts
-        index = {w: i for i, w in enumerate(new_words)}
+        first = len(self._log_transition)
+        words = self.words + tuple(new)
+        classes = self.classes + tuple(range(first, first + len(new)))
+        pairs = {(a, b): c for a, b, c in self.transitions}
+        counts = list(self.word_counts) + [0.0] * len(new)
+        index = {w: i for i, w in enumerate(words)}
         for text in texts:
             tokens = [index[w] for w in text.split()]
-            if not tokens:
-                continue
             path = [START] + [classes[i] for i in tokens] + [END]
-            np.add.at(table, (path[:-1], path[1:]), 1.0)
-            np.add.at(counts, tokens, 1.0)
-        return ClassBigram(new_words, classes, tuple(tuple(float(x) for x in row) for row in table),
-                           tuple(float(x) for x in counts))
+            for pair in zip(path[:-1], path[1:]) if tokens else ():
+                pairs[pair] = pairs.get(pair, 0.0) + 1.0
+            for i in tokens:
+                counts[i] += 1.0
+        return ClassBigram(words, classes, _triples(pairs), tuple(counts))
 
     def to_json(self) -> dict:
         return {"words": list(self.words), "classes": list(self.classes),
-                "transitions": [list(r) for r in self.transitions],
+                "transitions": [list(t) for t in self.transitions],
                 "word_counts": list(self.word_counts)}
 
     @classmethod
     def from_json(cls, data: dict) -> "ClassBigram":
         return cls(tuple(data["words"]), tuple(int(c) for c in data["classes"]),
-                   tuple(tuple(float(x) for x in row) for row in data["transitions"]),
+                   tuple((int(a), int(b), float(c)) for a, b, c in data["transitions"]),
                    tuple(float(x) for x in data["word_counts"]))
+
+
+def _triples(pairs: dict) -> tuple[tuple[int, int, float], ...]:
+    """Class pair counts ``{(before, after): count}`` as sorted (before, after, count)."""
+    return tuple((int(a), int(b), float(c)) for (a, b), c in sorted(pairs.items()) if c)
 
 
 def _smoothed(table: np.ndarray) -> np.ndarray:
@@ -223,16 +227,37 @@ def _smoothed(table: np.ndarray) -> np.ndarray:
         return np.log(probability)
 
 
-def _model(words: Sequence[str], assignment: np.ndarray, counts: np.ndarray) -> ClassBigram:
-    """The :class:`ClassBigram` of a token class ``assignment`` and token pair ``counts``."""
+def _class_table(assignment: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(K, K) class pair counts of token pair ``counts`` under a token class ``assignment``."""
     k = int(assignment.max()) + 1
     table = np.zeros((k, k))
-    np.add.at(table, (assignment[:, None].repeat(len(counts), 1),
-                      assignment[None, :].repeat(len(counts), 0)), counts)
-    word_counts = counts.sum(0)[2:]
+    first, second = np.nonzero(counts)
+    np.add.at(table, (assignment[first], assignment[second]), counts[first, second])
+    return table
+
+
+def _model(words: Sequence[str], assignment: np.ndarray, counts: np.ndarray) -> ClassBigram:
+    """The :class:`ClassBigram` of a token class ``assignment`` and token pair ``counts``."""
+    table = _class_table(assignment, counts)
+    before, after = np.nonzero(table)
     return ClassBigram(tuple(words), tuple(int(c) for c in assignment[2:]),
-                       tuple(tuple(float(x) for x in row) for row in table),
-                       tuple(float(x) for x in word_counts))
+                       _triples(dict(zip(zip(before, after), table[before, after]))),
+                       tuple(float(x) for x in counts.sum(0)[2:]))
+
+
+def _held_out_score(assignment: np.ndarray, counts: np.ndarray, held: np.ndarray) -> float:
+    """Mean log-probability per token of the held-out token pair counts ``held`` under the
+    class bigram of ``assignment`` and ``counts`` (what :class:`ClassBigram` would say)."""
+    log_transition = _smoothed(_class_table(assignment, counts))
+    word_counts = counts.sum(0)
+    per_class = np.bincount(assignment, weights=word_counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_emission = np.where(np.arange(len(counts)) > END,
+                                np.log(word_counts / per_class[assignment]), 0.0)
+    first, second = np.nonzero(held)
+    total = held[first, second] @ (log_transition[assignment[first], assignment[second]]
+                                   + log_emission[second])
+    return float(total / held.sum())
 
 
 def _vocabulary(sentences: Sequence[Sequence[str]]) -> tuple[list[str], int]:
@@ -245,18 +270,6 @@ def _vocabulary(sentences: Sequence[Sequence[str]]) -> tuple[list[str], int]:
     return vocabulary, min(len(vocabulary), MAX_CLUSTERED_WORDS)
 
 
-def held_out_log_prob(model: ClassBigram, sentences: Sequence[Sequence[str]]) -> float:
-    """Mean log-probability per token (ends included) of the sentences whose words the
-    model knows; -inf when none does."""
-    total, tokens = 0.0, 0
-    for words in sentences:
-        if any(model.word_index(w) is None for w in words):
-            continue
-        total += model.sentence_log_prob(" ".join(words))
-        tokens += len(words) + 1
-    return total / tokens if tokens else -math.inf
-
-
 def choose_num_classes(sentences: Sequence[Sequence[str]]) -> int | None:
     """The number of word classes under which the held-out transcripts are most likely
     (None when there are too few transcripts to hold any out)."""
@@ -265,9 +278,13 @@ def choose_num_classes(sentences: Sequence[Sequence[str]]) -> int | None:
     if not held or not kept:
         return None
     vocabulary, clustered = _vocabulary(kept)
-    counts = _pair_counts(kept, {w: i + 2 for i, w in enumerate(vocabulary)})
-    scores = [held_out_log_prob(_model(vocabulary, a, counts), held)
-              for a in _merge_tree(counts, clustered)]
+    index = {w: i + 2 for i, w in enumerate(vocabulary)}
+    # Held-out sentences with a word the other four fifths lack cannot be scored: left out.
+    known = [s for s in held if all(w in index for w in s)]
+    if not known:
+        return None
+    counts, held_counts = _pair_counts(kept, index), _pair_counts(known, index)
+    scores = [_held_out_score(a, counts, held_counts) for a in _merge_tree(counts, clustered)]
     return len(vocabulary) - int(np.argmax(scores))
 
 
