@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from functools import partial
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -94,45 +93,44 @@ class BeamDecoder:
         self.alphabet = tuple(alphabet)
         self.space = self.alphabet.index(SPACE) + 1
         self.language_model, self.lm_weight, self.word_score = language_model, lm_weight, word_score
-        self._searches = []
-        tokens = len(self.alphabet) + 1
+        # (LM, trie, decoder): a decoder refers to its LM and trie without owning them.
+        self._searches: list[tuple] = []
         if lexicon is None:
             self.words: tuple[str, ...] = ()
             options = fl.LexiconFreeDecoderOptions(
-                beam_size=beam_size, beam_size_token=tokens, beam_threshold=beam_threshold,
-                lm_weight=0.0, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
-            self._add_search(fl.ZeroLM(), lambda lm: (None, fl.LexiconFreeDecoder(
-                options, lm, self.space, BLANK, [])))
+                beam_size=beam_size, beam_size_token=len(self.alphabet) + 1,
+                beam_threshold=beam_threshold, lm_weight=0.0, sil_score=0.0, log_add=True,
+                criterion_type=fl.CriterionType.CTC)
+            lm = fl.ZeroLM()
+            self._searches.append((lm, None, fl.LexiconFreeDecoder(options, lm, self.space,
+                                                                   BLANK, [])))
             return
         self.words = tuple(sorted({w for text in lexicon for w in normalise_text(text).split()}))
         if not self.words:
             raise ValueError("the lexicon holds no word")
-        self._add_search(fl.ZeroLM(), partial(self._lexicon_search, fl, beam_size,
-                                              beam_threshold, 0.0, word_score))
+        models = [(fl.ZeroLM(), 0.0)]
         if language_model is not None:
-            self._add_search(_word_lm(fl, language_model, self.words),
-                             partial(self._lexicon_search, fl, beam_size, beam_threshold,
-                                     lm_weight, word_score))
+            models.append((_word_lm(fl, language_model, self.words), lm_weight))
+        for lm, weight in models:
+            options = fl.LexiconDecoderOptions(
+                beam_size=beam_size, beam_size_token=len(self.alphabet) + 1,
+                beam_threshold=beam_threshold, lm_weight=weight, word_score=word_score,
+                unk_score=-math.inf, sil_score=0.0, log_add=True,
+                criterion_type=fl.CriterionType.CTC)
+            trie = self._trie(fl, lm if weight else None)
+            self._searches.append((lm, trie, fl.LexiconDecoder(
+                options, trie, lm, self.space, BLANK, len(self.words), [], False)))
 
-    def _add_search(self, lm, make) -> None:
-        # The decoder refers to its LM and trie without owning them: they are kept beside it.
-        trie, search = make(lm)
-        self._searches.append((lm, trie, search))
-
-    def _lexicon_search(self, fl, beam_size, beam_threshold, lm_weight, word_score, lm):
+    def _trie(self, fl, lm=None):
+        """The lexicon's words, each ending at a space, smeared with ``lm``'s lookahead."""
         trie = fl.Trie(len(self.alphabet) + 1, self.space)
         for word_index, word in enumerate(self.words):
             # A word ends at a space: letters that are words too ("a", "t") cannot be
             # read as a run of one-letter words inside a longer one.
             trie.insert(encode(word, self.alphabet) + [self.space], word_index,
-                        lm.lookahead(word_index) if lm_weight else 0.0)
+                        0.0 if lm is None else lm.lookahead(word_index))
         trie.smear(fl.SmearingMode.MAX)
-        options = fl.LexiconDecoderOptions(
-            beam_size=beam_size, beam_size_token=len(self.alphabet) + 1,
-            beam_threshold=beam_threshold, lm_weight=lm_weight, word_score=word_score,
-            unk_score=-math.inf, sil_score=0.0, log_add=True, criterion_type=fl.CriterionType.CTC)
-        return trie, fl.LexiconDecoder(options, trie, lm, self.space, BLANK, len(self.words), [],
-                                       False)
+        return trie
 
     def decode(self, log_probs: np.ndarray | torch.Tensor) -> str:
         """The best hypothesis of one clip's (T, V) log-probabilities."""
