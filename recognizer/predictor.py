@@ -162,15 +162,13 @@ class Predictor:
             raise ValueError(f"the phrase list {list(phrases)} names a phrase twice")
         self.unspellable: tuple[str, ...] = ()
         self._given = phrases
-        self._decoder = self._outside = None
+        self._decoder = None
         if self.reads_sentences:
             phrases, self.unspellable = spellable(phrases or (), entry.card.classes)
             if self.mode is ReadMode.PHRASES and not phrases:
                 raise ValueError(f"{entry.name} reads sentences: give it the phrases to choose "
                                  f"from{self._unspellable_note()}, or read in transcript mode")
-            self._decoder = transcript_decoder(entry.card, phrases, language_model=True)
-            if self.mode is ReadMode.PHRASES:
-                self._outside = transcript_decoder(entry.card, phrases)
+            self._decoder = transcript_decoder(entry.card, phrases)
         self.phrases = phrases
         self.classes: tuple[str, ...] = (self.phrases if self.reads_sentences
                                          else tuple(entry.card.classes))
@@ -253,7 +251,7 @@ class Predictor:
         kind, card = self._model_kind, self.entry.card
         with torch.inference_mode(), self._autocast():
             log_probs = kind.emissions(self.entry.model, self.model_batch(clip)).cpu()
-        scored = self._decoder.nbest(log_probs, BEAM_SIZE)
+        scored, unweighed = self._decoder.readings(log_probs, BEAM_SIZE)
         # Reading nothing is no answer, though it keeps its share of the probability.
         text = next((hypothesis for hypothesis, _ in scored if hypothesis), "")
         if self.mode is ReadMode.PHRASES:
@@ -261,8 +259,9 @@ class Predictor:
             listed = {normalise_text(p) for p in self.phrases}
             # "Something else": the best reading that is no phrase of the list. Without it the
             # list's posterior sums to 1 and a sentence from outside the list reads as sure.
-            other = max((score for hypothesis, score in self._outside.nbest(log_probs, BEAM_SIZE)
-                         if hypothesis not in listed), default=-np.inf)
+            # Scored without the language model, as the phrases are.
+            other = max((score for hypothesis, score in unweighed if hypothesis not in listed),
+                        default=-np.inf)
             probabilities = phrase_posterior(np.append(likelihoods, other))[:-1]
             return self.phrases, probabilities.astype(np.float32), text
         hypotheses = [(t, p) for t, p in hypothesis_posterior(scored) if t]
@@ -283,18 +282,13 @@ def spellable(phrases: Sequence[str], alphabet: Sequence[str]) -> tuple[tuple[st
     return tuple(kept), tuple(dropped)
 
 
-def transcript_decoder(card, phrases: Sequence[str] = (), language_model: bool = False
-                       ) -> BeamDecoder:
+def transcript_decoder(card, phrases: Sequence[str] = ()) -> BeamDecoder:
     """A sentence reader's beam search over the words of its training transcripts and of
-    ``phrases`` (phrases it can spell); free over its alphabet when it has no lexicon.
-
-    With ``language_model`` the search is weighed by the card's word-class language model,
-    which counts the phrases as transcripts too: the words a reader reads, in either mode.
-    Phrase mode weighs the best reading outside its list without it, since the phrases
-    are scored by their likelihood alone.
-    """
+    ``phrases`` (phrases it can spell), weighed by the card's word-class language model
+    where it has one, which counts the phrases as transcripts too; free over its alphabet
+    when it has no lexicon."""
     words = tuple(card.input.lexicon) + tuple(phrases)
-    model = getattr(card.input, "word_model", None) if language_model and words else None
+    model = getattr(card.input, "word_model", None) if words else None
     if model is not None:
         model = model.extended([normalise_text(p) for p in phrases])
     return BeamDecoder(card.classes, words or None, beam_size=BEAM_SIZE, language_model=model)

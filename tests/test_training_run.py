@@ -284,10 +284,11 @@ def test_a_sentence_reader_trains_into_a_self_describing_entry(sentence_entry):
         sorted(set(" ".join(manifest["text"]))))
     assert card["arch_args"]["num_symbols"] == len(card["classes"]) + 1
     assert set(card["input"]["lexicon"]) <= words and len(card["input"]["lexicon"]) > 20
-    # The training transcripts' language model knows exactly the lexicon's words, in classes.
+    # The training transcripts' language model knows exactly the lexicon's words, gathered
+    # into classes (8 for these 40 words when measured; GRID has 6 slots).
     model = card["input"]["language_model"]
     assert sorted(model["words"]) == sorted(card["input"]["lexicon"])
-    assert max(model["classes"]) - 1 < len(model["words"])
+    assert len(set(model["classes"])) <= len(model["words"]) / 2
     assert card["data"]["split"] == "auto"
     digests = json.loads((entry / registry.CLIPS_FILE).read_text())
     text_of = {file_digest(p): t for p, t in zip(manifest["path"], manifest["text"])}

@@ -28,11 +28,10 @@ from features.text import spoken_text
 
 BLANK = 0
 SPACE = " "
-#: Weight of the language model's log-probability against the model's, and the score
-#: added per word, chosen on the GRID benchmark's validation split
-#: (tests/benchmarks/train_grid_sentences.py, ``lm_sweep`` in its JSON).
+#: Weight of the language model's log-probability against the model's, chosen on the
+#: GRID benchmark's validation split (tests/benchmarks/train_grid_sentences.py,
+#: ``lm_sweep`` in its JSON).
 LM_WEIGHT = 1.0
-LM_WORD_SCORE = 0.0
 
 
 def normalise_text(text: str) -> str:
@@ -147,17 +146,23 @@ class BeamDecoder:
         finds the grammatical readings, the lexicon's keeps the others in the
         running, so a reading the language model cannot place still has its odds.
         """
+        return self.readings(log_probs, n)[0]
+
+    def readings(self, log_probs: np.ndarray | torch.Tensor, n: int
+                 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """From one pass over the clip: :meth:`nbest`'s ``n`` best, and the ``n`` best of the
+        lexicon's search alone with their beam scores (what a decoder without the language
+        model gives; the same list when there is none)."""
         emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu()
         if emissions.ndim != 2 or emissions.shape[1] != len(self.alphabet) + 1:
             raise ValueError(f"expected {len(self.alphabet) + 1} symbols a frame, "
                              f"got {tuple(emissions.shape)}")
-        scores: dict[str, float] = {}
-        for *_, search in self._searches:
-            for text, score in self._search(search, emissions).items():
-                scores[text] = np.logaddexp(scores.get(text, -np.inf), score)
-        if self.language_model is not None:
-            scores = self._rescored(emissions, list(scores))
-        return sorted(((t, float(v)) for t, v in scores.items()), key=lambda item: -item[1])[:n]
+        found = [self._search(search, emissions) for *_, search in self._searches]
+        plain = _best(found[0], n)
+        if self.language_model is None:
+            return plain, plain
+        texts = list(dict.fromkeys(text for scores in found for text in scores))
+        return _best(self._rescored(emissions, texts), n), plain
 
     def _search(self, search, emissions: torch.Tensor) -> dict[str, float]:
         frames, symbols = emissions.shape
@@ -191,6 +196,10 @@ class BeamDecoder:
         # Per-frame symbols: merge repeats first, then drop blanks, or "soon" reads "son".
         merged = _merge_repeats(list(result.tokens))
         return decode_indices(merged[(merged > 0) & (merged < symbols)], self.alphabet)
+
+
+def _best(scores: dict[str, float], n: int) -> list[tuple[str, float]]:
+    return sorted(((t, float(v)) for t, v in scores.items()), key=lambda item: -item[1])[:n]
 
 
 def _word_lm(fl, model, words: tuple[str, ...]):

@@ -67,7 +67,7 @@ def _merge_losses(counts: np.ndarray, x: np.ndarray, a: int, others: np.ndarray)
     rows -= _xlogx(counts[a, a] + counts[b, a]) + _xlogx(counts[a, b] + counts[b, b])
     cols -= _xlogx(counts[a, a] + counts[a, b]) + _xlogx(counts[b, a] + counts[b, b])
     after = rows + cols + _xlogx(counts[a, a] + counts[a, b] + counts[b, a] + counts[b, b])
-    out, into = counts[[a]].sum() + 0.0, counts[:, a].sum()
+    out, into = counts[a].sum(), counts[:, a].sum()
     out_b, into_b = counts[b].sum(1), counts[:, b].sum(0)
     margins = (_xlogx(out + out_b) - _xlogx(out) - _xlogx(out_b)
                + _xlogx(into + into_b) - _xlogx(into) - _xlogx(into_b))
@@ -139,10 +139,9 @@ class ClassBigram:
                                  f"{len(table)} classes")
             table[before, after] += count
         object.__setattr__(self, "_log_transition", _smoothed(table))
-        counts = np.asarray(self.word_counts, np.float64)
-        per_class = np.bincount(self.classes, weights=counts, minlength=len(table))
         object.__setattr__(self, "_log_emission",
-                           np.log(counts / per_class[list(self.classes)]))
+                           _log_emissions(np.asarray(self.classes, np.int64),
+                                          np.asarray(self.word_counts, np.float64)))
         object.__setattr__(self, "_index", {w: i for i, w in enumerate(self.words)})
 
     @property
@@ -227,6 +226,12 @@ def _smoothed(table: np.ndarray) -> np.ndarray:
         return np.log(probability)
 
 
+def _log_emissions(classes: np.ndarray, word_counts: np.ndarray) -> np.ndarray:
+    """log P(word | its class) of each word: its count over its class's."""
+    per_class = np.bincount(classes, weights=word_counts)
+    return np.log(word_counts / per_class[classes])
+
+
 def _class_table(assignment: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """(K, K) class pair counts of token pair ``counts`` under a token class ``assignment``."""
     k = int(assignment.max()) + 1
@@ -249,11 +254,9 @@ def _held_out_score(assignment: np.ndarray, counts: np.ndarray, held: np.ndarray
     """Mean log-probability per token of the held-out token pair counts ``held`` under the
     class bigram of ``assignment`` and ``counts`` (what :class:`ClassBigram` would say)."""
     log_transition = _smoothed(_class_table(assignment, counts))
-    word_counts = counts.sum(0)
-    per_class = np.bincount(assignment, weights=word_counts)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_emission = np.where(np.arange(len(counts)) > END,
-                                np.log(word_counts / per_class[assignment]), 0.0)
+    # The start and end tokens are their classes' only members.
+    log_emission = np.concatenate([[0.0, 0.0], _log_emissions(assignment[2:],
+                                                              counts.sum(0)[2:])])
     first, second = np.nonzero(held)
     total = held[first, second] @ (log_transition[assignment[first], assignment[second]]
                                    + log_emission[second])

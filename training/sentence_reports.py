@@ -63,14 +63,14 @@ def transcripts(kind, model, card, dataset, device, batch_size: int = 32
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=kind.collate)
     outputs, references, _ = kind.log_probabilities(model, loader, step)
     hypotheses = {"greedy": [greedy_decode(lp, card.classes) for lp in outputs]}
-    decoders = {}
     if card.input.lexicon:
-        decoders["lexicon"] = BeamDecoder(card.classes, card.input.lexicon)
+        decoder = BeamDecoder(card.classes, card.input.lexicon,
+                              language_model=card.input.word_model)
+        # One pass per clip reads both: the language model's best and the lexicon's alone.
+        read = [decoder.readings(lp, 1) for lp in outputs]
+        hypotheses["lexicon"] = [plain[0][0] if plain else "" for _, plain in read]
         if card.input.word_model is not None:
-            decoders["grammar"] = BeamDecoder(card.classes, card.input.lexicon,
-                                              language_model=card.input.word_model)
-    for name, decoder in decoders.items():
-        hypotheses[name] = [decoder.decode(lp) for lp in outputs]
+            hypotheses["grammar"] = [weighed[0][0] if weighed else "" for weighed, _ in read]
     return references, hypotheses
 
 
