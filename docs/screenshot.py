@@ -5,7 +5,7 @@
         [--kind landmark_ctc --mode transcript]
 
 ``--demo`` is what ``python main.py --demo`` shows on a fresh clone: the
-shipped sentence reader reading the bundled GRID sentence bbiz3a (from its
+shipped sentence reader reading the bundled GRID sentence sgav6p (from its
 test split: it never saw it), in transcript mode.
 
 Opens the window on the file (looping) with the given recogniser, waits until a

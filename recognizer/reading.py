@@ -6,9 +6,9 @@ import argparse
 from enum import StrEnum
 from pathlib import Path
 
-# ``main.py --demo``: GRID speaker 1 saying "bin blue in z three again" (CC BY 4.0), a sentence
+# ``main.py --demo``: GRID speaker 1 saying "set green at v six please" (CC BY 4.0), a sentence
 # of the shipped sentence reader's test split, read by the registry's sentence reader.
-DEMO_CLIP = Path(__file__).resolve().parents[1] / "models" / "assets" / "demo" / "bbiz3a.mp4"
+DEMO_CLIP = Path(__file__).resolve().parents[1] / "models" / "assets" / "demo" / "sgav6p.mp4"
 DEMO_KIND = "landmark_ctc"
 
 

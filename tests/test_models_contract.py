@@ -165,3 +165,41 @@ def test_the_sentence_reader_reads_crops_beside_the_landmarks(sentences, tmp_pat
     assert predictor.needs_crops
     with pytest.raises(ValueError, match="crops=True"):
         predictor.predict(cache.load(manifest["path"][0], crops=False))
+
+
+def test_the_word_head_trains_on_each_frames_word_where_timings_are_known(sentences):
+    """``arch.word_frames``: a second head names each frame's word; its cross-entropy joins the
+    CTC loss in training, frames between words count as none, and reading ignores it."""
+    manifest, cache = sentences
+    kind = get_kind("landmark_ctc")
+    arch = {**TINY["landmark_ctc"]["arch"], "word_frames": 0.5}
+    config = TrainConfig(model="landmark_ctc", arch=arch)
+    clips = load_dataset(manifest, cache, "landmark_ctc", kind.spec_from(config.data), workers=1)
+    spec = kind.fit_spec(kind.spec_from(config.data), clips, np.arange(3))
+    timed = {w for words in clips.rows["words"] for w, _, _ in words}
+    args = kind.train_arch_args(config, clips)
+    assert args["words"] == len(timed) and len(timed) > 6
+    model = kind.build(args)
+    plain = kind.build({**args, "word_frames": 0.0})
+    assert model.word_head.out_features == len(timed) + 1 and plain.word_head is None
+    targets = kind.targets(clips, kind.output_classes(clips))
+    dataset = kind.dataset(clips.examples, targets, spec)
+    (features, _), (symbols, frame_words) = dataset[2]
+    items = [dataset[0], dataset[1], ((features[:40], None), (symbols, frame_words[:40]))]
+    inputs, (flat, lengths, words) = kind.collate(items)
+    batch = kind.model_input(inputs, spec, torch.device("cpu"))
+    assert ((words > 0).sum(1) > 0.3 * batch.lengths).all()   # most frames lie in a word
+    assert (words[2, 40:] == -1).all() and (words[2, :40] >= 0).all()
+    model.eval()                                            # no dropout: the same forward twice
+    loss_fn = kind.loss_function(config)
+    loss, _, _ = kind.batch_loss(model, batch, (flat, lengths, words), loss_fn)
+    log_probs, logits = model(batch, word_logits=True)
+    ctc = loss_fn(log_probs.transpose(0, 1), flat, batch.lengths, lengths)
+    known = words >= 0
+    cross_entropy = torch.nn.functional.cross_entropy(logits[known], words[known])
+    assert torch.allclose(loss, ctc + 0.5 * cross_entropy)
+    loss.backward()
+    assert model.word_head.weight.grad.abs().sum() > 0
+    assert torch.equal(model(batch), log_probs), "reading must not depend on the word head"
+    untimed = kind.batch_loss(model, batch, (flat, lengths, torch.full_like(words, -1)), loss_fn)[0]
+    assert torch.allclose(untimed, ctc)

@@ -307,23 +307,33 @@ def test_appearance_needs_landmark_channels_to_join():
         get_kind("landmark_ctc").spec_from(replace(CONFIG, inputs="crops", appearance=4))
 
 
+def _frame_numbers(target, word_crop=None, speed=0.0):
+    """A sentence dataset of one 60-frame clip whose every channel is the frame's number, so
+    each frame it gives says where in the clip it lies; with ``word_crop`` it crops words
+    and changes speed (by up to ``speed``), nothing else."""
+    from training.kinds.landmark_ctc import SentenceDataset
+
+    augment = None if word_crop is None else AugmentConfig(
+        word_crop=word_crop, speed=speed, time_mask=0.0, noise=0.0, mirror=0.0)
+    features = np.arange(60, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    spec = replace(get_kind("landmark_ctc").spec_from(DataConfig()), feature_names=("a", "b", "c"),
+                   mean=(0.0,) * 3, std=(1.0,) * 3)
+    return SentenceDataset([(features, None)], [target], spec, augment)
+
+
 def test_a_word_crop_reads_a_run_of_whole_words_from_their_frames():
-    from training.kinds.landmark_ctc import SentenceDataset, sentence_target
+    from training.kinds.landmark_ctc import sentence_target
     from training.decoding import alphabet_of, decode_indices
 
     alphabet = alphabet_of(["bin blue at f two now"])
     timings = [["bin", 0, 10], ["blue", 10, 20], ["at", 20, 25], ["f", 25, 31], ["two", 31, 40],
                ["now", 40, 50]]
-    features = np.arange(60, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
     target = sentence_target("bin blue at f two now", timings, alphabet)
-    spec = replace(get_kind("landmark_ctc").spec_from(DataConfig()), feature_names=("a", "b", "c"),
-                   mean=(0.0,) * 3, std=(1.0,) * 3)
-    crop_only = AugmentConfig(word_crop=1.0, speed=0.0, time_mask=0.0, noise=0.0, mirror=0.0)
-    dataset = SentenceDataset([(features, None)], [target], spec, crop_only)
+    dataset = _frame_numbers(target, word_crop=1.0)
     texts = set()
     for seed in range(40):
         torch.manual_seed(seed)
-        (frames, _), symbols = dataset[0]
+        (frames, _), (symbols, _) = dataset[0]
         text = decode_indices(symbols, alphabet)
         words = text.split()
         first = next(w for w in timings if w[0] == words[0])
@@ -332,5 +342,35 @@ def test_a_word_crop_reads_a_run_of_whole_words_from_their_frames():
         assert first[1] - 4 <= frames[0, 0] <= first[1] and last[2] - 1 <= frames[-1, 0] <= last[2] + 3
         texts.add(text)
     assert len(texts) > 8, texts             # many different runs of words, not one
-    plain = SentenceDataset([(features, None)], [target], spec)
-    assert decode_indices(plain[0][1], alphabet) == "bin blue at f two now"
+    plain = _frame_numbers(target)
+    assert decode_indices(plain[0][1][0], alphabet) == "bin blue at f two now"
+
+
+def test_each_frame_keeps_its_word_through_a_word_crop_and_a_speed_change():
+    from training.decoding import alphabet_of
+    from training.kinds.landmark_ctc import sentence_target, timed_vocabulary
+
+    timings = [["bin", 2, 10], ["blue", 10, 20], ["at", 22, 25], ["f", 25, 31], ["two", 31, 40],
+               ["now", 40, 50]]
+    vocabulary = timed_vocabulary([timings, [["soon", 0, 5]]])
+    assert vocabulary == ("at", "bin", "blue", "f", "now", "soon", "two")
+    alphabet = alphabet_of(["bin blue at f two now soon"])
+    target = sentence_target("bin blue at f two now", timings, alphabet, vocabulary)
+    expected = np.zeros(60, np.int64)               # the word of each original frame, 0 between
+    for word, start, stop in timings:
+        expected[start:stop] = vocabulary.index(word) + 1
+    assert (target.frame_words(60) == expected).all()
+    dataset = _frame_numbers(target, word_crop=0.7, speed=0.3)
+    lengths = set()
+    for seed in range(30):
+        torch.manual_seed(seed)
+        (frames, _), (_, words) = dataset[0]
+        assert len(words) == len(frames)
+        shown = frames[:, 0]                     # where in the original clip each frame lies
+        nearest = (words == expected[np.floor(shown).astype(int)]) | (
+            words == expected[np.ceil(shown).astype(int)])
+        assert nearest.all(), (shown[~nearest], words[~nearest])
+        lengths.add(len(frames))
+    assert len(lengths) > 10, lengths
+    untimed = sentence_target("bin blue", None, alphabet, vocabulary)
+    assert untimed.frame_words(60) is None

@@ -45,7 +45,10 @@ class LandmarkCTCConfig:
     / ``kernel_size``: the temporal front-end (stride 1, so one output per
     frame); ``rnn``: ``gru`` or ``lstm``, ``rnn_layers`` deep, ``rnn_width``
     per direction; ``crop_size``: side of the crops the 3-D front-end takes,
-    ``crop_width``: its channels.
+    ``crop_width``: its channels. ``word_frames``: weight of an auxiliary loss in
+    training, the cross-entropy of a second head naming each frame's word (one of
+    ``words``, or none between words) where the clip's word timings are known; the
+    head is not used to read.
     """
 
     in_channels: int
@@ -60,6 +63,8 @@ class LandmarkCTCConfig:
     dropout: float = 0.1
     crop_size: int = 48
     crop_width: int = 32
+    word_frames: float = 0.0
+    words: int = 0
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -68,6 +73,8 @@ class LandmarkCTCConfig:
             raise ValueError(f"rnn {self.rnn!r}: choose gru or lstm")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if self.word_frames < 0:
+            raise ValueError(f"word_frames is a loss weight, >= 0; got {self.word_frames}")
 
 
 class SequenceBatch(NamedTuple):
@@ -123,6 +130,8 @@ class LandmarkCTC(nn.Module):
                                  dropout=config.dropout if config.rnn_layers > 1 else 0.0)
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(2 * config.rnn_width, config.num_symbols)
+        self.word_head = (nn.Linear(2 * config.rnn_width, config.words + 1)
+                          if config.word_frames > 0 and config.words else None)
 
     def embed(self, batch: SequenceBatch) -> torch.Tensor:
         """(N, T, 2 * rnn_width) per-frame encoder outputs (zero past each clip's length)."""
@@ -138,8 +147,14 @@ class LandmarkCTC(nn.Module):
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out
 
-    def forward(self, batch: SequenceBatch) -> torch.Tensor:
-        return F.log_softmax(self.fc(self.dropout(self.embed(batch))).float(), dim=-1)
+    def forward(self, batch: SequenceBatch, word_logits: bool = False):
+        """(N, T, num_symbols) log-probabilities; with ``word_logits`` also the word
+        head's (N, T, words + 1) logits (None when the model has no word head)."""
+        hidden = self.dropout(self.embed(batch))
+        log_probs = F.log_softmax(self.fc(hidden).float(), dim=-1)
+        if not word_logits:
+            return log_probs
+        return log_probs, None if self.word_head is None else self.word_head(hidden).float()
 
 
 @dataclass(frozen=True)
@@ -203,19 +218,43 @@ def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndar
 
 class SentenceTarget(NamedTuple):
     """What a sentence clip says: its ``symbols``, and when its words' frames are known
-    (GRID's alignments), per word (symbols, first frame, frame after the last)."""
+    (GRID's alignments), per word (symbols, first frame, frame after the last, its
+    number in the word vocabulary from 1)."""
 
     symbols: list[int]
-    words: tuple[tuple[list[int], int, int], ...] = ()
+    words: tuple[tuple[list[int], int, int, int], ...] = ()
     space: int = 0
 
+    def frame_words(self, length: int) -> np.ndarray | None:
+        """(length,) int64 the word each frame belongs to (0 between words), None
+        without timings."""
+        if not self.words:
+            return None
+        labels = np.zeros(length, np.int64)
+        for _, start, stop, word in self.words:
+            labels[max(0, start):max(0, min(length, stop))] = word
+        return labels
 
-def sentence_target(text: str, words, classes) -> SentenceTarget:
-    """The :class:`SentenceTarget` of a transcript and its sidecar's ``words`` timings
-    (``[[word, start, end], ...]``, or anything else for none)."""
-    timed = ()
+
+def _timings(words) -> list:
+    """A sidecar's ``words`` as [(word, start, stop), ...], [] when absent or malformed."""
     if isinstance(words, (list, tuple)) and words and all(len(w) == 3 for w in words):
-        timed = tuple((encode(str(w), classes), int(a), int(b)) for w, a, b in words)
+        return [(normalise_text(str(w)), int(a), int(b)) for w, a, b in words]
+    return []
+
+
+def timed_vocabulary(all_words) -> tuple[str, ...]:
+    """The distinct words of the sidecars' ``words`` timings (one entry per clip): the
+    word head's classes."""
+    return tuple(sorted({w for words in all_words for w, _, _ in _timings(words)}))
+
+
+def sentence_target(text: str, words, classes, vocabulary: tuple[str, ...] = ()) -> SentenceTarget:
+    """The :class:`SentenceTarget` of a transcript and its sidecar's ``words`` timings
+    (``[[word, start, end], ...]``, or anything else for none); ``vocabulary`` numbers the
+    words (:func:`timed_vocabulary`; a word not in it counts as none)."""
+    number = {w: i + 1 for i, w in enumerate(vocabulary)}
+    timed = tuple((encode(w, classes), a, b, number.get(w, 0)) for w, a, b in _timings(words))
     return SentenceTarget(encode(text, classes), timed, classes.index(SPACE) + 1)
 
 
@@ -245,23 +284,28 @@ class SentenceDataset(Dataset):
     def __getitem__(self, index: int):
         features, crops = self.examples[index]
         target = self.targets[index]
-        symbols = target.symbols
+        symbols, words = target.symbols, target.frame_words(len(features))
         if self.augment is not None:
             rng = item_rng()
             if target.words and rng.random() < self.augment.word_crop:
-                features, crops, symbols = self._word_crop(features, crops, target, rng)
+                span, symbols = self._word_crop(len(features), target, rng)
+                features, words = features[span], words[span]
+                crops = None if crops is None else crops[span]
             features, crops = self._augment(features, crops, rng)
-        return (features, crops), symbols
+            if words is not None:   # follow a speed change
+                words = resample_nearest(words, len(features))
+        return (features, crops), (symbols, words)
 
-    def _word_crop(self, features, crops, target: SentenceTarget, rng):
+    def _word_crop(self, length: int, target: SentenceTarget, rng) -> tuple[slice, list[int]]:
+        """A run of whole words with up to 4 frames around them: its frames and symbols."""
         first = int(rng.integers(0, len(target.words)))
         last = int(rng.integers(first, len(target.words)))
         start = max(0, target.words[first][1] - int(rng.integers(0, 5)))
-        stop = min(len(features), target.words[last][2] + int(rng.integers(0, 5)))
+        stop = min(length, target.words[last][2] + int(rng.integers(0, 5)))
         symbols = []
-        for word, _, _ in target.words[first:last + 1]:
+        for word, *_ in target.words[first:last + 1]:
             symbols += ([target.space] if symbols else []) + word
-        return (features[start:stop], None if crops is None else crops[start:stop], symbols)
+        return slice(start, stop), symbols
 
     def _augment(self, features, crops, rng):
         config = self.augment
@@ -288,23 +332,29 @@ class SentenceDataset(Dataset):
         return np.ascontiguousarray(features, np.float32), crops
 
 
-def collate(items) -> tuple[tuple, tuple[torch.Tensor, torch.Tensor]]:
-    """Pad a list of ((features, crops), target) items: inputs (features (N, T, C),
-    lengths (N,), crops (N, T, S, S) uint8 or empty), targets (flat symbols, lengths)."""
+def collate(items) -> tuple[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Pad a list of ((features, crops), target) items, a target being symbols or
+    (symbols, per-frame words or None): inputs (features (N, T, C), lengths (N,), crops
+    (N, T, S, S) uint8 or empty), targets (flat symbols, lengths, (N, T) frame words,
+    -1 where unknown)."""
     inputs, targets = zip(*items)
+    targets = [t if isinstance(t, tuple) else (t, None) for t in targets]
     lengths = torch.tensor([len(f) for f, _ in inputs], dtype=torch.long)
     longest, channels = int(lengths.max()), inputs[0][0].shape[1]
     features = torch.zeros(len(inputs), longest, channels)
+    words = torch.full((len(inputs), longest), -1, dtype=torch.long)
     crops = torch.zeros(0, dtype=torch.uint8)
     if inputs[0][1] is not None:
         size = inputs[0][1].shape[1]
         crops = torch.zeros(len(inputs), longest, size, size, dtype=torch.uint8)
-    for i, (f, c) in enumerate(inputs):
+    for i, ((f, c), (_, w)) in enumerate(zip(inputs, targets)):
         features[i, :len(f)] = torch.from_numpy(np.ascontiguousarray(f))
         if c is not None:
             crops[i, :len(c)] = torch.from_numpy(np.ascontiguousarray(c))
-    flat = torch.tensor([s for t in targets for s in t], dtype=torch.long)
-    return (features, lengths, crops), (flat, torch.tensor([len(t) for t in targets]))
+        if w is not None:
+            words[i, :len(w)] = torch.from_numpy(w)
+    flat = torch.tensor([s for t, _ in targets for s in t], dtype=torch.long)
+    return (features, lengths, crops), (flat, torch.tensor([len(t) for t, _ in targets]), words)
 
 
 class LandmarkCTCKind(ModelKind):
@@ -322,8 +372,10 @@ class LandmarkCTCKind(ModelKind):
 
     def train_arch_args(self, config, clips) -> dict:
         inputs = config.arch.get("inputs", config.data.inputs)
+        words = len(timed_vocabulary(self._timings(clips))) if config.arch.get("word_frames") else 0
         return {"in_channels": len(clips.names), "num_symbols": len(self.output_classes(clips)) + 1,
-                "inputs": inputs, "crop_size": config.data.crop_size, **config.arch}
+                "inputs": inputs, "crop_size": config.data.crop_size, "words": words,
+                **config.arch}
 
     def spec_from(self, data) -> CTCInput:
         if data.appearance and data.inputs == "crops":
@@ -362,9 +414,14 @@ class LandmarkCTCKind(ModelKind):
                                 lambda clip: clip_frames(clip, replace(spec, inputs="landmarks"))[2],
                                 where, self.name)
 
+    @staticmethod
+    def _timings(clips) -> list:
+        return list(clips.rows["words"]) if "words" in clips.rows else [None] * len(clips.rows)
+
     def targets(self, clips, classes) -> list[SentenceTarget]:
-        timings = clips.rows["words"] if "words" in clips.rows else [None] * len(clips.rows)
-        return [sentence_target(text, words, classes)
+        timings = self._timings(clips)
+        vocabulary = timed_vocabulary(timings)
+        return [sentence_target(text, words, classes, vocabulary)
                 for text, words in zip(clips.rows["text"], timings)]
 
     def emissions(self, model, batch) -> torch.Tensor:
@@ -408,9 +465,16 @@ class LandmarkCTCKind(ModelKind):
         return nn.CTCLoss(blank=0, zero_infinity=True)
 
     def batch_loss(self, model, inputs: SequenceBatch, targets, loss_fn):
-        log_probs = model(inputs)
-        flat, target_lengths = targets
+        log_probs, word_logits = model(inputs, word_logits=True)
+        flat, target_lengths, words = targets
         loss = loss_fn(log_probs.transpose(0, 1), flat, inputs.lengths, target_lengths)
+        if word_logits is not None:
+            if bool((words >= 0).any()):
+                weight = getattr(model, "module", model).config.word_frames
+                loss = loss + weight * F.cross_entropy(word_logits.flatten(0, 1), words.flatten(),
+                                                       ignore_index=-1)
+            else:   # no timings in this batch: the head still takes part (torchrun's sync)
+                loss = loss + 0.0 * word_logits.sum()
         return loss, None, len(target_lengths)
 
     @torch.no_grad()
@@ -421,7 +485,7 @@ class LandmarkCTCKind(ModelKind):
 
         model.eval()
         outputs, references, total, seen = [], [], 0.0, 0
-        for inputs, (flat, lengths) in loader:
+        for inputs, (flat, lengths, _) in loader:
             batch = step.to_input(inputs)
             with step.autocast():
                 log_probs = model(batch).float()
