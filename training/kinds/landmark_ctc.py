@@ -7,6 +7,9 @@ front-end and a bidirectional GRU or LSTM to one distribution over the
 characters plus the CTC blank per frame. With ``inputs: crops`` or ``both``,
 the grayscale mouth crops go through a small spatio-temporal front-end (3-D
 convolutions, stride 1 in time, as LipNet's) and are joined per frame.
+With ``word_frames`` > 0, training also asks a second head to name the word
+each frame belongs to, where the clips' word timings are known (GRID's
+alignments): the encoder learns where words lie, which CTC alone has to find.
 
 The card's ``classes`` are the characters (the alphabet, from the training
 transcripts); :mod:`training.decoding` turns the per-frame log-probabilities
