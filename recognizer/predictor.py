@@ -250,8 +250,9 @@ class Predictor:
         """A sentence reader's candidates and their probabilities, and the words it read."""
         kind, card = self._model_kind, self.entry.card
         with torch.inference_mode(), self._autocast():
-            log_probs = kind.emissions(self.entry.model, self.model_batch(clip)).cpu()
-        scored, unweighed = self._decoder.readings(log_probs, BEAM_SIZE)
+            log_probs, words = kind.read_emissions(self.entry.model, self.model_batch(clip))
+        log_probs = log_probs.cpu()
+        scored, unweighed = self._decoder.readings(log_probs, BEAM_SIZE, words)
         # Reading nothing is no answer, though it keeps its share of the probability.
         text = next((hypothesis for hypothesis, _ in scored if hypothesis), "")
         if self.mode is ReadMode.PHRASES:
@@ -285,10 +286,12 @@ def spellable(phrases: Sequence[str], alphabet: Sequence[str]) -> tuple[tuple[st
 def transcript_decoder(card, phrases: Sequence[str] = ()) -> BeamDecoder:
     """A sentence reader's beam search over the words of its training transcripts and of
     ``phrases`` (phrases it can spell), weighed by the card's word-class language model
-    where it has one, which counts the phrases as transcripts too; free over its alphabet
-    when it has no lexicon."""
+    where it has one, which counts the phrases as transcripts too, and by its word head's
+    alignment where it has one and every reading's words are the head's; free over its
+    alphabet when it has no lexicon."""
     words = tuple(card.input.lexicon) + tuple(phrases)
     model = getattr(card.input, "word_model", None) if words else None
     if model is not None:
         model = model.extended([normalise_text(p) for p in phrases])
-    return BeamDecoder(card.classes, words or None, beam_size=BEAM_SIZE, language_model=model)
+    return BeamDecoder(card.classes, words or None, beam_size=BEAM_SIZE, language_model=model,
+                       head_words=getattr(card.input, "head_words", ()))

@@ -80,3 +80,46 @@ def test_error_rates_count_every_edit():
     assert align("abc", "xbcd") == [("a", "x"), ("b", "b"), ("c", "c"), (None, "d")]
     with pytest.raises(ValueError, match="2 references but 1"):
         word_error_rate(["a", "b"], ["a"])
+
+
+def _alignment_by_enumeration(frames: np.ndarray, words: list[int]) -> float:
+    """The best alignment of ``words`` (no two equal in a row) by trying every labelling of
+    the frames: its runs of words, the no-word class 0 left out, must read ``words``."""
+    import itertools
+
+    best = -np.inf
+    for labels in itertools.product(range(frames.shape[1]), repeat=len(frames)):
+        runs = [k for i, k in enumerate(labels) if k and (i == 0 or k != labels[i - 1])]
+        if runs == words:
+            best = max(best, float(sum(frames[t, k] for t, k in enumerate(labels))))
+    return best
+
+
+def test_word_alignment_is_the_best_labelling_of_the_frames_by_the_words_in_order():
+    from training.decoding import word_alignment_scores
+
+    rng = np.random.default_rng(0)
+    vocabulary = ("at", "bin", "blue")
+    frames = np.log(rng.dirichlet(np.ones(4), size=6))               # 6 frames, none + 3 words
+    texts = ["bin blue", "blue bin", "bin", "at bin blue", "", "bin at blue at bin blue bin"]
+    scores = word_alignment_scores(frames, texts, vocabulary)
+    for text, score in zip(texts[:5], scores):
+        words = [vocabulary.index(w) + 1 for w in text.split()]
+        assert score == pytest.approx(_alignment_by_enumeration(frames, words)), text
+    assert scores[-1] == -np.inf                                     # 7 words, 6 frames
+    # The frames' own words score best: a clip of "bin" then "blue" prefers that reading.
+    said = np.full((8, 4), np.log(0.02))
+    said[:2, 0] = said[2:5, 2] = said[5:, 3] = np.log(0.94)
+    aligned = word_alignment_scores(said, ["bin blue", "blue bin", "at blue", "bin"], vocabulary)
+    assert aligned.argmax() == 0 and (aligned[0] - aligned[1:] > 5).all()
+
+
+def test_the_readings_posterior_is_tempered():
+    from training.decoding import hypothesis_posterior
+
+    readings = [("bin blue", -10.0), ("bin at", -14.0), ("", -30.0)]
+    sharp = dict(hypothesis_posterior(readings, temperature=1.0))
+    mild = dict(hypothesis_posterior(readings, temperature=4.0))
+    assert sharp["bin blue"] == pytest.approx(1 / (1 + np.exp(-4) + np.exp(-20)))
+    assert mild["bin blue"] == pytest.approx(1 / (1 + np.exp(-1) + np.exp(-5)))
+    assert sum(mild.values()) == pytest.approx(1.0)

@@ -96,3 +96,29 @@ def test_the_language_model_keeps_a_letter_the_model_barely_saw(grid_transcripts
     assert weighed.decode(log_probs) == sentence
     with pytest.raises(ValueError, match="does not know the words"):
         BeamDecoder(alphabet, grid_transcripts + ["help"], language_model=grid_model)
+
+
+def test_the_word_head_settles_a_letter_the_characters_leave_open(grid_transcripts, grid_model):
+    """Where the characters read "f" and "s" alike, the reading follows the word head's
+    frames: whichever letter it names there."""
+    alphabet = alphabet_of(grid_transcripts)
+    path = []
+    for symbol in encode("bin blue at f two now", alphabet):
+        path += [0, symbol, symbol]
+    path += [0] * (90 - len(path))
+    logits = np.random.default_rng(1).normal(0, 0.3, (90, len(alphabet) + 1))
+    logits[np.arange(90), path] += 6.0
+    f, s = alphabet.index("f") + 1, alphabet.index("s") + 1
+    letter = np.flatnonzero(np.array(path) == f)
+    logits[letter, s] = logits[letter, f]                                # f and s alike
+    log_probs = torch.log_softmax(torch.tensor(logits, dtype=torch.float32), dim=-1)
+    words = tuple(sorted({w for t in grid_transcripts for w in t.split()}))
+    decoder = BeamDecoder(alphabet, grid_transcripts, language_model=grid_model, head_words=words)
+    read = {}
+    for named in ("f", "s"):
+        head = np.full((90, len(words) + 1), np.log(0.5 / len(words)), np.float32)
+        head[:, 0] = np.log(0.5)
+        head[letter] = np.log(0.01 / len(words))
+        head[letter, words.index(named) + 1] = np.log(0.99)
+        read[named] = decoder.readings(log_probs, 1, torch.from_numpy(head))[0][0][0]
+    assert read == {"f": "bin blue at f two now", "s": "bin blue at s two now"}

@@ -179,6 +179,7 @@ def test_the_word_head_trains_on_each_frames_word_where_timings_are_known(senten
     timed = {w for words in clips.rows["words"] for w, _, _ in words}
     args = kind.train_arch_args(config, clips)
     assert args["words"] == len(timed) and len(timed) > 6
+    assert spec.head_words == tuple(sorted(timed))          # the card names the head's classes
     model = kind.build(args)
     plain = kind.build({**args, "word_frames": 0.0})
     assert model.word_head.out_features == len(timed) + 1 and plain.word_head is None
@@ -201,5 +202,10 @@ def test_the_word_head_trains_on_each_frames_word_where_timings_are_known(senten
     loss.backward()
     assert model.word_head.weight.grad.abs().sum() > 0
     assert torch.equal(model(batch), log_probs), "reading must not depend on the word head"
+    clip = cache.load(manifest["path"][0], crops=False)
+    characters, words_read = kind.read_emissions(model, kind.clip_input(clip, spec, torch.device("cpu")))
+    assert words_read.shape == (len(characters), len(timed) + 1)
+    assert torch.allclose(words_read.exp().sum(1), torch.ones(len(characters)))
+    assert kind.read_emissions(plain.eval(), batch)[1] is None
     untimed = kind.batch_loss(model, batch, (flat, lengths, torch.full_like(words, -1)), loss_fn)[0]
     assert torch.allclose(untimed, ctc)

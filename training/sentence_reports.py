@@ -61,13 +61,15 @@ def transcripts(kind, model, card, dataset, device, batch_size: int = 32
     step = Step(kind, card.classes, partial(kind.model_input, spec=card.input, device=device),
                 nn.CTCLoss(zero_infinity=True), None, None, None, device, 0.0, False)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=kind.collate)
-    outputs, references, _ = kind.log_probabilities(model, loader, step)
+    outputs, references, _, words = kind.log_probabilities(model, loader, step)
     hypotheses = {"greedy": [greedy_decode(lp, card.classes) for lp in outputs]}
     if card.input.lexicon:
         decoder = BeamDecoder(card.classes, card.input.lexicon,
-                              language_model=card.input.word_model)
-        # One pass per clip reads both: the language model's best and the lexicon's alone.
-        read = [decoder.readings(lp, 1) for lp in outputs]
+                              language_model=card.input.word_model,
+                              head_words=card.input.head_words)
+        # One pass per clip reads both: the language model's best (with the word head's
+        # alignment, where the reader has one) and the lexicon's alone.
+        read = [decoder.readings(lp, 1, w) for lp, w in zip(outputs, words)]
         hypotheses["lexicon"] = [plain[0][0] if plain else "" for _, plain in read]
         if card.input.word_model is not None:
             hypotheses["grammar"] = [weighed[0][0] if weighed else "" for weighed, _ in read]

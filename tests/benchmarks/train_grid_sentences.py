@@ -13,9 +13,12 @@ never saw; early stopping and any tuning look at val only) and prints JSON:
 - ``wer_greedy`` / ``cer_greedy``, ``wer_lexicon`` / ``cer_lexicon`` (prefix
   beam search restricted to the training transcripts' words) and ``wer_grammar`` /
   ``cer_grammar`` (the same weighed by their word-class language model, at
-  ``training.decoding.LM_WEIGHT``) on the test split;
+  ``training.decoding.LM_WEIGHT``, and by the word head's alignment at ``HEAD_WEIGHT``
+  where the reader has one) on the test split;
 - ``lm_sweep``: validation WER of the language-model decoding at other weights, where
-  ``LM_WEIGHT`` was chosen, and ``decode_ms`` (that decoding of one sentence);
+  ``LM_WEIGHT`` was chosen, and ``decode_ms`` (that decoding of one sentence); for a
+  reader with a word head, ``head_sweep``: the same at ``LM_WEIGHT`` with the head's
+  alignment at other weights, where ``HEAD_WEIGHT`` was chosen;
 - ``phrase_list``: the 12 GRID command, colour and adverb words cut from the
   test sentences (``features.grid --words ... --padding P``) scored against
   those 12 words by phrase-list CTC scoring, no word sample used: top-1, top-3 (``clips``
@@ -99,30 +102,44 @@ def inference_ms(predictor, clip) -> float:
     return float(np.median(times))
 
 
-def lm_sweep(predictor, clips, references, weights=(0.0, 0.5, 1.0, 1.5, 2.0)) -> dict:
+def lm_sweep(predictor, clips, references, weights=(0.0, 0.5, 1.0, 1.5, 2.0),
+             head_weights=(0.0, 0.5, 1.0, 2.0)) -> dict:
     """Validation WER of the reader's lexicon search weighed by its language model at each
-    weight (0: the lexicon alone), and the median ms of one sentence's decoding at
-    ``LM_WEIGHT``."""
+    weight (0: the lexicon alone, no word head), the median ms of one sentence's decoding
+    at ``LM_WEIGHT`` (with the word head, where the reader has one), and, for a reader with
+    a word head, the same at ``LM_WEIGHT`` with the head's alignment at each weight."""
     import torch
 
-    from training.decoding import LM_WEIGHT, BeamDecoder, word_error_rate
+    from training.decoding import HEAD_WEIGHT, LM_WEIGHT, BeamDecoder, word_error_rate
 
-    card = predictor.entry.card
+    card, kind = predictor.entry.card, predictor._model_kind
     with torch.inference_mode():
-        emissions = [predictor._model_kind.emissions(predictor.entry.model,
-                                                     predictor.model_batch(c)) for c in clips]
-    sweep, times = {}, []
-    for weight in weights:
-        decoder = BeamDecoder(card.classes, card.input.lexicon, lm_weight=weight,
-                              language_model=card.input.word_model if weight else None)
+        emissions = [kind.read_emissions(predictor.entry.model, predictor.model_batch(c))
+                     for c in clips]
+    has_head = emissions[0][1] is not None and bool(card.input.head_words)
+
+    def read(lm_weight: float, head_weight: float, timed: list | None = None) -> float:
+        decoder = BeamDecoder(card.classes, card.input.lexicon, lm_weight=lm_weight,
+                              language_model=card.input.word_model if lm_weight else None,
+                              head_words=card.input.head_words, head_weight=head_weight)
         hypotheses = []
-        for log_probs in emissions:
+        for log_probs, words in emissions:
             start = time.perf_counter()
-            hypotheses.append(decoder.decode(log_probs))
-            if weight == LM_WEIGHT:
-                times.append(1000 * (time.perf_counter() - start))
-        sweep[str(weight)] = round(word_error_rate(references, hypotheses), 4)
-    return {"val_wer": sweep, "weight": LM_WEIGHT, "decode_ms": round(float(np.median(times)), 2)}
+            best = decoder.readings(log_probs, 1, words if head_weight else None)[0]
+            hypotheses.append(best[0][0] if best else "")
+            if timed is not None:
+                timed.append(1000 * (time.perf_counter() - start))
+        return round(word_error_rate(references, hypotheses), 4)
+
+    times: list[float] = []
+    head = HEAD_WEIGHT if has_head else 0.0
+    sweep = {str(w): read(w, head if w else 0.0, times if w == LM_WEIGHT else None)
+             for w in weights}
+    result = {"val_wer": sweep, "weight": LM_WEIGHT, "decode_ms": round(float(np.median(times)), 2)}
+    if has_head:
+        result["head_sweep"] = {"val_wer": {str(h): read(LM_WEIGHT, h) for h in head_weights},
+                                "weight": HEAD_WEIGHT}
+    return result
 
 
 def main() -> None:

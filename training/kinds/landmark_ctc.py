@@ -9,7 +9,9 @@ the grayscale mouth crops go through a small spatio-temporal front-end (3-D
 convolutions, stride 1 in time, as LipNet's) and are joined per frame.
 With ``word_frames`` > 0, training also asks a second head to name the word
 each frame belongs to, where the clips' word timings are known (GRID's
-alignments): the encoder learns where words lie, which CTC alone has to find.
+alignments): the encoder learns where words lie, which CTC alone has to find,
+and the beam search's readings are weighed by how well their words align with
+the head's frames.
 
 The card's ``classes`` are the characters (the alphabet, from the training
 transcripts); :mod:`training.decoding` turns the per-frame log-probabilities
@@ -50,8 +52,9 @@ class LandmarkCTCConfig:
     per direction; ``crop_size``: side of the crops the 3-D front-end takes,
     ``crop_width``: its channels. ``word_frames``: weight of an auxiliary loss in
     training, the cross-entropy of a second head naming each frame's word (one of
-    ``words``, or none between words) where the clip's word timings are known; the
-    head is not used to read.
+    ``words``, or none between words) where the clip's word timings are known; reading
+    weighs each beam-search reading by its alignment to the head's frames
+    (:func:`training.decoding.word_alignment_scores`).
     """
 
     in_channels: int
@@ -173,7 +176,8 @@ class CTCInput(Standardises):
     landmark channels and their training statistics; ``crop_size``: side the crops are
     resized to; ``lexicon``: the words of the training transcripts, for decoding;
     ``language_model``: their word-class bigram (:meth:`ClassBigram.to_json`), empty in
-    entries trained before it.
+    entries trained before it; ``head_words``: the word head's classes after "none"
+    (:func:`timed_vocabulary`), empty in entries trained before it.
     """
 
     inputs: str
@@ -187,6 +191,7 @@ class CTCInput(Standardises):
     lexicon: tuple[str, ...]
     appearance: int = 0
     language_model: dict = field(default_factory=dict)
+    head_words: tuple[str, ...] = ()
 
     @cached_property
     def word_model(self) -> ClassBigram | None:
@@ -402,7 +407,8 @@ class LandmarkCTCKind(ModelKind):
     def fit_spec(self, spec: CTCInput, clips, index) -> CTCInput:
         texts = [normalise_text(text) for text in clips.rows["text"].iloc[index]]
         words = sorted({w for text in texts for w in text.split()})
-        spec = replace(spec, lexicon=tuple(words), language_model=fit_class_bigram(texts).to_json())
+        spec = replace(spec, lexicon=tuple(words), language_model=fit_class_bigram(texts).to_json(),
+                       head_words=timed_vocabulary(self._timings(clips)))
         if not clips.names:
             return spec
         frames = np.concatenate([features for features, _ in clips.examples[index]])
@@ -429,6 +435,14 @@ class LandmarkCTCKind(ModelKind):
 
     def emissions(self, model, batch) -> torch.Tensor:
         return model(batch)[0, :int(batch.lengths[0])].float()
+
+    def read_emissions(self, model, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`emissions`, and the word head's (T, words + 1) log-probabilities (None
+        for a model without one)."""
+        log_probs, logits = model(batch, word_logits=True)
+        frames = int(batch.lengths[0])
+        words = None if logits is None else F.log_softmax(logits[0, :frames].float(), dim=-1)
+        return log_probs[0, :frames].float(), words
 
     def phrase_log_likelihoods(self, log_probs, card, phrases) -> np.ndarray:
         """(len(phrases),) exact CTC log-likelihood of each phrase given :meth:`emissions`."""
@@ -481,30 +495,35 @@ class LandmarkCTCKind(ModelKind):
         return loss, None, len(target_lengths)
 
     @torch.no_grad()
-    def log_probabilities(self, model, loader, step) -> tuple[list[torch.Tensor], list[str], float]:
-        """Per clip (T, V) log-probabilities on the CPU, the reference transcripts, and the
-        mean CTC loss, over a loader of (inputs, targets)."""
+    def log_probabilities(self, model, loader, step) -> tuple[list, list[str], float, list]:
+        """Per clip (T, V) log-probabilities on the CPU, the reference transcripts, the
+        mean CTC loss, and per clip the word head's (T, words + 1) log-probabilities (None
+        for a model without one), over a loader of (inputs, targets)."""
         from training.decoding import decode_indices
 
         model.eval()
-        outputs, references, total, seen = [], [], 0.0, 0
+        outputs, references, words, total, seen = [], [], [], 0.0, 0
         for inputs, (flat, lengths, _) in loader:
             batch = step.to_input(inputs)
             with step.autocast():
-                log_probs = model(batch).float()
+                log_probs, logits = model(batch, word_logits=True)
+            log_probs = log_probs.float()
             loss = step.loss_fn(log_probs.transpose(0, 1), flat.to(step.device), batch.lengths,
                                 lengths.to(step.device))
             total, seen = total + float(loss) * len(lengths), seen + len(lengths)
-            outputs += [lp[:n] for lp, n in zip(log_probs.cpu(), batch.lengths.tolist())]
+            frames = batch.lengths.tolist()
+            outputs += [lp[:n] for lp, n in zip(log_probs.cpu(), frames)]
+            words += ([None] * len(frames) if logits is None else
+                      [F.log_softmax(w[:n].float(), dim=-1) for w, n in zip(logits.cpu(), frames)])
             offsets = np.concatenate([[0], np.cumsum(lengths.numpy())])
             references += [decode_indices(flat[a:b].tolist(), step.classes)
                            for a, b in zip(offsets, offsets[1:])]
-        return outputs, references, total / max(seen, 1)
+        return outputs, references, total / max(seen, 1), words
 
     def validate(self, model, loader, step) -> dict:
         from training.decoding import char_error_rate, greedy_decode, word_error_rate
 
-        outputs, references, loss = self.log_probabilities(model, loader, step)
+        outputs, references, loss, _ = self.log_probabilities(model, loader, step)
         if not references:
             return {"loss": float("nan"), "wer": float("nan"), "cer": float("nan")}
         hypotheses = [greedy_decode(lp, step.classes) for lp in outputs]
