@@ -314,6 +314,18 @@ def test_the_shipped_sentence_reader_reads_sentences_it_never_saw(grid_cache):
     assert listed.phrase == sentence and listed.confidence > 0.5
 
 
+def test_evaluate_finds_an_entry_by_the_name_the_registry_lists(tmp_path):
+    """Shipped entries too: ``training.evaluate grid-sentences-...`` as ``registry list``
+    names it, not only by its folder."""
+    from training.evaluate import _entry_path
+
+    shipped, _ = _shipped_reader()
+    assert _entry_path(Path(shipped.name), registry.DEFAULT_ROOT) == shipped.path
+    assert _entry_path(shipped.path, tmp_path) == shipped.path
+    with pytest.raises(FileNotFoundError, match="no-such-entry: no registry entry there"):
+        _entry_path(Path("no-such-entry"), registry.DEFAULT_ROOT)
+
+
 def test_the_demo_reads_its_bundled_sentence_with_the_shipped_reader(capsys):
     """A sentence of the shipped reader's test split: it never trained or tuned on it."""
     from features.cache import file_digest

@@ -144,7 +144,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _entry_path(value: Path, registry_root: Path) -> Path:
-    path = value if value.is_dir() else registry_root / value
+    """An entry's folder from a path, or from a name in the registry (its own entries, then
+    those shipped with the app, as ``training.registry list`` shows them)."""
+    from training.registry import entry_path
+
+    path = value
+    if not value.is_dir():
+        try:
+            path = entry_path(registry_root, str(value))
+        except (FileNotFoundError, ValueError):
+            path = registry_root / value
     if not (path / "card.json").is_file():
         raise FileNotFoundError(f"{value}: no registry entry there (python -m training.registry list)")
     return path
