@@ -105,6 +105,7 @@ class BeamDecoder:
         self.space = self.alphabet.index(SPACE) + 1
         self.language_model, self.lm_weight, self.word_score = language_model, lm_weight, word_score
         self.head_words, self.head_weight = tuple(head_words), head_weight
+        self._head_vocabulary = frozenset(self.head_words)
         # (LM, trie, decoder): a decoder refers to its LM and trie without owning them.
         self._searches: list[tuple] = []
         if lexicon is None:
@@ -180,9 +181,8 @@ class BeamDecoder:
             return plain, plain
         texts = list(dict.fromkeys(text for scores in found for text in scores))
         scores = self._rescored(emissions, texts)
-        known = set(self.head_words)
-        if word_log_probs is not None and known and all(
-                set(text.split()) <= known for text in texts):
+        if word_log_probs is not None and self._head_vocabulary and all(
+                self._head_vocabulary.issuperset(text.split()) for text in texts):
             aligned = word_alignment_scores(word_log_probs, texts, self.head_words)
             scores = {t: scores[t] + self.head_weight * a for t, a in zip(texts, aligned)}
         return _best(scores, n), plain

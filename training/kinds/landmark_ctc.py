@@ -153,14 +153,15 @@ class LandmarkCTC(nn.Module):
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out
 
-    def forward(self, batch: SequenceBatch, word_logits: bool = False):
-        """(N, T, num_symbols) log-probabilities; with ``word_logits`` also the word
-        head's (N, T, words + 1) logits (None when the model has no word head)."""
+    def forward(self, batch: SequenceBatch, words: bool = False):
+        """(N, T, num_symbols) log-probabilities; with ``words`` also the word head's
+        (N, T, words + 1) log-probabilities (None when the model has no word head)."""
         hidden = self.dropout(self.embed(batch))
         log_probs = F.log_softmax(self.fc(hidden).float(), dim=-1)
-        if not word_logits:
+        if not words:
             return log_probs
-        return log_probs, None if self.word_head is None else self.word_head(hidden).float()
+        return log_probs, (None if self.word_head is None
+                           else F.log_softmax(self.word_head(hidden).float(), dim=-1))
 
 
 @dataclass(frozen=True)
@@ -439,10 +440,9 @@ class LandmarkCTCKind(ModelKind):
     def read_emissions(self, model, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`emissions`, and the word head's (T, words + 1) log-probabilities (None
         for a model without one)."""
-        log_probs, logits = model(batch, word_logits=True)
+        log_probs, words = model(batch, words=True)
         frames = int(batch.lengths[0])
-        words = None if logits is None else F.log_softmax(logits[0, :frames].float(), dim=-1)
-        return log_probs[0, :frames].float(), words
+        return log_probs[0, :frames], None if words is None else words[0, :frames]
 
     def phrase_log_likelihoods(self, log_probs, card, phrases) -> np.ndarray:
         """(len(phrases),) exact CTC log-likelihood of each phrase given :meth:`emissions`."""
@@ -482,16 +482,16 @@ class LandmarkCTCKind(ModelKind):
         return nn.CTCLoss(blank=0, zero_infinity=True)
 
     def batch_loss(self, model, inputs: SequenceBatch, targets, loss_fn):
-        log_probs, word_logits = model(inputs, word_logits=True)
+        log_probs, word_log_probs = model(inputs, words=True)
         flat, target_lengths, words = targets
         loss = loss_fn(log_probs.transpose(0, 1), flat, inputs.lengths, target_lengths)
-        if word_logits is not None:
+        if word_log_probs is not None:
             if bool((words >= 0).any()):
                 weight = getattr(model, "module", model).config.word_frames
-                loss = loss + weight * F.cross_entropy(word_logits.flatten(0, 1), words.flatten(),
-                                                       ignore_index=-1)
+                loss = loss + weight * F.nll_loss(word_log_probs.flatten(0, 1), words.flatten(),
+                                                  ignore_index=-1)
             else:   # no timings in this batch: the head still takes part (torchrun's sync)
-                loss = loss + 0.0 * word_logits.sum()
+                loss = loss + 0.0 * word_log_probs.sum()
         return loss, None, len(target_lengths)
 
     @torch.no_grad()
@@ -506,15 +506,14 @@ class LandmarkCTCKind(ModelKind):
         for inputs, (flat, lengths, _) in loader:
             batch = step.to_input(inputs)
             with step.autocast():
-                log_probs, logits = model(batch, word_logits=True)
-            log_probs = log_probs.float()
+                log_probs, word_log_probs = model(batch, words=True)
             loss = step.loss_fn(log_probs.transpose(0, 1), flat.to(step.device), batch.lengths,
                                 lengths.to(step.device))
             total, seen = total + float(loss) * len(lengths), seen + len(lengths)
             frames = batch.lengths.tolist()
             outputs += [lp[:n] for lp, n in zip(log_probs.cpu(), frames)]
-            words += ([None] * len(frames) if logits is None else
-                      [F.log_softmax(w[:n].float(), dim=-1) for w, n in zip(logits.cpu(), frames)])
+            words += ([None] * len(frames) if word_log_probs is None else
+                      [w[:n] for w, n in zip(word_log_probs.cpu(), frames)])
             offsets = np.concatenate([[0], np.cumsum(lengths.numpy())])
             references += [decode_indices(flat[a:b].tolist(), step.classes)
                            for a, b in zip(offsets, offsets[1:])]
