@@ -29,8 +29,9 @@ from features.frame_features import FrameFeatures
 from features.text import spoken_text
 from recognizer.reading import ReadMode
 from recognizer.segmenter import Utterance
-from training.decoding import (BeamDecoder, encode, hypothesis_posterior, normalise_text,
-                               phrase_posterior)
+from training.decoding import BeamDecoder, encode, normalise_text
+from training.reader_calibration import (Calibration, phrase_list_posterior, reading_posterior,
+                                         something_else)
 from training.card import check_extractor
 from training.kinds import DEFAULT_KIND, get_kind
 from training.registry import (LoadedEntry, active_entry, active_names, entry_path, list_entries,
@@ -255,17 +256,15 @@ class Predictor:
         scored, unweighed = self._decoder.readings(log_probs, BEAM_SIZE, words)
         # Reading nothing is no answer, though it keeps its share of the probability.
         text = next((hypothesis for hypothesis, _ in scored if hypothesis), "")
+        calibration = getattr(card.input, "posteriors", Calibration())
         if self.mode is ReadMode.PHRASES:
             likelihoods = kind.phrase_log_likelihoods(log_probs, card, self.phrases)
-            listed = {normalise_text(p) for p in self.phrases}
             # "Something else": the best reading that is no phrase of the list. Without it the
             # list's posterior sums to 1 and a sentence from outside the list reads as sure.
-            # Scored without the language model, as the phrases are.
-            other = max((score for hypothesis, score in unweighed if hypothesis not in listed),
-                        default=-np.inf)
-            probabilities = phrase_posterior(np.append(likelihoods, other))[:-1]
+            other = something_else(unweighed, self.phrases)
+            probabilities = phrase_list_posterior(likelihoods, other, calibration)
             return self.phrases, probabilities.astype(np.float32), text
-        hypotheses = [(t, p) for t, p in hypothesis_posterior(scored) if t]
+        hypotheses = reading_posterior(scored, calibration)
         return (tuple(t for t, _ in hypotheses), np.array([p for _, p in hypotheses], np.float32),
                 text)
 

@@ -36,7 +36,8 @@ LM_WEIGHT = 1.0
 #: the same benchmark's validation splits of three seeds: mean WER 0.081 without, 0.076 at
 #: 0.5, 0.073 at 1, 0.076 at 2 (``head_sweep`` in its JSON).
 HEAD_WEIGHT = 1.0
-#: Temperature of a sentence's readings' posterior (:func:`hypothesis_posterior`): their
+#: Default temperature of a sentence's readings' posterior (:func:`hypothesis_posterior`),
+#: for readers whose card has none fitted (:mod:`training.reader_calibration`): their
 #: scores sum a whole clip's frames, so at 1 the best reading was sure of itself far more
 #: often than right (the shipped reader's validation split: mean confidence 0.91 against
 #: 0.59 of sentences read right, calibration error 0.34). 4 has the least negative

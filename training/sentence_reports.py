@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from features.files import private_dirs, write_text_atomic
 from training.decoding import (BeamDecoder, align, char_error_rate, greedy_decode,
                                normalise_text, word_error_rate)
+from training.reader_calibration import calibration_report
 
 
 def sentence_metrics(references: list[str], hypotheses: list[str]) -> dict:
@@ -84,6 +85,9 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
     private_dirs(folder)
     references, hypotheses = transcripts(kind, model, card, test_set, device)
     metrics = transcript_report(clips.rows["clip"].iloc[test_index], references, hypotheses)
+    phrases, readings = kind.held_out_problems(card, model, test_set, device)
+    if phrases or readings:
+        metrics["calibration"] = calibration_report(phrases, readings, card.input.posteriors)
     flat = {"wer": metrics["greedy"]["wer"], "cer": metrics["greedy"]["cer"],
             "sentence_accuracy": metrics["greedy"]["sentence_accuracy"]}
     for name in DECODINGS[1:]:
@@ -92,9 +96,11 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
     verdicts = {name: {"target": goal, "value": flat.get(name), "achieved":
                        flat.get(name) is not None and flat[name] <= goal}
                 for name, goal in targets.items() if name in flat}
+    calibrated = {f"{mode}_calibration_error": figures["calibrated"]["calibration_error"]
+                  for mode, figures in metrics.get("calibration", {}).items() if mode != "calibration"}
     card = replace(card, targets=verdicts, metrics={
         **flat, "val_wer": history.best.get("val_wer"), "val_cer": history.best.get("val_cer"),
-        "test_clips": len(references)})
+        "test_clips": len(references), **calibrated})
     if history.epochs:
         reports.plot_learning_curves(history.epochs, folder / "learning_curves.png", metric="wer")
     reports.write_json(folder / "transcripts.json", metrics["examples"])
@@ -121,6 +127,7 @@ def summary_markdown(card, metrics: dict, verdicts: dict, examples: int = 10) ->
         for name, verdict in verdicts.items():
             mark = "achieved" if verdict["achieved"] else "NOT achieved"
             lines.append(f"- {name} <= {verdict['target']}: {verdict['value']:.3f} -- {mark}")
+    lines += calibration_markdown(metrics.get("calibration"))
     shown = [name for name in DECODINGS if name in metrics]
     lines += ["", f"## Most confused words ({shown[-1]})", "", "| said | read | times |",
               "|---|---|---|"]
@@ -132,6 +139,35 @@ def summary_markdown(card, metrics: dict, verdicts: dict, examples: int = 10) ->
     lines += [f"| {e['clip']} | {e['reference']} | " + " | ".join(e[name] for name in shown) + " |"
               for e in metrics["examples"][:examples]]
     return "\n".join(lines) + "\n"
+
+
+def calibration_markdown(report: dict | None) -> list[str]:
+    """The reports' lines on the confidences (:func:`calibration_report`), none without."""
+    if not report:
+        return []
+    fitted = report["calibration"]
+    lines = ["", "## Confidences on the test split", "",
+             f"Fitted on {fitted['fitted_on'] or 'nothing (the defaults)'}: phrase temperature "
+             f"{fitted['phrase_temperature']:.3g}, something-else bias {fitted['other_bias']:.3g}, "
+             f"reading temperature {fitted['sentence_temperature']:.3g} "
+             "(training.reader_calibration).", ""]
+    if "phrases" in report:
+        lines += ["| phrase lists | right answer | mean confidence | calibration error | NLL | "
+                  "sure of a right phrase | sure when the phrase is not listed |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, m in report["phrases"].items():
+            lines.append(f"| {name} ({m['lists']}) | {m['accuracy']:.3f} | {m['mean_confidence']:.3f} "
+                         f"| {m['calibration_error']:.3f} | {m['nll']:.3f} | "
+                         f"{m['sure_of_right_phrase']:.3f} | {m['sure_when_unlisted']:.3f} |")
+        lines.append("")
+    if "transcripts" in report:
+        lines += ["| transcripts | read right | mean confidence | calibration error | log loss |",
+                  "|---|---|---|---|---|"]
+        for name, m in report["transcripts"].items():
+            lines.append(f"| {name} ({m['sentences']}) | {m['accuracy']:.3f} | "
+                         f"{m['mean_confidence']:.3f} | {m['calibration_error']:.3f} | "
+                         f"{m['log_loss']:.3f} |")
+    return lines
 
 
 def read_phrases(value: str) -> tuple[str, ...]:

@@ -176,6 +176,7 @@ def train(config: TrainConfig, run_dir: Path, *, resume: bool, dist: Distributed
     if not dist.is_main:
         return None
     card = make_card(config, run_dir, clips, splits, fitted, started, dist)
+    card = kind.calibrate(card, fitted.model, fitted.datasets["val"], dist.device)
     return register(config, run_dir, card, clips, splits, fitted.datasets["test"], fitted.model,
                     fitted.result.history, dist.device, on_event)
 

@@ -23,6 +23,8 @@ never saw; early stopping and any tuning look at val only) and prints JSON:
   test sentences (``features.grid --words ... --padding P``) scored against
   those 12 words by phrase-list CTC scoring, no word sample used: top-1, top-3 (``clips``
   scored; ``no_face``: those the extractor found no face in, GRID's pbio7a starts so);
+- ``calibration``: the confidences fitted on the validation split, measured on the test
+  split (:func:`training.reader_calibration.calibration_report`);
 - ``train_s`` (the whole ``training.run`` call) and ``inference_ms`` (one
   75-frame sentence: input preparation and forward pass, median of 50).
 
@@ -210,6 +212,8 @@ def main() -> None:
             "lm_sweep": sweep,
             "sentence_accuracy_greedy": round(metrics["sentence_accuracy"], 4),
             "val_wer": round(metrics["val_wer"], 4), "epochs_run": card["training"]["epochs_run"],
+            "calibration": json.loads((entry / "final_report.json").read_text())["test"].get(
+                "calibration"),
             "phrase_list": {"clips": len(hits), "padding": args.padding,
                             "top1": round(float(np.mean(hits)), 4), "top3": round(float(np.mean(top3)), 4),
                             "no_face": no_face},

@@ -199,6 +199,11 @@ class ModelKind:
         """How :meth:`validate`'s metrics rank epochs: higher is better."""
         raise NotImplementedError
 
+    def calibrate(self, card, model, val_set, device):
+        """The card with what the kind fits on the validation split after training (the
+        sentence reader: its posteriors' calibration); unchanged by default."""
+        return card
+
     def report(self, folder, card, clips, test_index, model, test_set, device, history,
                targets: dict):
         """Evaluate on the test split, write the reports (``TRAINING_SUMMARY.md`` among them)

@@ -33,6 +33,7 @@ from features.cache import ClipFeatures
 from training.decoding import SPACE, alphabet_of, encode, normalise_text
 from training.kinds.base import ModelKind
 from training.language_model import ClassBigram, fit_class_bigram
+from training.reader_calibration import Calibration
 from training.transforms import (MIN_STD, Standardises, check_live_channels, frame_channels,
                                  item_rng, mirror, mirror_plan, mouth_crops, resample_linear,
                                  resample_nearest, resize_crops, rest_statistics)
@@ -178,7 +179,10 @@ class CTCInput(Standardises):
     resized to; ``lexicon``: the words of the training transcripts, for decoding;
     ``language_model``: their word-class bigram (:meth:`ClassBigram.to_json`), empty in
     entries trained before it; ``head_words``: the word head's classes after "none"
-    (:func:`timed_vocabulary`), empty in entries trained before it.
+    (:func:`timed_vocabulary`), empty in entries trained before it; ``calibration``: its
+    posteriors' calibration on the validation clips
+    (:meth:`training.reader_calibration.Calibration.to_json`), empty (the defaults) in
+    entries trained before it.
     """
 
     inputs: str
@@ -193,11 +197,17 @@ class CTCInput(Standardises):
     appearance: int = 0
     language_model: dict = field(default_factory=dict)
     head_words: tuple[str, ...] = ()
+    calibration: dict = field(default_factory=dict)
 
     @cached_property
     def word_model(self) -> ClassBigram | None:
         """The training transcripts' :class:`ClassBigram`, None when the card has none."""
         return ClassBigram.from_json(self.language_model) if self.language_model else None
+
+    @cached_property
+    def posteriors(self) -> Calibration:
+        """The card's :class:`Calibration` (the defaults when it has none)."""
+        return Calibration.from_json(self.calibration)
 
 
 def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndarray | None, tuple]:
@@ -451,9 +461,12 @@ class LandmarkCTCKind(ModelKind):
         return phrase_log_likelihoods(log_probs, phrases, card.classes)
 
     def phrase_scores(self, log_probs, card, phrases) -> np.ndarray:
+        """The phrases' posterior among themselves (no "something else"), at the card's
+        phrase temperature."""
         from training.decoding import phrase_posterior
 
-        return phrase_posterior(self.phrase_log_likelihoods(log_probs, card, phrases))
+        temperature = card.input.posteriors.phrase_temperature
+        return phrase_posterior(self.phrase_log_likelihoods(log_probs, card, phrases) / temperature)
 
     def score_clip(self, model, batch, card, phrases=None):
         if not phrases:
@@ -531,6 +544,28 @@ class LandmarkCTCKind(ModelKind):
 
     def score(self, val: dict) -> float:
         return -(val["wer"] + 1e-3 * val["cer"])
+
+    def calibrate(self, card, model, val_set, device):
+        """The card with its posteriors' :class:`Calibration` fitted on the validation clips
+        (:func:`training.reader_calibration.fit_calibration`)."""
+        from training import reader_calibration as rc
+
+        phrases, readings = self.held_out_problems(card, model, val_set, device)
+        fitted = rc.fit_calibration(phrases, readings, "the validation split")
+        return replace(card, input=replace(card.input, calibration=fitted.to_json()))
+
+    def held_out_problems(self, card, model, dataset, device) -> tuple[list, list]:
+        """Phrase-mode and transcript-mode problems of ``dataset``'s clips, read as the app
+        reads them (:mod:`training.reader_calibration`)."""
+        from recognizer.predictor import BEAM_SIZE, transcript_decoder
+        from training import reader_calibration as rc
+
+        if dataset is None or len(dataset) == 0 or not card.input.lexicon:
+            return [], []
+        model.eval()
+        decoder = transcript_decoder(card)
+        return (rc.phrase_problems(self, model, card, dataset, device, decoder, beam=BEAM_SIZE),
+                rc.reading_problems(self, model, card, dataset, device, decoder, beam=BEAM_SIZE))
 
     def report(self, folder, card, clips, test_index, model, test_set, device, history, targets):
         from training.sentence_reports import write_sentence_reports
