@@ -98,9 +98,11 @@ def test_the_language_model_keeps_a_letter_the_model_barely_saw(grid_transcripts
         BeamDecoder(alphabet, grid_transcripts + ["help"], language_model=grid_model)
 
 
-def test_the_word_head_settles_a_letter_the_characters_leave_open(grid_transcripts, grid_model):
+@pytest.mark.parametrize("weighed", [True, False], ids=["language model", "lexicon alone"])
+def test_the_word_head_settles_a_letter_the_characters_leave_open(grid_transcripts, grid_model,
+                                                                  weighed):
     """Where the characters read "f" and "s" alike, the reading follows the word head's
-    frames: whichever letter it names there."""
+    frames: whichever letter it names there, with the language model or the lexicon alone."""
     alphabet = alphabet_of(grid_transcripts)
     path = []
     for symbol in encode("bin blue at f two now", alphabet):
@@ -113,7 +115,8 @@ def test_the_word_head_settles_a_letter_the_characters_leave_open(grid_transcrip
     logits[letter, s] = logits[letter, f]                                # f and s alike
     log_probs = torch.log_softmax(torch.tensor(logits, dtype=torch.float32), dim=-1)
     words = tuple(sorted({w for t in grid_transcripts for w in t.split()}))
-    decoder = BeamDecoder(alphabet, grid_transcripts, language_model=grid_model, head_words=words)
+    decoder = BeamDecoder(alphabet, grid_transcripts, head_words=words,
+                          language_model=grid_model if weighed else None)
     read = {}
     for named in ("f", "s"):
         head = np.full((90, len(words) + 1), np.log(0.5 / len(words)), np.float32)

@@ -1,4 +1,5 @@
 """Teeth/tongue colour ratios and mouth crops on real GRID frames."""
+import cv2
 import numpy as np
 import pytest
 
@@ -193,6 +194,19 @@ def test_appearance_reads_the_mouth_region_only_and_row_by_row():
     assert np.abs(teeth[1:, 0]).sum() > 1.0 and np.abs(teeth[:, 1:]).max() < 1e-4
     with pytest.raises(ValueError, match="1 to 32"):
         mouth_appearance(crop[None], 0)
+
+
+@pytest.mark.parametrize("frames", [1, 3, 4, 6, 75])
+def test_appearance_is_each_frames_dct_of_its_resized_mouth(frames):
+    """Read 4 frames a resize as channels and through one matrix product, it is still,
+    frame by frame, OpenCV's DCT of OpenCV's resize of that frame's mouth region."""
+    crops = np.random.default_rng(frames).integers(0, 256, (frames, 96, 96), dtype=np.uint8)
+    expected = np.stack([cv2.dct(cv2.resize(c[24:72, 24:72], (32, 32),
+                                            interpolation=cv2.INTER_AREA).astype(np.float32)
+                                 / 255.0)[:6, :6].ravel() for c in crops])
+    got = mouth_appearance(crops, 6)
+    assert got.shape == (frames, 36) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
 def test_appearance_tells_teeth_from_lips_on_real_mouths(labelled_frames):

@@ -169,21 +169,23 @@ class BeamDecoder:
         """From one pass over the clip: :meth:`nbest`'s ``n`` best, and the ``n`` best of the
         lexicon's search alone with their beam scores (what a decoder without the language
         model gives; the same list when there is none). With ``word_log_probs``, the word
-        head's (T, len(head_words) + 1) per-frame log-probabilities, the first list's
-        scores add ``head_weight`` times each reading's :func:`word_alignment_scores`,
-        where every reading's words are the head's."""
+        head's (T, len(head_words) + 1) per-frame log-probabilities, where every reading's
+        words are the head's, each reading of the first list scores exactly (its CTC
+        log-likelihood, plus the language model's where there is one) plus ``head_weight``
+        times its :func:`word_alignment_scores`, with or without a language model."""
         emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu()
         if emissions.ndim != 2 or emissions.shape[1] != len(self.alphabet) + 1:
             raise ValueError(f"expected {len(self.alphabet) + 1} symbols a frame, "
                              f"got {tuple(emissions.shape)}")
         found = [self._search(search, emissions) for *_, search in self._searches]
         plain = _best(found[0], n)
-        if self.language_model is None:
-            return plain, plain
         texts = list(dict.fromkeys(text for scores in found for text in scores))
+        heard = (word_log_probs is not None and self.words and self._head_vocabulary
+                 and all(self._head_vocabulary.issuperset(text.split()) for text in texts))
+        if self.language_model is None and not heard:
+            return plain, plain
         scores = self._rescored(emissions, texts)
-        if word_log_probs is not None and self._head_vocabulary and all(
-                self._head_vocabulary.issuperset(text.split()) for text in texts):
+        if heard:
             aligned = word_alignment_scores(word_log_probs, texts, self.head_words)
             scores = {t: scores[t] + self.head_weight * a for t, a in zip(texts, aligned)}
         return _best(scores, n), plain
@@ -211,6 +213,8 @@ class BeamDecoder:
                             if spoken else []))
         acoustic[""] = float(emissions[:, BLANK].sum())
         model = self.language_model
+        if model is None:
+            return {t: acoustic[t] + self.word_score * len(t.split()) for t in texts}
         return {t: acoustic[t] + self.lm_weight * model.sentence_log_prob(t)
                 + self.word_score * len(t.split()) for t in texts}
 

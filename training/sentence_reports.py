@@ -37,7 +37,8 @@ def sentence_metrics(references: list[str], hypotheses: list[str]) -> dict:
 
 #: How a reader's output becomes text, as the reports name them: the best path; the beam
 #: search over the training transcripts' words; the same weighed by their word-class
-#: language model (:mod:`training.language_model`).
+#: language model (:mod:`training.language_model`); both beam searches with the word
+#: head's alignment where the reader has one (``arch.word_frames``).
 DECODINGS = ("greedy", "lexicon", "grammar")
 WITH = {"lexicon": "with the lexicon", "grammar": "with the lexicon and language model"}
 
@@ -65,16 +66,19 @@ def transcripts(kind, model, card, dataset, device, batch_size: int = 32
     outputs, references, _, words = kind.log_probabilities(model, loader, step)
     hypotheses = {"greedy": [greedy_decode(lp, card.classes) for lp in outputs]}
     if card.input.lexicon:
-        decoder = BeamDecoder(card.classes, card.input.lexicon,
-                              language_model=card.input.word_model,
-                              head_words=card.input.head_words)
-        # One pass per clip reads both: the language model's best (with the word head's
-        # alignment, where the reader has one) and the lexicon's alone.
-        read = [decoder.readings(lp, 1, w) for lp, w in zip(outputs, words)]
-        hypotheses["lexicon"] = [plain[0][0] if plain else "" for _, plain in read]
-        if card.input.word_model is not None:
-            hypotheses["grammar"] = [weighed[0][0] if weighed else "" for weighed, _ in read]
+        # The lexicon's search, and the same weighed by the language model: each with the
+        # word head's alignment, where the reader has one.
+        for name, model in (("lexicon", None), ("grammar", card.input.word_model)):
+            if name == "lexicon" or model is not None:
+                decoder = BeamDecoder(card.classes, card.input.lexicon, language_model=model,
+                                      head_words=card.input.head_words)
+                hypotheses[name] = [_best_text(decoder.readings(lp, 1, w)[0])
+                                    for lp, w in zip(outputs, words)]
     return references, hypotheses
+
+
+def _best_text(readings) -> str:
+    return readings[0][0] if readings else ""
 
 
 def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarray, model,

@@ -13,8 +13,8 @@ never saw; early stopping and any tuning look at val only) and prints JSON:
 - ``wer_greedy`` / ``cer_greedy``, ``wer_lexicon`` / ``cer_lexicon`` (prefix
   beam search restricted to the training transcripts' words) and ``wer_grammar`` /
   ``cer_grammar`` (the same weighed by their word-class language model, at
-  ``training.decoding.LM_WEIGHT``, and by the word head's alignment at ``HEAD_WEIGHT``
-  where the reader has one) on the test split;
+  ``training.decoding.LM_WEIGHT``) on the test split, both beam searches weighed by the
+  word head's alignment at ``HEAD_WEIGHT`` where the reader has one;
 - ``lm_sweep``: validation WER of the language-model decoding at other weights, where
   ``LM_WEIGHT`` was chosen, and ``decode_ms`` (that decoding of one sentence); for a
   reader with a word head, ``head_sweep``: the same at ``LM_WEIGHT`` with the head's
