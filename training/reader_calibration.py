@@ -27,8 +27,8 @@ answer is "something else".
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ class Calibration:
             raise ValueError(f"calibration other_bias must be finite, got {self.other_bias!r}")
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "Calibration":
+    def from_json(cls, data: dict | None) -> Calibration:
         """The card's ``input.calibration``; the defaults for an empty one (older cards)."""
         if not data:
             return cls()

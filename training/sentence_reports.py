@@ -68,9 +68,9 @@ def transcripts(kind, model, card, dataset, device, batch_size: int = 32
     if card.input.lexicon:
         # The lexicon's search, and the same weighed by the language model: each with the
         # word head's alignment, where the reader has one.
-        for name, model in (("lexicon", None), ("grammar", card.input.word_model)):
-            if name == "lexicon" or model is not None:
-                decoder = BeamDecoder(card.classes, card.input.lexicon, language_model=model,
+        for name, grammar in (("lexicon", None), ("grammar", card.input.word_model)):
+            if name == "lexicon" or grammar is not None:
+                decoder = BeamDecoder(card.classes, card.input.lexicon, language_model=grammar,
                                       head_words=card.input.head_words)
                 hypotheses[name] = [_best_text(decoder.readings(lp, 1, w)[0])
                                     for lp, w in zip(outputs, words)]
@@ -151,13 +151,13 @@ def calibration_markdown(report: dict | None) -> list[str]:
         return []
     fitted = report["calibration"]
     lines = ["", "## Confidences on the test split", "",
-             f"Fitted on {fitted['fitted_on'] or 'nothing (the defaults)'}: phrase temperature "
-             f"{fitted['phrase_temperature']:.3g}, something-else bias {fitted['other_bias']:.3g}, "
-             f"reading temperature {fitted['sentence_temperature']:.3g} "
-             "(training.reader_calibration).", ""]
+             (f"Fitted on {fitted['fitted_on'] or 'nothing (the defaults)'}: phrase temperature "
+              f"{fitted['phrase_temperature']:.3g}, something-else bias "
+              f"{fitted['other_bias']:.3g}, reading temperature "
+              f"{fitted['sentence_temperature']:.3g} (training.reader_calibration)."), ""]
     if "phrases" in report:
-        lines += ["| phrase lists | right answer | mean confidence | calibration error | NLL | "
-                  "sure of a right phrase | sure when the phrase is not listed |",
+        lines += [("| phrase lists | right answer | mean confidence | calibration error | NLL | "
+                   "sure of a right phrase | sure when the phrase is not listed |"),
                   "|---|---|---|---|---|---|---|"]
         for name, m in report["phrases"].items():
             lines.append(f"| {name} ({m['lists']}) | {m['accuracy']:.3f} | {m['mean_confidence']:.3f} "
