@@ -107,9 +107,13 @@ def is_sure(prediction: Prediction, threshold: float) -> bool:
     reads, so a plain 0.5 would call a coin toss sure; this asks 0.75 of two, 0.57 of
     seven, and of a reading with no phrase list (words read) the threshold itself.
     A threshold of 0 calls everything sure."""
-    candidates = len(prediction.probabilities)
+    return sure_of(prediction.confidence, len(prediction.probabilities), threshold)
+
+
+def sure_of(confidence: float, candidates: int, threshold: float) -> bool:
+    """:func:`is_sure`'s rule for a ``confidence`` among ``candidates`` phrases (0: words read)."""
     chance = 1.0 / candidates if candidates else 0.0
-    return prediction.confidence >= chance + threshold * (1.0 - chance)
+    return confidence >= chance + threshold * (1.0 - chance)
 
 
 def utterance_clip(rows: Sequence[FrameFeatures], fps: float | None = None,

@@ -56,7 +56,7 @@ def _problem(own, distractors, other_with, other_without):
     likelihoods = np.concatenate([[own], distractors])
     k = len(distractors)
     return PhraseProblem(likelihoods, (other_with, other_without),
-                         (np.arange(k), np.arange(1, k + 1)), 0)
+                         (np.arange(k), np.arange(1, k + 1)))
 
 
 def _inflated_other_problems(n=150, seed=0):

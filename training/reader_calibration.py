@@ -106,14 +106,13 @@ def reading_posterior(readings: Sequence[tuple[str, float]],
 
 @dataclass(frozen=True)
 class PhraseProblem:
-    """One clip's scores: ``likelihoods`` of the candidate texts, ``other``: "something
-    else"'s score for each of the two lists (with its own text, without it), ``lists``:
-    the two lists as indices into the candidates, ``own``: its own text's index."""
+    """One clip's scores: ``likelihoods`` of the candidate texts, its own text first,
+    ``others``: "something else"'s score for each of the two lists (with its own text,
+    without it), ``lists``: the two lists as indices into the candidates."""
 
     likelihoods: np.ndarray
     others: tuple[float, float]
     lists: tuple[np.ndarray, np.ndarray]
-    own: int
 
 
 def phrase_spans(dataset, classes: Sequence[str], seed: int = 0,
@@ -140,14 +139,6 @@ def phrase_spans(dataset, classes: Sequence[str], seed: int = 0,
     return spans
 
 
-def _read_clip(kind, model, card, features, crops, device):
-    """(char log-probs (T, V) on the CPU, word head's log-probs or None) of one clip's frames."""
-    batch, _ = kind.collate([((features, crops), [])])
-    with torch.inference_mode():
-        log_probs, words = kind.read_emissions(model, kind.model_input(batch, card.input, device))
-    return log_probs.float().cpu(), None if words is None else words.float().cpu()
-
-
 def phrase_problems(kind, model, card, dataset, device, decoder, seed: int = 0,
                     beam: int = 20) -> list[PhraseProblem]:
     """The phrase-mode problems of ``dataset``'s clips (module docstring), scored by
@@ -158,10 +149,13 @@ def phrase_problems(kind, model, card, dataset, device, decoder, seed: int = 0,
         return []
     rng = np.random.default_rng(seed)
     problems = []
+    model.eval()
     for i, frames, text in spans:
         features, crops = dataset.examples[i]
-        log_probs, _ = _read_clip(kind, model, card, features[frames],
-                                  None if crops is None else crops[frames], device)
+        batch = kind.example_input((features[frames], None if crops is None else crops[frames]),
+                                   card.input, device)
+        with torch.inference_mode():
+            log_probs = kind.emissions(model, batch).cpu()
         own = normalise_text(text)
         others = [t for t in texts if t != own]
         drawn = list(rng.choice(len(others), min(LIST_SIZE, len(others)), replace=False))
@@ -174,31 +168,35 @@ def phrase_problems(kind, model, card, dataset, device, decoder, seed: int = 0,
         problems.append(PhraseProblem(
             likelihoods, (something_else(plain, [candidates[k] for k in with_own]),
                           something_else(plain, [candidates[k] for k in without])),
-            (with_own, without), 0))
+            (with_own, without)))
     return problems
 
 
-def reading_problems(kind, model, card, dataset, device, decoder, beam: int = 20
+def reading_problems(decoder, outputs, references, words, beam: int = 20
                      ) -> list[tuple[list[tuple[str, float]], str]]:
-    """Each clip's readings (text, score) as transcript mode weighs them, and its transcript."""
-    problems = []
-    for (features, crops), target in zip(dataset.examples, dataset.targets):
-        log_probs, words = _read_clip(kind, model, card, features, crops, device)
-        scored, _ = decoder.readings(log_probs, beam, words)
-        problems.append((scored, normalise_text(decode_indices(target.symbols, card.classes))))
-    return problems
+    """Each clip's readings (text, score) as transcript mode weighs them, and its transcript,
+    from the clips' log-probabilities, transcripts and word head's log-probabilities
+    (:func:`training.sentence_reports.read_split`)."""
+    return [(decoder.readings(log_probs, beam, head)[0], normalise_text(reference))
+            for log_probs, reference, head in zip(outputs, references, words)]
 
 
 # -- fitting and measuring -------------------------------------------------------------------
 
+def _phrase_lists(problems: Sequence[PhraseProblem]):
+    """Per problem and list: (the list's phrases' likelihoods, something else's score, the
+    right phrase's index in the list, or -1 for "something else")."""
+    for problem in problems:
+        for listed, other in zip(problem.lists, problem.others):
+            # The clip's own text is candidate 0; a list holds it first or not at all.
+            yield problem.likelihoods[listed], other, 0 if listed[0] == 0 else -1
+
+
 def _phrase_outcomes(problems: Sequence[PhraseProblem], calibration: Calibration):
     """Per problem and list: (probabilities of the list's phrases, the right one's index in
     them or -1 for "something else")."""
-    for problem in problems:
-        for listed, other in zip(problem.lists, problem.others):
-            probabilities = phrase_list_posterior(problem.likelihoods[listed], other, calibration)
-            right = int(np.flatnonzero(listed == problem.own)[0]) if problem.own in listed else -1
-            yield probabilities, right
+    for likelihoods, other, right in _phrase_lists(problems):
+        yield phrase_list_posterior(likelihoods, other, calibration), right
 
 
 def phrase_figures(problems: Sequence[PhraseProblem], calibration: Calibration,
@@ -207,6 +205,8 @@ def phrase_figures(problems: Sequence[PhraseProblem], calibration: Calibration,
     answer (a phrase or something else), and how often the app's ``threshold``
     (:func:`recognizer.predictor.is_sure`'s rule) is sure of a right listed phrase and of a
     phrase when the right one is not listed."""
+    from recognizer.predictor import sure_of
+
     nll, confidence, right, sure_listed, sure_unlisted = [], [], [], [], []
     for probabilities, answer in _phrase_outcomes(problems, calibration):
         full = np.append(probabilities, max(0.0, 1.0 - probabilities.sum()))
@@ -215,9 +215,8 @@ def phrase_figures(problems: Sequence[PhraseProblem], calibration: Calibration,
         nll.append(-np.log(max(full[truth], 1e-12)))
         confidence.append(full[best])
         right.append(best == truth)
-        chance = 1.0 / len(probabilities)
         top = int(np.argmax(probabilities))
-        sure = probabilities[top] >= chance + threshold * (1.0 - chance)
+        sure = sure_of(probabilities[top], len(probabilities), threshold)
         if answer >= 0:
             sure_listed.append(sure and top == answer)
         else:
@@ -289,11 +288,9 @@ def _phrase_nll_grid(problems: Sequence[PhraseProblem], temperatures, biases) ->
     """(len(temperatures), len(biases)) mean NLL of the right answer over every list of
     ``problems``, as :func:`phrase_list_posterior` gives it (phrases, then something else)."""
     rows, truths = [], []
-    for problem in problems:
-        for listed, other in zip(problem.lists, problem.others):
-            rows.append(np.append(problem.likelihoods[listed], other))
-            truths.append(int(np.flatnonzero(listed == problem.own)[0])
-                          if problem.own in listed else len(listed))
+    for likelihoods, other, right in _phrase_lists(problems):
+        rows.append(np.append(likelihoods, other))
+        truths.append(right if right >= 0 else len(likelihoods))
     width = max(len(r) for r in rows)
     # Lists one shorter (too few texts to draw from) are padded with impossible phrases
     # before their "something else", which stays last.

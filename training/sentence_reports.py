@@ -54,16 +54,29 @@ def transcript_report(clips, references: list[str], hypotheses: dict[str, list[s
     return report
 
 
-def transcripts(kind, model, card, dataset, device, batch_size: int = 32
-                ) -> tuple[list[str], dict[str, list[str]]]:
-    """References, and hypotheses by decoding: greedy always; with the card's lexicon its
-    beam search, and with its language model too the search weighed by it."""
+def read_split(kind, model, card, dataset, device, batch_size: int = 32
+               ) -> tuple[list, list[str], list]:
+    """Per clip of ``dataset``: its (T, V) log-probabilities, its transcript, and the word
+    head's (T, words + 1) log-probabilities (None without a head), on the CPU."""
     from training.engine import Step
 
     step = Step(kind, card.classes, partial(kind.model_input, spec=card.input, device=device),
                 nn.CTCLoss(zero_infinity=True), None, None, None, device, 0.0, False)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=kind.collate)
     outputs, references, _, words = kind.log_probabilities(model, loader, step)
+    return outputs, references, words
+
+
+def transcripts(kind, model, card, dataset, device, batch_size: int = 32
+                ) -> tuple[list[str], dict[str, list[str]]]:
+    """References, and hypotheses by decoding (:func:`decode_split`)."""
+    outputs, references, words = read_split(kind, model, card, dataset, device, batch_size)
+    return references, decode_split(card, outputs, words)
+
+
+def decode_split(card, outputs: list, words: list) -> dict[str, list[str]]:
+    """Hypotheses by decoding: greedy always; with the card's lexicon its beam search, and
+    with its language model too the search weighed by it."""
     hypotheses = {"greedy": [greedy_decode(lp, card.classes) for lp in outputs]}
     if card.input.lexicon:
         # The lexicon's search, and the same weighed by the language model: each with the
@@ -74,7 +87,7 @@ def transcripts(kind, model, card, dataset, device, batch_size: int = 32
                                       head_words=card.input.head_words)
                 hypotheses[name] = [_best_text(decoder.readings(lp, 1, w)[0])
                                     for lp, w in zip(outputs, words)]
-    return references, hypotheses
+    return hypotheses
 
 
 def _best_text(readings) -> str:
@@ -87,9 +100,11 @@ def write_sentence_reports(kind, folder: Path, card, clips, test_index: np.ndarr
     from training import reports
 
     private_dirs(folder)
-    references, hypotheses = transcripts(kind, model, card, test_set, device)
+    read = read_split(kind, model, card, test_set, device)
+    outputs, references, words = read
+    hypotheses = decode_split(card, outputs, words)
     metrics = transcript_report(clips.rows["clip"].iloc[test_index], references, hypotheses)
-    phrases, readings = kind.held_out_problems(card, model, test_set, device)
+    phrases, readings = kind.held_out_problems(card, model, test_set, device, read)
     if phrases or readings:
         metrics["calibration"] = calibration_report(phrases, readings, card.input.posteriors)
     flat = {"wer": metrics["greedy"]["wer"], "cer": metrics["greedy"]["cer"],

@@ -487,8 +487,12 @@ class LandmarkCTCKind(ModelKind):
         return SequenceBatch(features, lengths, crops)
 
     def clip_input(self, clip: ClipFeatures, spec: CTCInput, device) -> SequenceBatch:
-        (features, crops), _ = self.example(clip, spec)
-        batch, _ = collate([((features, crops), [])])
+        example, _ = self.example(clip, spec)
+        return self.example_input(example, spec, device)
+
+    def example_input(self, example, spec: CTCInput, device) -> SequenceBatch:
+        """One (features, crops) example as a model-input batch of one."""
+        batch, _ = collate([(example, [])])
         return self.model_input(batch, spec, device)
 
     def loss_function(self, config) -> nn.Module:
@@ -554,18 +558,21 @@ class LandmarkCTCKind(ModelKind):
         fitted = rc.fit_calibration(phrases, readings, "the validation split")
         return replace(card, input=replace(card.input, calibration=fitted.to_json()))
 
-    def held_out_problems(self, card, model, dataset, device) -> tuple[list, list]:
+    def held_out_problems(self, card, model, dataset, device, read=None) -> tuple[list, list]:
         """Phrase-mode and transcript-mode problems of ``dataset``'s clips, read as the app
-        reads them (:mod:`training.reader_calibration`)."""
+        reads them (:mod:`training.reader_calibration`); ``read``: the clips'
+        :func:`training.sentence_reports.read_split`, when the caller has it already."""
         from recognizer.predictor import BEAM_SIZE, transcript_decoder
         from training import reader_calibration as rc
+        from training.sentence_reports import read_split
 
         if dataset is None or len(dataset) == 0 or not card.input.lexicon:
             return [], []
-        model.eval()
+        if read is None:
+            read = read_split(self, model, card, dataset, device)
         decoder = transcript_decoder(card)
         return (rc.phrase_problems(self, model, card, dataset, device, decoder, beam=BEAM_SIZE),
-                rc.reading_problems(self, model, card, dataset, device, decoder, beam=BEAM_SIZE))
+                rc.reading_problems(decoder, *read, beam=BEAM_SIZE))
 
     def report(self, folder, card, clips, test_index, model, test_set, device, history, targets):
         from training.sentence_reports import write_sentence_reports
