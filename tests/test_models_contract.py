@@ -11,6 +11,7 @@ from training.card import Card
 from training.config import DataConfig, TrainConfig
 from training.data import load_dataset
 from training.kinds import KINDS, get_kind
+from training.kinds.landmark_ctc import bidirectional_padded
 from training.kinds.r2plus1d import KINETICS_MEAN, KINETICS_STD, crops_to_clip, freeze_for_stage
 from training.registry import write_entry
 
@@ -138,6 +139,33 @@ def test_bad_arch_args_and_inputs_are_named():
     model = kind.build({"in_channels": 4, "num_classes": 2, "length": 10})
     with pytest.raises(ValueError, match=r"\(N, 4, 10\)"):
         model(torch.zeros(1, 5, 10))
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_the_unpacked_encoder_reads_each_clip_as_the_packed_one_does(rnn):
+    """Clips of different lengths padded into one batch: the encoder's outputs and gradients
+    equal the packed sequence's, each clip's as if it were alone, zero past its length."""
+    torch.manual_seed(0)
+    kind = get_kind("landmark_ctc")
+    model = kind.build({"in_channels": 6, "num_symbols": 5, "conv_width": 8, "rnn": rnn,
+                        "rnn_width": 8, "rnn_layers": 3, "dropout": 0.0})
+    lengths = torch.tensor([4, 11, 7])
+    x = torch.randn(3, 11, 8) * (torch.arange(11)[None, :, None] < lengths[:, None, None])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                     enforce_sorted=False)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(model.encoder(packed)[0],
+                                                         batch_first=True, total_length=11)
+    got = bidirectional_padded(model.encoder, model._directions, x, lengths)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    alone = bidirectional_padded(model.encoder, model._directions, x[:1, :4], lengths[:1])
+    torch.testing.assert_close(got[:1, :4], alone, atol=1e-5, rtol=1e-4)
+    assert got[0, 4:].abs().max() == 0
+    expected.square().sum().backward()
+    wanted = [p.grad.clone() for p in model.encoder.parameters()]
+    model.zero_grad()
+    got.square().sum().backward()
+    for want, grad in zip(wanted, (p.grad for p in model.encoder.parameters())):
+        torch.testing.assert_close(grad, want, atol=1e-4, rtol=1e-3)
 
 
 def test_the_sentence_reader_reads_crops_beside_the_landmarks(sentences, tmp_path):
