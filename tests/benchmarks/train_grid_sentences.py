@@ -1,6 +1,7 @@
 """The sentence reader's benchmark: landmark_ctc on 800 GRID sentences, sentence-disjoint split.
 
     python tests/benchmarks/train_grid_sentences.py [--config FILE] [--epochs N] [--seed S]
+                                                    [--train-seed T]
                                                     [--inputs landmarks|crops|both] [--appearance K]
                                                     [--relative none|clip] [--keep DIR]
 
@@ -32,6 +33,10 @@ never saw; early stopping and any tuning look at val only) and prints JSON:
 ``--appearance 0`` trains on the lip features alone (the settings read the
 mouth's appearance too); ``--relative clip`` expresses them relative to each
 clip's rest. The entry is named after both, e.g. ``grid-sentences-landmarks-dct8-s0``.
+
+``--seed`` picks the split and, unless ``--train-seed`` is given, the training's own
+randomness (initial weights, batch order, augmentation). Training is deterministic for a
+given pair, so ``--train-seed`` is how to see the spread of training runs on one split.
 """
 from __future__ import annotations
 
@@ -66,7 +71,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help=f"training config (default {SETTINGS}, with "
                                                     "--inputs and --relative)")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the split's seed (and the training's)")
+    parser.add_argument("--train-seed", type=int, help="the training's seed (default: --seed)")
     parser.add_argument("--inputs", choices=("landmarks", "crops", "both"), default="landmarks")
     parser.add_argument("--relative", choices=("none", "clip"), default="none")
     parser.add_argument("--appearance", type=int, help="the mouth's K x K DCT coefficients a "
@@ -160,21 +166,24 @@ def main() -> None:
         cache = FeatureCache(args.cache)
         extract_many(find_videos(videos), cache, workers=2)
         extract_s = time.perf_counter() - start
-        config = args.config
-        if config is None:
-            settings = yaml.safe_load(SETTINGS.read_text())
+        settings = yaml.safe_load((args.config or SETTINGS).read_text())
+        if args.config is None:
             settings["data"] = {**settings.get("data", {}), "inputs": args.inputs,
                                 "relative": args.relative}
             if args.appearance is not None:
                 settings["data"]["appearance"] = args.appearance
-            config = tmp / "sentences.yaml"
-            config.write_text(yaml.safe_dump(settings))
-        appearance = yaml.safe_load(Path(config).read_text()).get("data", {}).get("appearance", 0)
+        train_seed = args.seed if args.train_seed is None else args.train_seed
+        settings["split"] = {**settings.get("split", {}), "seed": args.seed}
+        settings["optim"] = {**settings.get("optim", {}), "seed": train_seed}
+        config = tmp / "sentences.yaml"
+        config.write_text(yaml.safe_dump(settings))
+        appearance = settings.get("data", {}).get("appearance", 0)
         name = (f"grid-sentences-{args.inputs}{f'-dct{appearance}' if appearance else ''}"
-                f"{'-relative' if args.relative == 'clip' else ''}-s{args.seed}")
+                f"{'-relative' if args.relative == 'clip' else ''}-s{args.seed}"
+                f"{'' if train_seed == args.seed else f'-t{train_seed}'}")
         flags = ["--config", str(config), "--videos", str(videos), "--cache", str(args.cache),
                  "--registry", str(models), "--runs", str(tmp / "runs"), "--name", name,
-                 "--seed", str(args.seed), "--no-progress"]
+                 "--no-progress"]
         flags += ["--epochs", str(args.epochs)] if args.epochs else []
         flags += ["--events", args.events] if args.events else []
         start = time.perf_counter()
@@ -209,7 +218,7 @@ def main() -> None:
         print(json.dumps({
             "benchmark": "train_grid_sentences", "inputs": args.inputs, "relative": args.relative,
             "appearance": appearance,
-            "seed": args.seed, "sentences": card["data"]["clips"], "split": card["data"]["split_sizes"],
+            "seed": args.seed, "train_seed": train_seed, "sentences": card["data"]["clips"], "split": card["data"]["split_sizes"],
             "wer_greedy": round(metrics["wer"], 4), "cer_greedy": round(metrics["cer"], 4),
             "wer_lexicon": round(metrics["wer_lexicon"], 4), "cer_lexicon": round(metrics["cer_lexicon"], 4),
             "wer_grammar": round(metrics["wer_grammar"], 4), "cer_grammar": round(metrics["cer_grammar"], 4),
