@@ -218,7 +218,8 @@ def main() -> None:
         print(json.dumps({
             "benchmark": "train_grid_sentences", "inputs": args.inputs, "relative": args.relative,
             "appearance": appearance,
-            "seed": args.seed, "train_seed": train_seed, "sentences": card["data"]["clips"], "split": card["data"]["split_sizes"],
+            "seed": args.seed, "train_seed": train_seed, "sentences": card["data"]["clips"],
+            "split": card["data"]["split_sizes"],
             "wer_greedy": round(metrics["wer"], 4), "cer_greedy": round(metrics["cer"], 4),
             "wer_lexicon": round(metrics["wer_lexicon"], 4), "cer_lexicon": round(metrics["cer_lexicon"], 4),
             "wer_grammar": round(metrics["wer_grammar"], 4), "cer_grammar": round(metrics["cer_grammar"], 4),
