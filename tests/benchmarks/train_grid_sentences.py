@@ -57,6 +57,7 @@ from features.cache import DEFAULT_CACHE_DIR, FeatureCache, file_digest  # noqa:
 from features.dataset import build_manifest  # noqa: E402
 from features.extract import extract_many, find_videos  # noqa: E402
 from features.grid import import_grid  # noqa: E402
+from training.config import load_config  # noqa: E402
 from training.run import main as train  # noqa: E402
 
 WORDS = ["bin", "lay", "place", "set", "blue", "green", "red", "white",
@@ -177,9 +178,9 @@ def main() -> None:
         settings["optim"] = {**settings.get("optim", {}), "seed": train_seed}
         config = tmp / "sentences.yaml"
         config.write_text(yaml.safe_dump(settings))
-        appearance = settings.get("data", {}).get("appearance", 0)
-        name = (f"grid-sentences-{args.inputs}{f'-dct{appearance}' if appearance else ''}"
-                f"{'-relative' if args.relative == 'clip' else ''}-s{args.seed}"
+        data = load_config(config).data      # what training reads, with --config's own inputs
+        name = (f"grid-sentences-{data.inputs}{f'-dct{data.appearance}' if data.appearance else ''}"
+                f"{'-relative' if data.relative == 'clip' else ''}-s{args.seed}"
                 f"{'' if train_seed == args.seed else f'-t{train_seed}'}")
         flags = ["--config", str(config), "--videos", str(videos), "--cache", str(args.cache),
                  "--registry", str(models), "--runs", str(tmp / "runs"), "--name", name,
@@ -216,8 +217,8 @@ def main() -> None:
                          [t for _, t in val_rows])
         metrics = card["metrics"]
         print(json.dumps({
-            "benchmark": "train_grid_sentences", "inputs": args.inputs, "relative": args.relative,
-            "appearance": appearance,
+            "benchmark": "train_grid_sentences", "inputs": data.inputs, "relative": data.relative,
+            "appearance": data.appearance,
             "seed": args.seed, "train_seed": train_seed, "sentences": card["data"]["clips"],
             "split": card["data"]["split_sizes"],
             "wer_greedy": round(metrics["wer"], 4), "cer_greedy": round(metrics["cer"], 4),
