@@ -43,7 +43,7 @@ def grid_cache(grid_dir):
 
 
 WORDS = ("bin", "lay", "place", "set")
-SHIPPED_READER = REPO_ROOT / "models" / "assets" / "entries" / "grid-sentences-landmarks-dct8-s0"
+SHIPPED_READER = REPO_ROOT / "models" / "assets" / "entries" / "grid-sentences-landmarks-dct8-s0-t2"
 COLOUR_WORDS = ("blue", "green", "red", "white")    # every GRID sentence has one, second
 
 

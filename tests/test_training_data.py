@@ -374,3 +374,67 @@ def test_each_frame_keeps_its_word_through_a_word_crop_and_a_speed_change():
     assert len(lengths) > 10, lengths
     untimed = sentence_target("bin blue", None, alphabet, vocabulary)
     assert untimed.frame_words(60) is None
+
+
+def test_length_batches_deal_each_clip_once_in_batches_of_like_length_the_dataset_reads():
+    from training.decoding import alphabet_of, decode_indices
+    from training.kinds.landmark_ctc import LengthBatches, SentenceDataset, sentence_target
+
+    rng = np.random.default_rng(0)
+    texts, targets, examples = [], [], []
+    for i in range(64):                     # sentences of 3 to 6 words, 6 to 12 frames a word
+        words = [f"w{j}" for j in rng.integers(0, 9, rng.integers(3, 7))]
+        bounds = np.cumsum([0, *rng.integers(6, 13, len(words))])
+        texts.append(" ".join(words))
+        examples.append((np.full((bounds[-1] + 4, 3), i, np.float32), None))
+        targets.append([[w, int(a), int(b)] for w, a, b in zip(words, bounds, bounds[1:])])
+    alphabet = alphabet_of(texts)
+    targets = [sentence_target(t, w, alphabet) for t, w in zip(texts, targets)]
+    spec = replace(get_kind("landmark_ctc").spec_from(DataConfig()), feature_names=("a", "b", "c"),
+                   mean=(0.0,) * 3, std=(1.0,) * 3)
+    dataset = SentenceDataset(examples, targets, spec, AugmentConfig(
+        word_crop=0.5, speed=0.0, time_mask=0.0, noise=0.0, mirror=0.0))
+    batches = LengthBatches(dataset, batch_size=8, group=4, word_crop=0.5)
+    assert len(batches) == 8
+    torch.manual_seed(1)
+    epoch = list(batches)
+    torch.manual_seed(1)
+    assert list(batches) == epoch                       # seeded by the training loop's torch seed
+    assert len(epoch) == 8 and all(len(b) == 8 for b in epoch)
+    indices = [i for batch in epoch for i, _ in batch]
+    assert sorted(indices) == list(range(64))
+    runs = [r for batch in epoch for _, r in batch]
+    assert 16 < sum(r is not None for r in runs) < 48     # about half read as word runs
+    steps, shuffled = 0, 0
+    for batch in epoch:
+        lengths = []
+        for index, run in batch:
+            (frames, _), (symbols, _) = dataset[(index, run)]
+            assert (frames == index).all()
+            words = texts[index].split()
+            expected = words if run is None else words[run[0]:run[1] + 1]
+            assert decode_indices(symbols, alphabet) == " ".join(expected)
+            lengths.append(len(frames))
+        steps += max(lengths)
+    for _ in range(20):                 # the same clips and runs dealt in random batches
+        order = np.random.default_rng(_).permutation(64)
+        lengths = [len(dataset[(indices[i], runs[i])][0][0]) for i in order]
+        shuffled += sum(max(lengths[b:b + 8]) for b in range(0, 64, 8)) / 20
+    assert steps < 0.85 * shuffled, (steps, shuffled)
+    shards = []
+    for rank in (0, 1):
+        torch.manual_seed(1)
+        shards.append(list(LengthBatches(dataset, 8, 4, 0.5, rank=rank, world=2)))
+    assert [len(s) for s in shards] == [4, 4]
+    assert shards[0] + shards[1] and not {str(b) for b in shards[0]} & {str(b) for b in shards[1]}
+
+
+def test_length_batches_and_class_sampling_are_not_asked_for_together():
+    from training.config import load_config
+    from training.distributed import DistributedContext
+    from training.trainer import make_loaders
+
+    config = load_config(None, {"balance.sampling": "inverse", "optim.length_groups": 8})
+    with pytest.raises(ValueError, match="balance.sampling 'inverse' and optim.length_groups"):
+        make_loaders(config, {"train": [0, 1], "val": [], "test": []}, np.array([0, 1]),
+                     DistributedContext(), batches=[[0, 1]])

@@ -97,7 +97,11 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with a cosine schedule, label smoothing, clipping, early stopping."""
+    """AdamW with a cosine schedule, label smoothing, clipping, early stopping.
+
+    ``length_groups`` > 0 (sentence readers): each training batch holds clips of like
+    length, sorted within groups of that many batches (0: batches as the shuffle deals).
+    """
 
     epochs: int = 30
     batch_size: int = 32
@@ -106,6 +110,7 @@ class OptimConfig:
     label_smoothing: float = 0.1
     grad_clip: float = 1.0
     patience: int = 12
+    length_groups: int = 0
     seed: int = 0
     amp: bool = True
 

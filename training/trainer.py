@@ -92,21 +92,28 @@ def make_datasets(config: TrainConfig, clips: ClipSet, splits: dict) -> tuple[di
 
 
 def make_loaders(config: TrainConfig, datasets: dict, labels: np.ndarray,
-                 dist: DistributedContext, collate=None) -> dict:
+                 dist: DistributedContext, collate=None, batches=None) -> dict:
     """DataLoaders (batched by ``collate`` when given); the training one shuffled,
-    weighted or sharded as configured."""
+    weighted or sharded as configured, or batched by ``batches`` (a batch sampler)."""
     sampler = make_sampler(labels, config.balance.sampling, None)
+    size = config.optim.batch_size
+    loaders = {name: DataLoader(datasets[name], batch_size=size, collate_fn=collate)
+               for name in ("val", "test")}
+    if batches is not None:
+        if sampler is not None:
+            raise ValueError(f"balance.sampling {config.balance.sampling!r} and "
+                             f"optim.length_groups both choose the training batches; set one")
+        return {"train": DataLoader(datasets["train"], batch_sampler=batches, collate_fn=collate),
+                **loaders}
     if dist.enabled:
         if sampler is not None:
             raise ValueError("balance.sampling is not supported with torchrun; use "
                              "balance_source duplication or focal loss instead")
         sampler = DistributedSampler(datasets["train"], shuffle=True, seed=config.optim.seed)
-    size = config.optim.batch_size
     return {"train": DataLoader(datasets["train"], batch_size=size, sampler=sampler,
                                 shuffle=sampler is None, drop_last=len(datasets["train"]) > size,
                                 collate_fn=collate),
-            "val": DataLoader(datasets["val"], batch_size=size, collate_fn=collate),
-            "test": DataLoader(datasets["test"], batch_size=size, collate_fn=collate)}
+            **loaders}
 
 
 @dataclass
@@ -126,7 +133,8 @@ def fit_on(config: TrainConfig, clips: ClipSet, splits: dict, dist: DistributedC
     ``splits["val"]`` (choosing the best epoch by it unless not ``select``)."""
     kind = get_kind(config.model)
     datasets, spec = make_datasets(config, clips, splits)
-    loaders = make_loaders(config, datasets, clips.labels[splits["train"]], dist, kind.collate)
+    loaders = make_loaders(config, datasets, clips.labels[splits["train"]], dist, kind.collate,
+                           kind.train_batches(datasets["train"], config, dist))
     args = kind.train_arch_args(config, clips)
     raw_model = kind.build(args)
     kind.prepare_model(raw_model, config, on_event)

@@ -64,7 +64,7 @@ from live_sentences import split_sentences  # noqa: E402
 from train_grid_words import WORDS  # noqa: E402
 from training import prototypes  # noqa: E402
 
-SHIPPED = ROOT / "models" / "assets" / "entries" / "grid-sentences-landmarks-dct8-s0"
+SHIPPED = ROOT / "models" / "assets" / "entries" / "grid-sentences-landmarks-dct8-s0-t2"
 KS = (1, 2, 3, 5, 10)
 
 

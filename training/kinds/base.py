@@ -143,6 +143,11 @@ class ModelKind:
     def check_spec(self, spec: Any, where: str) -> None:
         """Refuse, naming ``where``, a spec this app cannot feed (e.g. features it no longer extracts)."""
 
+    def train_batches(self, dataset: Dataset, config, dist):
+        """A batch sampler for the training split (``config``: TrainConfig, ``dist``: its
+        DistributedContext), or None to shuffle it plainly."""
+        return None
+
     def dataset(self, examples: np.ndarray, labels: np.ndarray, spec: Any,
                 augment=None) -> Dataset:
         """(example, label) pairs of raw examples, augmented when ``augment`` (AugmentConfig) is given."""
