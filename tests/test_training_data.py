@@ -394,7 +394,7 @@ def test_length_batches_deal_each_clip_once_in_batches_of_like_length_the_datase
                    mean=(0.0,) * 3, std=(1.0,) * 3)
     dataset = SentenceDataset(examples, targets, spec, AugmentConfig(
         word_crop=0.5, speed=0.0, time_mask=0.0, noise=0.0, mirror=0.0))
-    batches = LengthBatches(dataset, batch_size=8, group=4, word_crop=0.5)
+    batches = LengthBatches(dataset, batch_size=8, group=4)
     assert len(batches) == 8
     torch.manual_seed(1)
     epoch = list(batches)
@@ -424,7 +424,7 @@ def test_length_batches_deal_each_clip_once_in_batches_of_like_length_the_datase
     shards = []
     for rank in (0, 1):
         torch.manual_seed(1)
-        shards.append(list(LengthBatches(dataset, 8, 4, 0.5, rank=rank, world=2)))
+        shards.append(list(LengthBatches(dataset, 8, 4, rank=rank, world=2)))
     assert [len(s) for s in shards] == [4, 4]
     assert shards[0] + shards[1] and not {str(b) for b in shards[0]} & {str(b) for b in shards[1]}
 

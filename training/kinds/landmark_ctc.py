@@ -312,19 +312,29 @@ def sentence_target(text: str, words, classes, vocabulary: tuple[str, ...] = ())
     return SentenceTarget(encode(text, classes), timed, classes.index(SPACE) + 1)
 
 
-def draw_run(words: int, rng) -> tuple[int, int]:
-    """A run of a clip's ``words`` words to read alone: (first, last), the first uniform,
-    the last uniform from the first on."""
-    first = int(rng.integers(0, words))
-    return first, int(rng.integers(first, words))
+def draw_run(target: SentenceTarget, word_crop: float, rng) -> tuple[int, int] | None:
+    """With probability ``word_crop``, where ``target``'s word timings are known, a run of
+    its words to read alone: (first, last), the first uniform, the last uniform from the
+    first on; else None, the whole clip."""
+    if not (target.words and rng.random() < word_crop):
+        return None
+    first = int(rng.integers(0, len(target.words)))
+    return first, int(rng.integers(first, len(target.words)))
+
+
+def run_span(target: SentenceTarget, run: tuple[int, int], length: int, before: int,
+             after: int) -> slice:
+    """The frames of the run of words ``run`` (first, last) with ``before`` and ``after``
+    frames around it, within the clip's ``length``."""
+    return slice(max(0, target.words[run[0]][1] - before),
+                 min(length, target.words[run[1]][2] + after))
 
 
 class LengthBatches(Sampler):
     """A sentence reader's training batches, each of clips of like length.
 
-    Every epoch each clip is drawn whole, or with probability ``word_crop`` (where its word
-    timings are known) as a run of its words (:func:`draw_run`, the draw the dataset
-    would make); the clips are shuffled, dealt into groups of ``group`` batches, sorted
+    Every epoch each clip is drawn whole or as a run of its words (:func:`draw_run`, the
+    draw the dataset would make with its ``augment.word_crop``); the clips are shuffled, dealt into groups of ``group`` batches, sorted
     by length within each group and cut into batches, and the batches shuffled. A
     recurrent encoder steps through a batch's longest clip, so a batch of word runs padded
     to a whole sentence costs a sentence: in groups of 8 the shipped reader's 130 epochs
@@ -340,27 +350,27 @@ class LengthBatches(Sampler):
     """
 
     def __init__(self, dataset: "SentenceDataset", batch_size: int, group: int,
-                 word_crop: float, rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1):
         if group < 1 or batch_size < 1:
             raise ValueError(f"length batches need group >= 1 and batch_size >= 1, "
                              f"got {group} and {batch_size}")
         self.dataset, self.batch_size, self.group = dataset, batch_size, group
-        self.word_crop, self.rank, self.world = word_crop, rank, world
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
         return max(1, len(self.dataset) // self.batch_size // self.world)
 
     def __iter__(self):
         rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, ()).item()))
+        augment = self.dataset.augment
         keys, lengths = [], []
         for index in rng.permutation(len(self.dataset)):
             target = self.dataset.targets[index]
             length = len(self.dataset.examples[index][0])
-            run = None
-            if target.words and rng.random() < self.word_crop:   # 2 frames each side, as a mean
-                run = draw_run(len(target.words), rng)
-                first, last = target.words[run[0]], target.words[run[1]]
-                length = min(length, last[2] + 2) - max(0, first[1] - 2)
+            run = draw_run(target, augment.word_crop if augment else 0.0, rng)
+            if run:                  # 2 frames each side: the mean of the dataset's 0 to 4
+                span = run_span(target, run, length, 2, 2)
+                length = span.stop - span.start
             keys.append((int(index), run))
             lengths.append(length)
         size = self.group * self.batch_size
@@ -409,8 +419,8 @@ class SentenceDataset(Dataset):
         symbols, words = target.symbols, target.frame_words(len(features))
         if self.augment is not None:
             rng = item_rng()
-            if not dealt and target.words and rng.random() < self.augment.word_crop:
-                run = draw_run(len(target.words), rng)
+            if not dealt:
+                run = draw_run(target, self.augment.word_crop, rng)
             if run:
                 span, symbols = self._word_crop(len(features), target, run, rng)
                 features, words = features[span], words[span]
@@ -424,13 +434,11 @@ class SentenceDataset(Dataset):
                    rng) -> tuple[slice, list[int]]:
         """The run of whole words ``run`` (first, last) with up to 4 frames around them:
         its frames and symbols."""
-        first, last = run
-        start = max(0, target.words[first][1] - int(rng.integers(0, 5)))
-        stop = min(length, target.words[last][2] + int(rng.integers(0, 5)))
+        span = run_span(target, run, length, int(rng.integers(0, 5)), int(rng.integers(0, 5)))
         symbols = []
-        for word, *_ in target.words[first:last + 1]:
+        for word, *_ in target.words[run[0]:run[1] + 1]:
             symbols += ([target.space] if symbols else []) + word
-        return slice(start, stop), symbols
+        return span, symbols
 
     def _augment(self, features, crops, rng):
         config = self.augment
@@ -607,7 +615,7 @@ class LandmarkCTCKind(ModelKind):
         if config.optim.length_groups <= 0:
             return None
         return LengthBatches(dataset, config.optim.batch_size, config.optim.length_groups,
-                             config.augment.word_crop, dist.rank, dist.world_size)
+                             dist.rank, dist.world_size)
 
     def loss_function(self, config) -> nn.Module:
         return nn.CTCLoss(blank=0, zero_infinity=True)
