@@ -349,3 +349,89 @@ def test_an_entry_being_replaced_when_its_writer_died_is_put_back(tmp_path):
     registry.remove_stale_temps(tmp_path)
     assert registry.read_card(entry).name == "ward"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ward"]
+
+
+def _cut(weights: Path, keep: int) -> None:
+    weights.write_bytes(weights.read_bytes()[:keep])
+
+
+def test_an_entry_whose_weights_are_damaged_is_listed_damaged_with_its_reason(tmp_path, capsys):
+    """Told from the weights file's header, without loading a model: cut short (the shipped
+    reader copied and truncated), a corrupt header, bytes added, tensors of another model."""
+    root = tmp_path / "models"
+    write_entry(root, "good", _model(), CARD)
+    [shipped] = [e for e in list_entries(registry.DEFAULT_ROOT) if e.shipped]
+    shutil.copytree(shipped.path, root / "cut")
+    weights = root / "cut" / registry.WEIGHTS_FILE
+    _cut(weights, weights.stat().st_size // 2)
+    _cut(write_entry(root, "stub", _model(), CARD) / registry.WEIGHTS_FILE, 5)
+    header = write_entry(root, "header", _model(), CARD) / registry.WEIGHTS_FILE
+    header.write_bytes(header.read_bytes()[:8] + b"#" * 20 + header.read_bytes()[28:])
+    grown = write_entry(root, "grown", _model(), CARD) / registry.WEIGHTS_FILE
+    grown.write_bytes(grown.read_bytes() + b"\0" * 16)
+    wider = get_kind("landmark_cnn").build({**ARCH_ARGS, "width": 16})
+    write_entry(root, "other", wider, CARD)
+
+    assert [e.name for e in list_entries(root)] == ["good"]
+    damaged = {d.name: d for d in damaged_entries(root)}
+    assert sorted(damaged) == ["cut", "grown", "header", "other", "stub"]
+    assert "weights.safetensors is cut short: " in damaged["cut"].reason
+    assert "cut short: 5 bytes, not even a header" in damaged["stub"].reason
+    assert "weights.safetensors is corrupt: its header is not readable" in damaged["header"].reason
+    assert "corrupt: 16 bytes after its last tensor" in damaged["grown"].reason
+    assert "does not fit the card's landmark_cnn model" in damaged["other"].reason
+    assert "of other shapes" in damaged["other"].reason
+    assert damaged["cut"].advice == "train it again, or delete the folder models/cut"
+
+    assert registry_cli.main(["list", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("DAMAGED") == 5
+    assert (f"DAMAGED cut: {damaged['cut'].reason}; train it again, or delete the folder "
+            "models/cut") in out
+    assert "DAMAGED other: weights.safetensors does not fit" in out
+    for name in damaged:
+        with pytest.raises(ValueError, match=r"weights\.safetensors"):
+            load_entry(root / name, device="cpu")
+        with pytest.raises(ValueError, match=r"weights\.safetensors"):
+            activate(root, name)
+
+
+def test_weights_are_checked_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """Listing again reads no header; a file written anew is read again."""
+    from training.registry import weights as weights_module
+
+    entry = write_entry(tmp_path, "good", _model(), CARD)
+    assert [e.name for e in list_entries(tmp_path)] == ["good"]
+    read = []
+    real = weights_module.header_shapes
+    monkeypatch.setattr(weights_module, "header_shapes",
+                        lambda *args: read.append(args[0]) or real(*args))
+    assert [e.name for e in list_entries(tmp_path)] == ["good"] and read == []
+    _cut(entry / registry.WEIGHTS_FILE, 100)
+    assert list_entries(tmp_path) == [] and read == [str(entry / registry.WEIGHTS_FILE)]
+
+
+def test_active_problem_says_why_the_saved_model_cannot_be_used(tmp_path):
+    from recognizer.predictor import find_entry
+
+    root = tmp_path / "models"
+    assert registry.active_problem(root, "landmark_cnn") is None      # nothing saved yet
+    write_entry(root, "older", _model(), CARD)
+    chosen = write_entry(root, "chosen", _model(), CARD)
+    activate(root, "chosen")
+    assert registry.active_problem(root, "landmark_cnn") is None
+    _cut(chosen / registry.WEIGHTS_FILE, 300)
+    problem = registry.active_problem(root, "landmark_cnn")
+    assert problem.startswith("The saved model chosen is damaged: weights.safetensors is cut short")
+    assert problem.endswith("Train it again, or delete the folder models/chosen")
+    assert str(tmp_path) not in problem
+    assert active_entry(root, "landmark_cnn") is None
+    # The app is pointed at the damaged entry, whose loading says why, not at another.
+    assert find_entry(root, "landmark_cnn") == chosen
+    assert registry.active_problem(root, "r2plus1d") is None
+
+    shutil.rmtree(chosen)
+    assert registry.active_problem(root, "landmark_cnn") == (
+        "The saved model chosen is gone (no folder models/chosen): choose another model, or train one")
+    (root / "active.json").write_text("{not json")
+    assert "models/active.json) cannot be read" in registry.active_problem(root, "landmark_cnn")

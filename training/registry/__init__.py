@@ -8,8 +8,12 @@ writer never leaves a listed entry. ``<root>/active.json`` maps each kind to
 its active entry. Entries shipped with the app live in ``<root>/assets/entries/``:
 they are listed, loaded and made active like any other (an entry of the same
 name in ``<root>`` comes first) but never deleted. :func:`load_entry` is the one loader of the app and the
-evaluator; it never unpickles code. A folder whose card or weights cannot be
-read is not an entry but a :class:`DamagedEntry`, listed with its reason. Its command line is :mod:`training.registry.cli`.
+evaluator; it never unpickles code. A folder whose card cannot be read, or
+whose weights do not fit its card (cut short, corrupt, other tensors: told from
+the file's header, :mod:`training.registry.weights`), is not an entry but a
+:class:`DamagedEntry`, listed with its reason and what to do; :func:`active_problem`
+says why the active entry of a kind cannot be used. Its command line is
+:mod:`training.registry.cli`.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from features.files import PRIVATE_DIR, PRIVATE_FILE, fsync_path, private_dirs, 
 from training.card import WEIGHTS_FILE, Card, CardError
 from training.kinds import get_kind
 from training.kinds.base import default_device, read_state_dict
+from training.registry.weights import weights_problem
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "models"
 CARD_FILE = "card.json"
@@ -60,6 +65,19 @@ class DamagedEntry:
     name: str
     path: Path
     reason: str
+    shipped: bool = False
+
+    @property
+    def folder(self) -> str:
+        """The folder as ``models/<name>`` (a shipped one ``models/assets/entries/<name>``)."""
+        return "/".join(self.path.parts[-4 if self.shipped else -2:])
+
+    @property
+    def advice(self) -> str:
+        """What to do about it."""
+        if self.shipped:
+            return f"it came with the app: copy the folder {self.folder} from a fresh copy of the app"
+        return f"train it again, or delete the folder {self.folder}"
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,16 @@ def read_card(entry: str | Path) -> Card:
     card = Card.from_json(data, str(path))
     if _weights_file(Path(entry)) is None:
         raise CardError(f"{entry}: no {WEIGHTS_FILE} (or {' / '.join(LEGACY_WEIGHTS)})")
+    return card
+
+
+def check_entry(entry: str | Path) -> Card:
+    """The card of an entry folder (:func:`read_card`) whose weights file fits it
+    (:func:`~training.registry.weights.weights_problem`); ``ValueError`` saying what is wrong."""
+    card = read_card(entry)
+    problem = weights_problem(_weights_file(Path(entry)), card.kind, card.arch_args)
+    if problem:
+        raise CardError(problem)
     return card
 
 
@@ -215,20 +243,21 @@ def _scan(root: str | Path) -> tuple[list[RegistryEntry], list[DamagedEntry]]:
                 continue
             names.add(path.name)
             try:
-                entries.append(RegistryEntry(path.name, path, read_card(path), shipped))
+                entries.append(RegistryEntry(path.name, path, check_entry(path), shipped))
             except ValueError as error:
-                damaged.append(DamagedEntry(path.name, path, str(error)))
+                damaged.append(DamagedEntry(path.name, path, str(error), shipped))
     return sorted(entries, key=lambda e: (e.card.created_at, e.name)), damaged
 
 
 def list_entries(root: str | Path = DEFAULT_ROOT) -> list[RegistryEntry]:
-    """Entries with a valid card, oldest first; skips hidden/temp folders, ``assets`` and
-    damaged folders (:func:`damaged_entries` lists those)."""
+    """Entries with a valid card and weights that fit it, oldest first; skips hidden/temp
+    folders, ``assets`` and damaged folders (:func:`damaged_entries` lists those)."""
     return _scan(root)[0]
 
 
 def damaged_entries(root: str | Path = DEFAULT_ROOT) -> list[DamagedEntry]:
-    """Folders of ``root`` that look like entries but cannot be used, with the reason."""
+    """Folders of ``root`` that look like entries but cannot be used (an unreadable card,
+    weights missing, cut short, corrupt or of other shapes than the card's), with the reason."""
     return _scan(root)[1]
 
 
@@ -263,21 +292,55 @@ def active_names(root: str | Path = DEFAULT_ROOT) -> dict[str, str]:
 
 
 def activate(root: str | Path, name: str) -> None:
-    """Make entry ``name`` the active one of its kind."""
-    card = read_card(entry_path(root, name))
+    """Make entry ``name`` the active one of its kind; a damaged one is refused."""
+    card = check_entry(entry_path(root, name))
     _write_json(Path(root) / ACTIVE_FILE, {**active_names(root), card.kind: name})
 
 
 def active_entry(root: str | Path, kind: str) -> Path | None:
-    """The folder of the active entry of ``kind``, or None (also when it is gone or broken)."""
+    """The folder of the active entry of ``kind``, or None (also when it is gone or damaged:
+    :func:`active_problem` says why)."""
     name = active_names(root).get(kind)
     if not isinstance(name, str) or not _NAME.match(name):
         return None
     try:
-        read_card(_folder(root, name))
+        check_entry(_folder(root, name))
     except ValueError:
         return None
     return _folder(root, name)
+
+
+def active_problem(root: str | Path, kind: str) -> str | None:
+    """Why the entry saved as active for ``kind`` cannot be used, in a sentence saying what
+    to do; None when it can, or when none is saved. For the app to say so instead of
+    quietly using another model."""
+    pointers = Path(root).name + "/" + ACTIVE_FILE
+    try:
+        name = active_names(root).get(kind)
+    except (OSError, ValueError) as error:
+        return (f"The saved choice of models ({pointers}) cannot be read "
+                f"({_short(error, root)}): choose the model again")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED_NAMES:
+        return f"The model saved in {pointers} for {kind}, {name!r}, is no entry name: choose the model again"
+    path = _folder(root, name)
+    if not path.is_dir():
+        return (f"The saved model {name} is gone (no folder {Path(root).name}/{name}): "
+                "choose another model, or train one")
+    try:
+        card = check_entry(path)
+    except ValueError as error:
+        damaged = DamagedEntry(name, path, str(error), path.parent == Path(root) / SHIPPED_DIR)
+        return f"The saved model {name} is damaged: {_short(error, root)}. {damaged.advice[0].upper()}{damaged.advice[1:]}"
+    if card.kind != kind:
+        return f"The model saved for {kind}, {name}, is a {card.kind} model: choose the model again"
+    return None
+
+
+def _short(error: Exception, root: str | Path) -> str:
+    """``error``'s text with the registry's folder named as ``models/...``, not in full."""
+    return str(error).replace(str(Path(root).absolute().parent) + os.sep, "")
 
 
 def delete(root: str | Path, name: str, force: bool = False) -> None:
@@ -313,7 +376,7 @@ def load_entry(path: str | Path, device: str | torch.device | None = None) -> Lo
     with ``weights_only=True`` so a pickle that runs code is refused.
     """
     path = Path(path)
-    card = read_card(path)
+    card = check_entry(path)
     model = get_kind(card.kind).build(card.arch_args)
     weights = _weights_file(path)
     try:

@@ -46,8 +46,7 @@ def _print_list(root: Path) -> None:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
         print("* = active")
     for entry in damaged:
-        print(f"DAMAGED {entry.name}: {entry.reason} (fix the file, or delete the folder "
-              f"{entry.path} and re-train)")
+        print(f"DAMAGED {entry.name}: {entry.reason}; {entry.advice}")
 
 
 def _print_show(root: Path, name: str) -> None:
@@ -57,6 +56,9 @@ def _print_show(root: Path, name: str) -> None:
     print(f"{name}  ({path}){'  [active]' if is_active else ''}")
     print(f"files: {', '.join(sorted(p.name for p in path.iterdir()))}")
     print(json.dumps(card.to_json(), indent=2, sort_keys=True))
+    problem = next((d for d in damaged_entries(root) if d.name == name), None)
+    if problem:
+        print(f"DAMAGED: {problem.reason}; {problem.advice}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
