@@ -73,14 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                    else phrase_list(build_manifest(args.videos)["label"]))
         return run_headless(args.source, args.registry, kind=args.kind, loop=args.loop,
                             max_seconds=args.max_seconds, phrases=phrases, mode=args.mode)
-    if args.source:
-        from features.video import VideoError, VideoFileSource
-
-        try:
-            VideoFileSource(args.source).close()    # a bad file is named here, before any window
-        except VideoError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+    # A bad --source or --camera opens the window all the same: it says what is wrong and
+    # what to do where the video would be.
     from recognizer.gui.app import run_app, source_spec
 
     return run_app(source_spec(args.camera, args.source, args.loop), args.registry, args.videos,

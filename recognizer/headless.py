@@ -108,21 +108,25 @@ def run_headless(source_path: str | Path, registry_root: str | Path = DEFAULT_RO
     (:func:`~recognizer.predictor.kind_in_use`).
     """
     out, err = out or sys.stdout, err or sys.stderr
+    try:
+        source = VideoFileSource(source_path, loop=loop)    # a bad file is named before a model loads
+    except VideoError as error:
+        print(f"error: {error}", file=err)
+        return 2
     predictor = load_predictor(registry_root, kind_in_use(registry_root, kind), err, phrases, mode)
     if predictor is None:
+        source.close()
         return 2
     started = time.monotonic()
     try:
-        source = VideoFileSource(source_path, loop=loop)
-        try:
-            frames, faces, found = recognise_stream(source, predictor, out, err, max_seconds)
-        finally:
-            source.close()
+        frames, faces, found = recognise_stream(source, predictor, out, err, max_seconds)
     except VideoError as error:
         print(f"error: {error}", file=err)
         return 2
     except KeyboardInterrupt:
         return 0
+    finally:
+        source.close()
     rate = frames / max(time.monotonic() - started, 1e-9)
     print(f"{frames} frames, face in {faces}, {found} utterances recognised by {predictor.name}, "
           f"{rate:.0f} frames/s", file=err)

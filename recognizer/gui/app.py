@@ -4,25 +4,39 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from features.video import CameraSource, VideoFileSource
+from features.video import CameraSource, VideoError, VideoFileSource
 from recognizer.gui.window import MainWindow, SourceSpec
 from recognizer.reading import DEMO_CLIP, DEMO_KIND
 
 NO_CAMERA_HINT = ("Plug in a webcam (it is found by itself within seconds), or start the app "
                   "with a video file:  python main.py --source FILE")
+NO_FILE_HINT = "Choose a video file that exists, or leave out --source to use the camera."
+BAD_FILE_HINT = "Choose another video file, or leave out --source to use the camera."
 
 
 def source_spec(camera: int = 0, source: str | None = None, loop: bool = False) -> SourceSpec:
-    """A file played as the camera at its own frame rate (``loop`` to repeat), else webcam ``camera``."""
+    """A file played as the camera at its own frame rate (``loop`` to repeat), else webcam
+    ``camera``. A file that is missing or cannot be played is not refused here: the window
+    opens and says so where the video would be, naming the file by its name alone."""
     if source:
         path = Path(source)
 
         def open_file():
-            return VideoFileSource(path, realtime=True, loop=loop)
-        return SourceSpec(open_file, retry=False, describe=f"The video file {path}",
-                          missing_hint="Check the file, or convert the video to mp4 and try again.",
+            try:
+                return VideoFileSource(path, realtime=True, loop=loop)
+            except VideoError as error:
+                raise VideoError(str(error).replace(str(path), path.name, 1)) from error
+        usable = path.is_file() and path.stat().st_size > 0
+        return SourceSpec(open_file, retry=False, describe=f"The video file {path.name}",
+                          missing_hint=BAD_FILE_HINT if usable else NO_FILE_HINT,
                           ended_hint="" if loop else "Start the app with --loop to play it again and again.")
-    return SourceSpec(lambda: CameraSource(camera), retry=True, describe=f"Camera {camera}",
+
+    def open_camera():
+        if camera < 0:
+            raise VideoError(f"camera {camera}: there is no such camera; cameras are numbered "
+                             "from 0 (--camera 0 is the first)")
+        return CameraSource(camera)
+    return SourceSpec(open_camera, retry=camera >= 0, describe=f"Camera {camera}",
                       missing_hint=NO_CAMERA_HINT)
 
 
