@@ -13,6 +13,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,38 @@ def patient_rows(manifest: pd.DataFrame, patient: str) -> pd.DataFrame:
         return manifest.iloc[:0]
     mine = np.array([patient_key(s) == patient_key(patient) for s in manifest["speaker"]], bool)
     return manifest.loc[mine]
+
+
+@dataclass(frozen=True)
+class ConfirmedSample:
+    """A reading confirmed as a sample (in this session or an earlier one): its clip, the
+    phrase it was kept as, when (local time), ``how`` (confirmed, picked or corrected) and
+    the confidence of what was read."""
+
+    path: str
+    label: str
+    recorded_at: datetime
+    how: str
+    confidence: float
+
+
+def confirmed_samples(videos_root: str | Path, patient: str) -> list[ConfirmedSample]:
+    """``patient``'s confirmed samples still on disk, oldest first (a clip whose sidecar has
+    no time is left out: it cannot be placed in the history)."""
+    rows = patient_rows(build_manifest(videos_root), patient)
+    if "origin" not in rows:
+        return []
+    found = []
+    for row in rows.loc[rows["origin"] == "confirmed"].itertuples():
+        try:
+            when = datetime.fromisoformat(str(row.recorded_at))
+        except ValueError:
+            continue
+        confidence = getattr(row, "confidence", None)
+        found.append(ConfirmedSample(str(row.path), str(row.label), when,
+                                     str(getattr(row, "how", None) or "confirmed"),
+                                     float(confidence) if confidence is not None else 0.0))
+    return sorted(found, key=lambda sample: sample.recorded_at)
 
 
 def patient_entries(registry_root: str | Path, patient: str) -> list[registry.RegistryEntry]:

@@ -110,10 +110,24 @@ def is_sure(prediction: Prediction, threshold: float) -> bool:
     return sure_of(prediction.confidence, len(prediction.probabilities), threshold)
 
 
+def names_nothing(prediction: Prediction) -> bool:
+    """Whether ``prediction`` names none of its phrases: a sentence reader's phrase list,
+    whose probabilities leave the rest to "something else", gave that rest more than its
+    best phrase. Never for a classifier (its classes share all of it) or words read."""
+    if not prediction.probabilities:
+        return False
+    return 1.0 - sum(prediction.probabilities) > prediction.confidence
+
+
 def sure_of(confidence: float, candidates: int, threshold: float) -> bool:
     """:func:`is_sure`'s rule for a ``confidence`` among ``candidates`` phrases (0: words read)."""
+    return confidence >= sure_above(candidates, threshold)
+
+
+def sure_above(candidates: int, threshold: float) -> float:
+    """The confidence :func:`sure_of` asks of a reading among ``candidates`` phrases."""
     chance = 1.0 / candidates if candidates else 0.0
-    return confidence >= chance + threshold * (1.0 - chance)
+    return chance + threshold * (1.0 - chance)
 
 
 def utterance_clip(rows: Sequence[FrameFeatures], fps: float | None = None,

@@ -78,22 +78,28 @@ class RecorderStatus:
     recorded_ms: int = 0
 
 
-def expectation(have: int, expected: float | None) -> str:
+def expectation(have: int, expected: float | None, phrases: int = 2) -> str:
     """In a few words, what ``have`` samples of a phrase give the few-shot recogniser, whose
-    leave-one-out accuracy on them is ``expected`` (None: not measurable yet)."""
+    leave-one-out accuracy on them is ``expected`` (None: not measured yet), among ``phrases``
+    phrases with samples (with one it has nothing to tell the phrase from)."""
     if have == 0:
         return "record one to use it"
+    if phrases < 2:
+        return "record a 2nd phrase to start"
     if expected is None:
-        return "usable; a 2nd sample measures it"
+        return "usable; a 2nd sample measures it" if have == 1 else "measuring\u2026"
     if expected < GOOD_ENOUGH:
         return f"expect {expected:.0%}, record more"
     return f"expect {expected:.0%}"
 
 
-def sample_hint(counts: dict[str, int], label: str, expected: float | None = None) -> str:
+def sample_hint(counts: dict[str, int], label: str, expected: float | None = None,
+                phrases: int = 2) -> str:
     """The whole story of ``label``'s samples, for its tooltip."""
     have = counts.get(label, 0)
     few_shot = ("The few-shot recogniser uses a phrase from its first sample" if have == 0 else
+                "The few-shot recogniser starts once a second phrase has a sample: with one, "
+                "it could say nothing else" if phrases < 2 else
                 f"The few-shot recogniser uses it now; with {have} sample(s) it is right "
                 + (f"{expected:.0%} of the time, tested on each sample left out in turn"
                    if expected is not None else "- a second sample shows how often"))

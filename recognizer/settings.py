@@ -1,5 +1,5 @@
-"""The window's user settings kept across restarts: the recogniser kind, the "Sure above"
-threshold, speech, read mode, the current patient.
+"""The window's user settings kept across restarts: the recogniser kind, the "Sure ≥"
+threshold, speech, read mode, the current patient and the patients typed so far.
 
 A small JSON file (``settings.json`` beside ``history.csv`` in the user's
 app-data folder), written atomically on every change. A missing file gives
@@ -24,13 +24,15 @@ from training.kinds import DEFAULT_KIND, KINDS
 @dataclass(frozen=True)
 class Settings:
     """``kind``: a model kind's name; ``confidence_threshold`` in [0, 1]; ``speak_aloud``;
-    ``read_mode``: a ReadMode value; ``patient``: the current patient's name ("" for none)."""
+    ``read_mode``: a ReadMode value; ``patient``: the current patient's name ("" for none);
+    ``patients``: every patient typed, recorded or not (the Record tab lists them)."""
 
     kind: str = DEFAULT_KIND
     confidence_threshold: float = 0.5
     speak_aloud: bool = True
     read_mode: str = ReadMode.PHRASES.value
     patient: str = ""
+    patients: tuple[str, ...] = ()
 
 
 def _problem(name: str, value) -> str | None:
@@ -44,6 +46,9 @@ def _problem(name: str, value) -> str | None:
         return None if isinstance(value, bool) else "true or false"
     if name == "patient":
         return None if isinstance(value, str) else "a name in quotes"
+    if name == "patients":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return None if ok else "a list of names in quotes"
     return None if value in {m.value for m in ReadMode} else " or ".join(m.value for m in ReadMode)
 
 
@@ -67,7 +72,8 @@ def load_settings(path: str | os.PathLike) -> tuple[Settings, list[str]]:
             messages.append(f"{path}: setting {field.name!r} is {data[field.name]!r}, not "
                             f"{problem}; using {getattr(Settings(), field.name)!r}")
             continue
-        values[field.name] = data[field.name]
+        value = data[field.name]
+        values[field.name] = tuple(value) if isinstance(value, list) else value
     return Settings(**values), messages
 
 

@@ -31,6 +31,7 @@ from recognizer.reading import ReadMode
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 100
+ALERT_PHRASES = frozenset({"help"})      # a sure reading (or a pick) of these raises the alarm
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ class StateEvents:
             callback(item)
 
 
+def same_item(a: HistoryItem, b: HistoryItem) -> bool:
+    """Whether ``a`` and ``b`` are one history entry, before and after it was marked saved."""
+    return a is b or (a.time == b.time and a.phrase == b.phrase and a.patient == b.patient)
+
+
 def same_value(a: Any, b: Any) -> bool:
     """Equality that treats NaN as equal to NaN and falls back to identity."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
@@ -117,9 +123,15 @@ class AppState:
     newest last, at most ``HISTORY_LIMIT``; ``patient``: whose samples,
     confirmations and few-shot entry these are ("" for nobody yet);
     ``per_phrase``: the patient's samples and expected accuracy per phrase
-    (``{label: {"samples", "expected_accuracy"}}``); ``confirmable``: the phrase
-    shown can be confirmed (its utterance is held in memory, not yet saved); ``confidence_threshold``,
-    ``speak_aloud``, ``read_mode`` and ``patient``: user settings.
+    (``{label: {"samples", "expected_accuracy"}}``); ``reading``: the final reading on
+    screen whose utterance is held in memory, not yet saved (None while a tentative
+    reading or nothing is shown): what Right, Wrong... and the top 3 confirm;
+    ``off_list``: the last reading is none of the phrases (a sentence reader found
+    something else likelier than its best phrase); ``alarm``: the alert phrase (a sure "help") not yet acknowledged; ``speech_problem``
+    / ``alarm_problem``: why phrases cannot be spoken / the alarm cannot sound ("" when
+    they can); ``model_problem``: why the model chosen could not be used, while none
+    reads; ``confidence_threshold``, ``speak_aloud``, ``read_mode`` and ``patient``:
+    user settings.
     """
 
     kind: str = "landmark_cnn"
@@ -141,8 +153,14 @@ class AppState:
     confidence_threshold: float = 0.5
     speak_aloud: bool = True
     patient: str = ""
+    patients: tuple[str, ...] = ()
     per_phrase: dict = field(default_factory=dict)
-    confirmable: bool = False
+    reading: HistoryItem | None = None
+    off_list: bool = False
+    alarm: HistoryItem | None = None
+    model_problem: str = ""
+    speech_problem: str = ""
+    alarm_problem: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "events", StateEvents([f.name for f in fields(self)]))
@@ -159,6 +177,11 @@ class AppState:
             return
         object.__setattr__(self, name, value)
         events.emit(Change(name, value, old))
+
+    @property
+    def confirmable(self) -> bool:
+        """Whether the reading on screen can be confirmed (its utterance is held)."""
+        return self.reading is not None
 
     def subscribe(self, field: str, callback: Callable[[Change], None]) -> None:
         """Call ``callback(change)`` whenever ``field`` changes."""
@@ -179,7 +202,7 @@ class AppState:
         """Show a newly active recogniser (and forget the last phrase, which the old one read)."""
         self.update(kind=kind, entry=name, classes=tuple(classes), accuracy=accuracy, wer=wer,
                     reads_sentences=reads_sentences, measured_by=measured_by, phrase=None,
-                    confidence=None, top3=(), sure=False)
+                    confidence=None, top3=(), sure=False, reading=None, off_list=False)
 
     def record(self, phrase: str, confidence: float, top3: Sequence[tuple[str, float]],
                sure: bool, when: datetime | None = None, chosen: bool = False) -> HistoryItem:
@@ -187,24 +210,49 @@ class AppState:
         history; returns the history item.
 
         Field subscribers hear of the fields that changed; recognition
-        subscribers then hear of ``item`` whatever changed.
+        subscribers then hear of ``item`` whatever changed. A sure alert phrase
+        raises :attr:`alarm`, which stays until :meth:`acknowledge_alarm`.
         """
         item = HistoryItem(when or datetime.now(), phrase, float(confidence),
                            tuple((p, float(c)) for p, c in top3), sure, chosen, patient=self.patient)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
-                    history=(self.history + (item,))[-HISTORY_LIMIT:])
+                    off_list=False, history=(self.history + (item,))[-HISTORY_LIMIT:])
+        if sure and phrase in ALERT_PHRASES:
+            self.alarm = item
         self.events.emit_recorded(item)
         return item
+
+    def acknowledge_alarm(self) -> HistoryItem | None:
+        """Someone has seen the alarm: it stops; the item it was raised for."""
+        alarm, self.alarm = self.alarm, None
+        return alarm
+
+    def seed_history(self, items: Sequence[HistoryItem]) -> None:
+        """Put ``items`` (say, samples confirmed in earlier sessions) before the history, in
+        time order, without logging or showing them as the last phrase."""
+        known = {(i.time, i.saved) for i in self.history}
+        fresh = [i for i in items if (i.time, i.saved) not in known]
+        merged = sorted(self.history + tuple(fresh), key=lambda i: i.time)
+        self.history = tuple(merged[-HISTORY_LIMIT:])
 
     def mark_saved(self, item: HistoryItem, path: str | None) -> HistoryItem:
         """Note on ``item`` of the history that its clip was saved as ``path`` (None: undone)."""
         marked = replace(item, saved=path)
-        self.history = tuple(marked if old is item else old for old in self.history)
+        self.history = tuple(marked if same_item(old, item) else old for old in self.history)
         return marked
 
     def forget_patient(self, patient: str) -> None:
-        """Drop from the history every phrase ``patient`` said (their data was deleted)."""
+        """Drop from the history every phrase ``patient`` said, and them from the patients
+        (their data was deleted)."""
         self.history = tuple(i for i in self.history if patient_key(i.patient) != patient_key(patient))
+        self.patients = tuple(p for p in self.patients if patient_key(p) != patient_key(patient))
+
+    def choose_patient(self, patient: str) -> None:
+        """Make ``patient`` current and known (listed from now on, recorded or not)."""
+        patient = " ".join(patient.split())
+        if patient and patient_key(patient) not in {patient_key(p) for p in self.patients}:
+            self.patients = tuple(sorted(self.patients + (patient,), key=str.casefold))
+        self.patient = patient
 
 
 HISTORY_HEADER = ("time", "phrase", "confidence", "top3", "how", "patient")

@@ -116,13 +116,19 @@ def sentence_entry(grid_cache, grid_dir, tmp_path_factory):
 
 
 class FakeSpeaker:
-    """Stands in for the speech engine: remembers what it was asked to say."""
+    """Stands in for the speech engine: remembers what it was asked to say and how often the
+    alarm sounded; ``speech_problem`` / ``alarm_problem`` as a real one without them."""
 
-    def __init__(self):
+    def __init__(self, speech_problem: str = "", alarm_problem: str = ""):
         self.said: list[str] = []
+        self.alerts = 0
+        self.speech_problem, self.alarm_problem = speech_problem, alarm_problem
 
     def say(self, phrase: str) -> None:
         self.said.append(phrase)
+
+    def alert(self) -> None:
+        self.alerts += 1
 
 
 def no_camera():
@@ -143,10 +149,10 @@ def new_window(qtbot, tmp_path):
 
     made = []
 
-    def make(source=None, registry=None, videos=None, train_args=(), start=True):
+    def make(source=None, registry=None, videos=None, train_args=(), start=True, speaker=None):
         window = MainWindow(source or no_camera(), registry or tmp_path / "models",
                             videos or tmp_path / "videos", tmp_path / "history.csv",
-                            tuple(train_args), speaker=FakeSpeaker())
+                            tuple(train_args), speaker=speaker or FakeSpeaker())
         qtbot.addWidget(window)
         window.show()
         if start:

@@ -15,9 +15,11 @@ pytest.importorskip("pytestqt")
 
 from features.dataset import build_manifest
 from features.video import VideoError, VideoFileSource
-from recognizer.gui import phrase as phrase_panel
+from PySide6.QtCore import Qt
+
+from recognizer.gui import window as window_module
 from recognizer.gui.app import source_spec
-from recognizer.gui.phrase import ALERT_STYLE
+from recognizer.gui.phrase import PANEL_STYLE
 from recognizer.gui.speech import Speaker, alert_tone
 from recognizer.gui.train_panel import describe, progress_fraction
 from recognizer.gui.window import MainWindow, SourceSpec
@@ -27,7 +29,7 @@ from recognizer.live import Recognition
 from recognizer.predictor import Prediction
 from recognizer.segmenter import Utterance
 from training import registry
-from tests.conftest import write_tiny_video_entry
+from tests.conftest import FakeSpeaker, write_tiny_video_entry
 
 SENTENCE = "bbaf2n.mp4"          # "bin blue at f two now", spoken over frames 24-53
 
@@ -181,7 +183,7 @@ def test_recording_from_a_file_saves_a_clip_and_sidecar(open_window, qtbot, grid
     assert (row["speaker"], row["gender"], row["age_band"]) == ("bed 4", "female", "40-64")
     frames = VideoFileSource(row["path"]).frame_count
     assert 10 <= frames <= 60                          # the utterance with its margins, not the loop
-    assert any("ça_va: 1" in panel.counts.item(i).text() for i in range(panel.counts.count()))
+    assert any("ça va: 1" in panel.counts.item(i).text() for i in range(panel.counts.count()))
     assert window.state.patient == "bed 4" and panel.patient.currentText() == "bed 4"
 
 
@@ -261,7 +263,8 @@ def test_without_a_speech_engine_the_app_says_so_once(qtbot, monkeypatch):
     speaker = Speaker(messages.append)
     speaker.say("doctor")
     speaker.say("help")
-    assert len(messages) == 1 and "spoken" in messages[0] and not speaker.can_speak
+    spoken = [m for m in messages if "spoken" in m]
+    assert len(spoken) == 1 and not speaker.can_speak and speaker.speech_problem == spoken[0]
 
 
 def test_alert_tone_is_a_valid_wav():
@@ -310,27 +313,42 @@ def _recognised(phrase: str, top3) -> LiveRecognition:
     return LiveRecognition(recognition, time.monotonic())
 
 
-def test_every_sure_help_turns_the_panel_red(qtbot, new_window, monkeypatch):
-    """Recognised twice in a row, or picked from the top 3, "help" alerts each time."""
-    monkeypatch.setattr(phrase_panel, "ALERT_MS", 50)
+def test_a_sure_help_raises_an_alarm_that_stays_until_acknowledged(qtbot, new_window, monkeypatch):
+    """Recognised, or picked from the top 3, "help" raises the alarm over the window: it sounds
+    again and stays, whatever is read next and after Right, until Acknowledge or Esc; the
+    phrase panel itself is never painted red."""
+    monkeypatch.setattr(window_module, "ALARM_REPEAT_MS", 50)
     window = new_window()
     window.state.use_entry("landmark_cnn", "t", ("bin", "help", "lay"), 0.9)
-    panel = window.phrase
-
-    def red() -> bool:
-        return panel.styleSheet() == ALERT_STYLE
+    banner = window.alarm
     sure = (("help", 0.9), ("bin", 0.06), ("lay", 0.04))
-    for _ in range(2):
-        window.on_recognised(_recognised("help", sure))
-        assert red()
-        qtbot.waitUntil(lambda: not red(), timeout=2000)
+    window.on_recognised(_recognised("help", sure))
+    assert banner.isVisible() and "HELP" in banner.text.text()
+    qtbot.waitUntil(lambda: window.speaker.alerts >= 3, timeout=5000)    # it sounds again
+    window.on_recognised(_recognised("bin", (("bin", 0.9), ("help", 0.06), ("lay", 0.04))))
+    assert banner.isVisible() and window.phrase.styleSheet() == PANEL_STYLE
+    window.phrase.right_button.click()
+    assert banner.isVisible()
+    qtbot.keyClick(window, Qt.Key_Escape)
+    assert not banner.isVisible() and window.state.alarm is None
+    alerts = window.speaker.alerts
+    qtbot.waitUntil(lambda: not window._alarm_timer.isActive(), timeout=1000)
+    assert window.speaker.alerts == alerts and any("acknowledged" in m for m in window.messages)
+
     unsure = (("help", 0.4), ("bin", 0.35), ("lay", 0.25))
     window.on_recognised(_recognised("help", unsure))
-    assert not red() and panel.phrase.text() == "?"
-    [help_button] = [b for b, _ in panel.choices if b.property("phrase") == "help"]
+    assert not banner.isVisible() and window.phrase.phrase.text() == "?"
+    [help_button] = [b for b, _ in window.phrase.choices if b.property("phrase") == "help"]
     help_button.click()
-    assert red() and window.state.sure
-    qtbot.waitUntil(lambda: not red(), timeout=2000)
-    window.on_recognised(_recognised("bin", (("bin", 0.9), ("help", 0.06), ("lay", 0.04))))
-    assert not red()
-    assert window.speaker.said == ["help", "help", "help", "bin"]
+    assert banner.isVisible() and window.state.sure
+    banner.acknowledge.click()
+    assert not banner.isVisible()
+    assert window.speaker.said == ["help", "bin", "help"]
+
+
+def test_an_alarm_without_a_sound_device_says_it_is_silent(new_window):
+    window = new_window(speaker=FakeSpeaker(alarm_problem="the alarm cannot sound: no sound device"))
+    window.state.use_entry("landmark_cnn", "t", ("bin", "help"), 0.9)
+    window.on_recognised(_recognised("help", (("help", 0.95), ("bin", 0.05))))
+    assert window.alarm.isVisible()
+    assert window.alarm.sound.text() == "Silent: the alarm cannot sound: no sound device"

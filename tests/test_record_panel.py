@@ -29,7 +29,7 @@ TAKES = ((288, 360, 30, 25.0, UTTERANCE_END), (1080, 1920, 180, 30.0, MAX_LENGTH
 def window(qtbot, new_window):
     """The whole window at its default size, not started (no camera), on the Record tab."""
     made = new_window(start=False)
-    made.tabs.setCurrentWidget(made.recorder)
+    made.tabs.setCurrentWidget(made.record_page)
     made.recorder._start_recording = lambda config: None
     qtbot.waitExposed(made)
     qtbot.wait(50)

@@ -77,7 +77,7 @@ def test_a_kept_sample_and_a_confirmed_reading_teach_the_patients_recogniser(war
     qtbot.waitUntil(lambda: window.state.confirmable, timeout=30000)
     qtbot.wait(1500)                        # more readings come and go, none confirmed
     assert set(videos.rglob("*.mp4")) == before, "saved without a confirmation"
-    read = window._heard[0]
+    read = window.state.reading
     window.phrase.right_button.click()
     qtbot.waitUntil(lambda: any(i.saved for i in window.state.history), timeout=20000)
     item = next(i for i in window.state.history if i.saved)
@@ -85,7 +85,7 @@ def test_a_kept_sample_and_a_confirmed_reading_teach_the_patients_recogniser(war
     sidecar = json.loads(saved.with_suffix(".json").read_text())
     assert saved.parent.name == read.phrase and sidecar["origin"] == "confirmed"
     assert (sidecar["how"], sidecar["model"], sidecar["speaker"]) == ("confirmed", few_shot_name("bed 4"), "bed 4")
-    assert not window.phrase.right_button.isEnabled() or window._heard[0] is not read  # once only
+    assert not window.phrase.right_button.isEnabled() or window.state.reading is not read  # once only
     qtbot.waitUntil(lambda: window.state.per_phrase[read.phrase]["samples"] == 3
                     if read.phrase != "bin" else window.state.per_phrase["bin"]["samples"] == 2,
                     timeout=20000)
@@ -104,7 +104,7 @@ def test_a_wrong_reading_corrected_is_kept_as_the_right_phrase(ward, qtbot):
     use_few_shot(window, qtbot, "bed 4")
     qtbot.waitUntil(lambda: window.state.confirmable, timeout=30000)
     wrong = next(p for p in window.state.classes if p != window.state.phrase)
-    window.confirm_wrong(wrong)
+    window.confirm_wrong(window.state.reading, wrong)
     qtbot.waitUntil(lambda: any(i.saved for i in window.state.history), timeout=20000)
     item = window.state.history[-1]
     assert item.phrase == wrong and item.chosen and Path(item.saved).parent.name == wrong

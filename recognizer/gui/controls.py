@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from recognizer.predictor import find_entry
+from features.text import spoken_text
+from recognizer.predictor import find_entry, sure_above
 from recognizer.reading import ReadMode
 from recognizer.state import AppState, Change
 from training.card import Card
@@ -98,16 +99,25 @@ class RecogniserBar(QWidget):
         self.details = ElidedLabel()      # long class lists never widen the window
         self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2,
                                         value=state.confidence_threshold)
+        # Typing "0.7" passes through "0." on the way: only a finished value is taken.
+        self.threshold.setKeyboardTracking(False)
         self.threshold.setToolTip("How far from chance to certainty a reading must be to count as "
                                   "sure: 0.5 asks 75% of two phrases, 57% of seven")
+        self.sure_at = QLabel()
         self.speak = QCheckBox("Speak aloud", checked=state.speak_aloud)
+        self.speech_badge = QLabel("\u26a0 no speech")
+        self.speech_badge.setStyleSheet("color: #b00020; font-weight: bold;")
         layout = QHBoxLayout(self)
+        layout.setSpacing(6)
         self.read_label = QLabel("Read")
         for widget in (QLabel("Recogniser"), self.kind, QLabel("Model"), self.model,
                        self.read_label, self.read_mode, self.details):
             widget.setFont(QFont("Sans", 12))
             layout.addWidget(widget, stretch=1 if widget is self.details else 0)
-        for widget in (QLabel("Sure above"), self.threshold, self.speak):
+        sure = QLabel("Sure \u2265")
+        sure.setToolTip(self.threshold.toolTip())
+        for widget in (sure, self.threshold, self.sure_at, self.speak,
+                       self.speech_badge):
             layout.addWidget(widget)
         self.kind.setCurrentIndex(self.kind.findData(state.kind))
         self.kind.currentIndexChanged.connect(lambda _: self.refresh_models())
@@ -120,8 +130,39 @@ class RecogniserBar(QWidget):
                       "read_mode"):
             state.subscribe(field, self._show_details)
         state.subscribe("confidence_threshold", lambda c: self.threshold.setValue(c.value))
-        state.subscribe("speak_aloud", lambda c: self.speak.setChecked(c.value))
+        for field in ("speak_aloud", "speech_problem"):
+            state.subscribe(field, lambda _: self._show_speech())
+        for field in ("confidence_threshold", "classes", "reads_sentences", "read_mode"):
+            state.subscribe(field, lambda _: self._show_sure_at())
         self._show_details(None)
+        self._show_speech()
+        self._show_sure_at()
+
+    def _show_speech(self) -> None:
+        """Ticked while phrases are spoken; unticked, greyed and badged, with the reason as
+        the badge's tooltip, where they cannot be."""
+        problem = self.state.speech_problem
+        self.speak.blockSignals(True)
+        self.speak.setChecked(self.state.speak_aloud and not problem)
+        self.speak.blockSignals(False)
+        self.speak.setEnabled(not problem)
+        self.speech_badge.setVisible(bool(problem))
+        self.speech_badge.setToolTip(problem)
+        self.speak.setToolTip(problem or "Say sure phrases aloud")
+
+    def _show_sure_at(self) -> None:
+        """What the threshold asks of the phrases in use: it counts from chance."""
+        state = self.state
+        candidates = (0 if state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT
+                      else len(state.classes))
+        if candidates < 2:
+            self.sure_at.setText("")
+            return
+        chance, needed = 1.0 / candidates, sure_above(candidates, state.confidence_threshold)
+        self.sure_at.setText(f"= {needed:.0%}")
+        self.sure_at.setToolTip(f"Chance among {candidates} phrases is {chance:.0%}: a reading is "
+                                f"sure at {needed:.0%} or more ({state.confidence_threshold:.0%} "
+                                "of the way from chance to certain)")
 
     def refresh_models(self, select: str | None = None, load: bool = True) -> None:
         """Fill the model list for the chosen kind; select (and ``load``) ``select``, default the active entry."""
@@ -161,7 +202,7 @@ class RecogniserBar(QWidget):
         if state.entry is None:
             self.details.setText("no trained model")
             return
-        classes = ", ".join(state.classes)
+        classes = ", ".join(spoken_text(c) for c in state.classes)
         shown = classes if len(classes) <= 60 else classes[:57] + "..."
         if state.reads_sentences:
             wer = f"{state.wer:.1%}" if state.wer is not None else "unknown"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QRect, QSize, Qt, QTimer
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -22,13 +22,14 @@ from PySide6.QtWidgets import (
 )
 
 from features.text import spoken_text
-from recognizer.gui.speech import ALERT_PHRASES
 from recognizer.reading import ReadMode
-from recognizer.state import AppState, Change, HistoryItem
+from recognizer.state import AppState, Change, HistoryItem, same_item
 
 PANEL_STYLE = "background: #101418; color: #ffffff;"
 ALERT_STYLE = "background: #b00020; color: #ffffff;"
-ALERT_MS = 4000
+LEAD_STYLE = "background: #ffd54f; color: #101418; padding: 6px 12px;"
+PHRASE_SMALLEST_PT = 28      # about 1 cm high on a bedside screen: readable from 2 m
+PHRASE_MIN_HEIGHT = 96       # two lines of it
 
 
 class FittedLabel(QLabel):
@@ -77,33 +78,79 @@ class FittedLabel(QLabel):
             self.setFont(font)
 
 
+class ChoiceButton(QPushButton):
+    """A top-3 choice: its phrase in words, shrunk (``largest_pt`` down to ``smallest_pt``)
+    and then ended in "..." until it fits, never cut off unseen; the whole phrase is the tooltip."""
+
+    def __init__(self, largest_pt: int = 18, smallest_pt: int = 11, parent=None):
+        super().__init__(parent)
+        self.largest_pt, self.smallest_pt = largest_pt, smallest_pt
+        self.phrase: str | None = None
+
+    def set_phrase(self, phrase: str | None) -> None:
+        self.phrase = phrase
+        self.setProperty("phrase", phrase)
+        self.setToolTip(spoken_text(phrase) if phrase else "")
+        self.setEnabled(phrase is not None)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        words = spoken_text(self.phrase) if self.phrase else ""
+        room = max(self.contentsRect().width() - 28, 10)       # the padding of the style
+        font = QFont(self.font())
+        for size in range(self.largest_pt, self.smallest_pt - 1, -1):
+            font.setPointSize(size)
+            if QFontMetrics(font).horizontalAdvance(words) <= room:
+                break
+        self.setFont(font)
+        self.setText(QFontMetrics(font).elidedText(words, Qt.ElideRight, room))
+
+
 class PhrasePanel(QWidget):
     """The last phrase in very large type, with the top 3 as bars to choose from.
 
     Below the confidence threshold it says it is not sure and asks to pick one
     of the three (a sentence reader reading the words still shows them: an
-    unsure sentence is mostly right); a click on a choice calls ``on_choose(phrase)``. Every sure
-    "help" -- recognised, recognised again, or picked from the three -- turns
-    the panel red for ``ALERT_MS`` milliseconds, visible from across the bed.
+    unsure sentence is mostly right); a reading that is none of the phrases
+    says so. A click on a choice calls ``on_choose(reading, phrase)``.
 
-    "Right" (``on_confirm()``) and "Wrong..." (a menu of the phrases,
-    ``on_correct(phrase)``) confirm what was read, while ``state.confirmable``:
-    the utterance is then saved as a sample, and teaches the few-shot recogniser.
+    "Right" (``on_confirm(reading)``) and "Wrong..." (a menu of the phrases,
+    ``on_correct(reading, phrase)``) confirm what was read while a reading is
+    held (``state.reading``): the utterance is then saved as a sample, and
+    teaches the few-shot recogniser. Each acts on the reading on screen when
+    it was pressed (or its menu opened), whatever reading arrives meanwhile.
+    Above the phrase, ``lead`` says what to do first while there is no patient
+    or no phrase of theirs yet; a click on it calls ``on_lead()``.
     """
 
-    def __init__(self, state: AppState, on_choose: Callable[[str], None],
-                 on_confirm: Callable[[], None] | None = None,
-                 on_correct: Callable[[str], None] | None = None, parent=None):
+    def __init__(self, state: AppState, on_choose: Callable[[HistoryItem | None, str], None],
+                 on_confirm: Callable[[HistoryItem | None], None] | None = None,
+                 on_correct: Callable[[HistoryItem | None, str], None] | None = None,
+                 on_lead: Callable[[], None] | None = None, parent=None):
         super().__init__(parent)
         self.state = state
         self.setAutoFillBackground(True)
         self.setStyleSheet(PANEL_STYLE)
+        self.lead = QLabel(wordWrap=True)
+        self.lead.setFont(QFont("Sans", 13, QFont.Bold))
+        self.lead.setStyleSheet(LEAD_STYLE)
+        self.lead.setTextFormat(Qt.RichText)
+        self.lead.linkActivated.connect(lambda _: on_lead and on_lead())
         self.headline = QLabel("Mouth a phrase")
         self.headline.setFont(QFont("Sans", 20))
-        self.phrase = FittedLabel("\u2014")
+        self.headline.setWordWrap(True)
+        self.phrase = FittedLabel("\u2014", smallest_pt=PHRASE_SMALLEST_PT)
         self.phrase.setFont(QFont("Sans", 64, QFont.Bold))
+        self.phrase.setMinimumHeight(PHRASE_MIN_HEIGHT)
         self.headline.setAlignment(Qt.AlignCenter)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(4)
+        layout.addWidget(self.lead)
         layout.addWidget(self.headline)
         layout.addWidget(self.phrase, stretch=1)
         self.right_button = QPushButton("\u2713 Right")
@@ -112,52 +159,65 @@ class PhrasePanel(QWidget):
         self.wrong_button.setToolTip("It read the wrong phrase: pick the right one, kept as a "
                                      "sample of it")
         self.wrong_menu = QMenu(self)
+        self.wrong_menu.setFont(QFont("Sans", 16))
         confirm_row = QHBoxLayout()
         for button in (self.right_button, self.wrong_button):
             button.setFont(QFont("Sans", 14, QFont.Bold))
             button.setMinimumHeight(40)
             confirm_row.addWidget(button)
         layout.addLayout(confirm_row)
-        self.right_button.clicked.connect(lambda: on_confirm and on_confirm())
+        self._pressed: HistoryItem | None = None      # the reading on screen at the last press
+        self._menu_reading: HistoryItem | None = None
+        self.right_button.pressed.connect(self._press)
+        self.right_button.clicked.connect(lambda: on_confirm and on_confirm(self._pressed))
         self.wrong_button.clicked.connect(self._show_wrong_menu)
-        self.wrong_menu.triggered.connect(lambda action: on_correct and on_correct(action.data()))
-        self.choices: list[tuple[QPushButton, QProgressBar]] = []
+        self.wrong_menu.triggered.connect(
+            lambda action: on_correct and on_correct(self._menu_reading, action.data()))
+        self.choices: list[tuple[ChoiceButton, QProgressBar]] = []
         for _ in range(3):
-            button = QPushButton()
-            button.setFont(QFont("Sans", 18, QFont.Bold))
-            button.setMinimumHeight(48)
+            button = ChoiceButton()
+            button.setMinimumHeight(38)
             button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)   # a sentence never widens the panel
             button.setStyleSheet("text-align: left; padding: 4px 12px;")
-            button.clicked.connect(lambda _=False, b=button: on_choose(b.property("phrase")))
+            button.pressed.connect(self._press)
+            button.clicked.connect(lambda _=False, b=button: on_choose(self._pressed, b.phrase))
             bar = QProgressBar()
             bar.setRange(0, 100)
-            bar.setMinimumHeight(36)
+            bar.setMinimumHeight(30)
             bar.setFont(QFont("Sans", 14))
             row = QHBoxLayout()
             row.addWidget(button, stretch=3)
             row.addWidget(bar, stretch=2)
             layout.addLayout(row)
             self.choices.append((button, bar))
-        self._calm = QTimer(self, singleShot=True, interval=ALERT_MS)
-        self._calm.timeout.connect(lambda: self.setStyleSheet(PANEL_STYLE))
-        for field in ("entry", "kind", "patient", "phrase", "top3", "sure", "read_mode", "confirmable"):
+        for field in ("entry", "kind", "patient", "phrase", "top3", "sure", "read_mode", "reading",
+                      "off_list", "per_phrase", "classes", "model_problem"):
             state.subscribe(field, self._changed)
-        state.subscribe_recorded(self._recorded)
         self._changed(None)
+
+    def _press(self) -> None:
+        self._pressed = self.state.reading
 
     def _changed(self, change: Change | None) -> None:
         state = self.state
+        self._show_lead()
         if state.entry is None and state.kind == "few_shot":
             self.headline.setText("No samples of this patient yet" if state.patient
                                   else "No patient chosen")
             self.phrase.setText("Record one of each phrase" if state.patient
                                 else "Type the patient in the Record tab")
+        elif state.entry is None and state.model_problem:
+            self.headline.setText(state.model_problem)
+            self.phrase.setText("Choose another model")
         elif state.entry is None:
             self.headline.setText("No trained model yet")
             self.phrase.setText("Record samples, then train")
         elif state.phrase is None:
             self.headline.setText("Mouth a phrase")
             self.phrase.setText("\u2014")
+        elif state.off_list:
+            self.headline.setText("Not one of the phrases \u2014 or one of these?")
+            self.phrase.setText("?")
         elif state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT:
             # The words read always show: an unsure sentence is mostly right, word by word.
             self.headline.setText("Read" if state.sure else
@@ -170,40 +230,96 @@ class PhrasePanel(QWidget):
             self.headline.setText("Not sure \u2014 did you mean one of these?")
             self.phrase.setText("?")
         transcript = state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT
-        self.right_button.setEnabled(state.confirmable)
+        self.right_button.setEnabled(state.confirmable and not state.off_list)
         self.wrong_button.setEnabled(state.confirmable and not transcript and len(state.classes) > 1)
         for index, (button, bar) in enumerate(self.choices):
             phrase, probability = state.top3[index] if index < len(state.top3) else (None, 0.0)
-            button.setProperty("phrase", phrase)
-            button.setText(spoken_text(phrase) if phrase else "")
-            button.setToolTip(spoken_text(phrase) if phrase else "")
-            button.setEnabled(phrase is not None)
+            button.set_phrase(phrase)
             bar.setValue(round(probability * 100))
             bar.setFormat(f"{probability:.0%}" if phrase else "")
 
+    def _show_lead(self) -> None:
+        """What to do first: a patient, then a first (and a second) phrase of theirs."""
+        state = self.state
+        phrases = len(state.per_phrase)
+        if not state.patient:
+            text = "Start here: type the patient\u2019s name in the Record tab \u2192"
+        elif phrases == 0:
+            text = f"Next: record a first phrase of {state.patient} in the Record tab \u2192"
+        elif phrases == 1 and state.kind == "few_shot":
+            text = f"Next: record a second phrase of {state.patient} in the Record tab \u2192"
+        else:
+            text = ""
+        self.lead.setText(f'<a href="record" style="color: #101418;">{text}</a>' if text else "")
+        self.lead.setToolTip(text)
+        self.lead.setVisible(bool(text))
+
     def _show_wrong_menu(self) -> None:
-        """The phrases it could have meant, the one it read left out."""
+        """The phrases it could have meant, the one it read left out; the reading on screen
+        now is the one a pick corrects."""
+        self._menu_reading = self.state.reading
         self.wrong_menu.clear()
         for phrase in self.state.classes:
             if phrase != self.state.phrase:
                 self.wrong_menu.addAction(spoken_text(phrase)).setData(phrase)
         self.wrong_menu.popup(self.wrong_button.mapToGlobal(self.wrong_button.rect().bottomLeft()))
 
-    def _recorded(self, item: HistoryItem) -> None:
-        # On the recognition, not on a field change: a repeated "help" changes no field.
-        if item.sure and item.phrase in ALERT_PHRASES:
-            self.setStyleSheet(ALERT_STYLE)
-            self._calm.start()
+
+class AlarmBanner(QWidget):
+    """The alarm of an alert phrase ("help"): a red band over the whole window, with when it
+    was asked, whether it sounds, and "Acknowledge" (also the Esc key), which calls
+    ``on_acknowledge()``. Hidden while ``state.alarm`` is None; it stays until acknowledged,
+    whatever is read meanwhile."""
+
+    def __init__(self, state: AppState, on_acknowledge: Callable[[], None], parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setAutoFillBackground(True)
+        self.setStyleSheet(ALERT_STYLE)
+        self.text = QLabel()
+        self.text.setFont(QFont("Sans", 22, QFont.Bold))
+        self.text.setWordWrap(True)
+        self.sound = QLabel()
+        self.sound.setFont(QFont("Sans", 13))
+        self.sound.setWordWrap(True)
+        self.acknowledge = QPushButton("Acknowledge (Esc)")
+        self.acknowledge.setFont(QFont("Sans", 16, QFont.Bold))
+        self.acknowledge.setMinimumHeight(48)
+        self.acknowledge.setStyleSheet("background: #ffffff; color: #b00020; padding: 4px 16px;")
+        self.acknowledge.clicked.connect(on_acknowledge)
+        words = QVBoxLayout()
+        words.addWidget(self.text)
+        words.addWidget(self.sound)
+        layout = QHBoxLayout(self)
+        layout.addLayout(words, stretch=1)
+        layout.addWidget(self.acknowledge)
+        for field in ("alarm", "alarm_problem"):
+            state.subscribe(field, self._changed)
+        self._changed(None)
+
+    def _changed(self, change: Change | None) -> None:
+        alarm = self.state.alarm
+        self.setVisible(alarm is not None)
+        if alarm is None:
+            return
+        who = f"{self.state.patient} asks" if alarm.patient else "The patient asks"
+        self.text.setText(f"\u26a0 {who} for {spoken_text(alarm.phrase).upper()} "
+                          f"\u2014 since {alarm.time:%H:%M:%S}")
+        self.sound.setText(f"Silent: {self.state.alarm_problem}" if self.state.alarm_problem
+                           else "Sounding until someone acknowledges it")
 
 
 class HistoryPanel(QListWidget):
-    """Recognised phrases with their times, newest on top; those kept as a sample say so."""
+    """Recognised phrases with their times, newest on top; those kept as a sample say so.
+    The row chosen stays on its phrase as new ones arrive above it."""
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
         self.state = state
+        self._chosen: HistoryItem | None = None       # the item of the row the user chose
         self.setFont(QFont("Sans", 14))
         state.subscribe("history", self._changed)
+        self.currentRowChanged.connect(lambda row: setattr(self, "_chosen", self.item_at(row)))
         self._changed(None)
 
     def item_at(self, row: int) -> HistoryItem | None:
@@ -211,41 +327,68 @@ class HistoryPanel(QListWidget):
         history = self.state.history
         return history[len(history) - 1 - row] if 0 <= row < len(history) else None
 
+    def selected(self) -> HistoryItem | None:
+        """The item of the row chosen (as it is now: marked saved or not)."""
+        return self.item_at(self.currentRow()) if self.currentItem() is not None else None
+
     def _changed(self, change: Change | None) -> None:
-        row = self.currentRow()
+        chosen = self._chosen
+        self.blockSignals(True)
         self.clear()
         for item in reversed(self.state.history):
             mark = "  (chosen)" if item.chosen else "" if item.sure else "  (not sure)"
             kept = "  \u2713 kept as a sample" if item.saved else ""
             self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   "
                          f"{item.confidence:.0%}{mark}{kept}")
-        self.setCurrentRow(min(row, self.count() - 1))
+        rows = [r for r in range(self.count()) if chosen is not None
+                and same_item(self.item_at(r), chosen)]
+        self.setCurrentRow(rows[0] if rows else -1)
+        self.blockSignals(False)
+        self._chosen = self.selected()
+        self.currentRowChanged.emit(self.currentRow())
 
 
 class HistoryTab(QWidget):
-    """The history list with "Undo sample": ``on_undo(item)`` for a kept confirmation."""
+    """The history list with "Undo sample" (the row chosen) and "Undo last sample" (the newest
+    kept), each calling ``on_undo(item)``; ``said`` tells what the last undo removed."""
 
     def __init__(self, history: HistoryPanel, on_undo: Callable[[HistoryItem], None], parent=None):
         super().__init__(parent)
         self.history = history
         self.on_undo = on_undo
         self.undo_button = QPushButton("Undo sample")
-        self.undo_button.setToolTip("Delete the sample this confirmation kept")
+        self.undo_button.setToolTip("Delete the sample the chosen row's confirmation kept")
+        self.undo_last_button = QPushButton("Undo last sample")
+        self.undo_last_button.setToolTip("Delete the newest sample kept by a confirmation")
+        self.said = QLabel(wordWrap=True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.undo_button)
+        buttons.addWidget(self.undo_last_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(history, stretch=1)
-        layout.addWidget(self.undo_button)
+        layout.addLayout(buttons)
+        layout.addWidget(self.said)
         history.currentRowChanged.connect(lambda _: self._selected())
         history.state.subscribe("history", lambda _: self._selected())
-        self.undo_button.clicked.connect(self._undo)
+        self.undo_button.clicked.connect(lambda: self._undo(self.history.selected()))
+        self.undo_last_button.clicked.connect(lambda: self._undo(self.last_saved()))
         self._selected()
 
-    def _selected(self) -> None:
-        item = self.history.item_at(self.history.currentRow())
-        self.undo_button.setEnabled(item is not None and item.saved is not None)
+    def last_saved(self) -> HistoryItem | None:
+        return next((i for i in reversed(self.history.state.history) if i.saved), None)
 
-    def _undo(self) -> None:
-        item = self.history.item_at(self.history.currentRow())
+    def _selected(self) -> None:
+        item = self.history.selected()
+        self.undo_button.setEnabled(item is not None and item.saved is not None)
+        self.undo_last_button.setEnabled(self.last_saved() is not None)
+
+    def _undo(self, item: HistoryItem | None) -> None:
         if item is not None and item.saved:
             self.undo_button.setEnabled(False)
             self.on_undo(item)
+
+    def show_undone(self, item: HistoryItem) -> None:
+        """Say which sample an undo removed."""
+        self.said.setText(f"Removed the sample of \u201c{spoken_text(item.phrase)}\u201d "
+                          f"kept at {item.time:%H:%M:%S}")

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
-from features.text import patient_key
+from features.text import patient_key, spoken_text
 from recognizer.gui.layout import form_with_buttons
 from recognizer.patients import patient_rows, patients
 from recognizer.recording import (DEFAULT_PHRASES, RecordingConfig, Take, expectation, phrase_list,
@@ -53,10 +53,23 @@ AGE_BANDS = ("", "under 18", "18-39", "40-64", "65+")
 MESSAGE_LINES = 3
 
 
-def count_line(label: str, have: int, expected: float | None = None) -> str:
-    """One line of the sample counts: ``label``, how many it has, and in a few words what the
-    few-shot recogniser makes of them (the whole story is :func:`sample_hint`, the tooltip)."""
-    return f"{label}: {have}  \u2014 {expectation(have, expected)}"
+MIN_FACE_FRACTION = 0.5     # a take with a face in fewer of its frames is no sample
+
+
+def count_line(label: str, have: int, expected: float | None = None, phrases: int = 2) -> str:
+    """One line of the sample counts: ``label`` in words, how many it has, and in a few words
+    what the few-shot recogniser makes of them among ``phrases`` phrases with samples (the
+    whole story is :func:`sample_hint`, the tooltip)."""
+    return f"{spoken_text(label)}: {have}  \u2014 {expectation(have, expected, phrases)}"
+
+
+def face_problem(take: Take) -> str | None:
+    """Why ``take`` cannot be a sample (no face in most of its frames), or None."""
+    seen = 0.0 if take.clip is None or not len(take.clip.valid) else float(take.clip.valid.mean())
+    if seen >= MIN_FACE_FRACTION:
+        return None
+    return (f"No face was found in {1 - seen:.0%} of this take, so it cannot be a sample. "
+            "Face the camera in good light, the whole mouth in view, and record again.")
 
 
 class ReplayView(QWidget):
@@ -208,16 +221,17 @@ class RecordPanel(QWidget):
         self.message.setToolTip(text)
 
     def _patient_typed(self) -> None:
-        self.state.patient = " ".join(self.patient.currentText().split())
+        self.state.choose_patient(self.patient.currentText())
 
     def show_patient(self) -> None:
-        """The patient list (every patient with a recording, and the current one) and counts;
-        the last message was about another patient's samples."""
+        """The patient list (every patient typed or with a recording, and the current one)
+        and counts; the last message was about another patient's samples."""
         current = self.state.patient
         self._say("")
         names = list(patients(self.videos_root)) if self.videos_root.is_dir() else []
-        if current and patient_key(current) not in {patient_key(n) for n in names}:
-            names.append(current)
+        for name in (*self.state.patients, current):
+            if name and patient_key(name) not in {patient_key(n) for n in names}:
+                names.append(name)
         self.patient.blockSignals(True)
         self.patient.clear()
         self.patient.addItems(sorted(names, key=str.casefold))
@@ -238,16 +252,19 @@ class RecordPanel(QWidget):
         phrases = phrase_list(counts)
         current = self.phrase.currentText()
         self.phrase.clear()
-        self.phrase.addItems(phrases)
-        self.phrase.setEditText(current or DEFAULT_PHRASES[0])
+        self.phrase.addItems([spoken_text(p) for p in phrases])
+        self.phrase.setEditText(current or spoken_text(DEFAULT_PHRASES[0]))
         self.counts.clear()
+        recorded = sum(1 for have in counts.values() if have)
         for label in phrases:
             have = counts.get(label, 0)
             expected = self.state.per_phrase.get(label, {}).get("expected_accuracy")
             # With no patient chosen these are everybody's samples: no recogniser's promise.
-            line = count_line(label, have, expected) if self.state.patient else f"{label}: {have}"
+            line = (count_line(label, have, expected, recorded) if self.state.patient
+                    else f"{spoken_text(label)}: {have}")
             item = QListWidgetItem(line)
-            item.setToolTip(f"{label}: {have} \u2014 {sample_hint(counts, label, expected)}")
+            item.setToolTip(f"{spoken_text(label)}: {have} \u2014 "
+                            f"{sample_hint(counts, label, expected, recorded)}")
             self.counts.addItem(item)
 
     def _delete_patient(self) -> None:
@@ -291,8 +308,15 @@ class RecordPanel(QWidget):
             return
         self._take = take
         self._set_mode("review")
-        why = "the utterance ended" if take.ended_by == "utterance_end" else "the longest length was reached"
-        self._say(f"Recorded {take.seconds:.1f} s of \u201c{self._label}\u201d ({why}). Keep it?")
+        problem = face_problem(take)
+        if problem:
+            self.keep_button.setEnabled(False)
+            self._say(problem, error=True)
+        else:
+            why = ("the utterance ended" if take.ended_by == "utterance_end"
+                   else "the longest length was reached")
+            self._say(f"Recorded {take.seconds:.1f} s of \u201c{spoken_text(self._label)}\u201d "
+                      f"({why}). Keep it?")
         self._replay_index = 0
         self._next_replay_frame()
         self._replay_timer.start(max(10, round(1000 / take.fps)))
@@ -321,6 +345,8 @@ class RecordPanel(QWidget):
                        recorded_at=datetime.now().isoformat(timespec="seconds"))
 
     def keep(self) -> None:
+        if self._take is None or face_problem(self._take):
+            return
         self.keep_clicked = time.monotonic()
         take, label, sidecar = self._take, self._label, self.sidecar()
         self._end_review()
@@ -338,4 +364,6 @@ class RecordPanel(QWidget):
 
     def _on_saved(self, path: str) -> None:
         self.refresh_counts()
-        self._say(f"Saved {path}")
+        label = Path(path).parent.name
+        self._say(f"Saved a sample of \u201c{spoken_text(label)}\u201d "
+                  f"({self.label_counts().get(label, 0)} now).")

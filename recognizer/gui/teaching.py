@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 from features.dataset import validate_label
-from features.text import patient_key
+from features.text import patient_key, spoken_text
 from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED
+from recognizer.patients import confirmed_samples
 from recognizer.predictor import Predictor
 from recognizer.state import HistoryItem
+from training.registry import SHIPPED_DIR
 
 FEW_SHOT = "few_shot"
 
@@ -27,33 +29,37 @@ class TeachingMixin:
     """Confirmations, kept samples and patients; mixed into the main window, whose state,
     enroller, panels and ``_announce`` it uses."""
 
-    def choose(self, phrase: str) -> None:
-        """The caregiver or patient picked ``phrase`` from the top 3: said, and kept as a sample."""
+    def choose(self, reading: HistoryItem | None, phrase: str) -> None:
+        """The caregiver or patient picked ``phrase`` from the top 3 of ``reading`` (None: a
+        reading not held, such as a tentative one): said, and its utterance kept as a sample."""
         if phrase:
-            item = self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3,
+            top3 = reading.top3 if reading is not None else self.state.top3
+            item = self._announce(phrase, dict(top3).get(phrase, 0.0), top3, True, chosen=True)
+            self._keep_heard(reading, phrase, PICKED, item)
+
+    def confirm_right(self, reading: HistoryItem | None) -> None:
+        """``reading`` is right: its utterance becomes a sample of what it read."""
+        if reading is not None:
+            self._keep_heard(reading, reading.phrase, CONFIRMED, reading)
+
+    def confirm_wrong(self, reading: HistoryItem | None, phrase: str) -> None:
+        """``reading`` is wrong, ``phrase`` was meant: said, and kept as a sample of it."""
+        if phrase and reading is not None:
+            item = self._announce(phrase, dict(reading.top3).get(phrase, 0.0), reading.top3,
                                   True, chosen=True)
-            self._keep_heard(phrase, PICKED, item)
+            self._keep_heard(reading, phrase, CORRECTED, item)
 
-    def confirm_right(self) -> None:
-        """What was read is right: its utterance becomes a sample of it."""
-        if self._heard is not None:
-            item = self._heard[0]
-            self._keep_heard(item.phrase, CONFIRMED, item)
-
-    def confirm_wrong(self, phrase: str) -> None:
-        """What was read is wrong, ``phrase`` was meant: said, and kept as a sample of it."""
-        if phrase:
-            item = self._announce(phrase, dict(self.state.top3).get(phrase, 0.0), self.state.top3,
-                                  True, chosen=True)
-            self._keep_heard(phrase, CORRECTED, item)
-
-    def _keep_heard(self, phrase: str, how: str, item: HistoryItem) -> None:
-        """Save the last reading's utterance as a sample of ``phrase`` (once), for ``item``."""
-        if self._heard is None:
+    def _keep_heard(self, reading: HistoryItem | None, phrase: str, how: str,
+                    item: HistoryItem) -> None:
+        """Save ``reading``'s utterance (once) as a sample of ``phrase``, for ``item``; say so
+        when it is no longer held rather than save another."""
+        if reading is None:
             return
-        heard = self._heard[1]
-        self._heard = None
-        self.state.confirmable = False
+        heard = self.held(reading)
+        if heard is None:
+            self.show_status(f"Not kept as a sample: the reading of {reading.time:%H:%M:%S} is "
+                             "no longer held (newer readings replaced it, or it was kept already)")
+            return
         try:
             label = validate_label(phrase)
         except ValueError as error:
@@ -76,14 +82,32 @@ class TeachingMixin:
     def undo_sample(self, item: HistoryItem) -> None:
         """Delete the sample ``item``'s confirmation kept."""
         self.enroller.undo(item)
-        self.show_status(f"Deleting the sample of \u201c{Path(item.saved).parent.name}\u201d "
-                         f"kept at {item.time:%H:%M:%S}; the recogniser forgets it")
+        self.show_status(f"Deleting the sample of \u201c{spoken_text(Path(item.saved).parent.name)}"
+                         f"\u201d kept at {item.time:%H:%M:%S}...")
+
+    def _on_undone(self, item: HistoryItem) -> None:
+        self.state.mark_saved(item, None)
+        self.history_tab.show_undone(item)
+        self.show_status(f"Removed the sample of \u201c{spoken_text(Path(item.saved).parent.name)}"
+                         f"\u201d kept at {item.time:%H:%M:%S}; the recogniser forgets it")
+        self.recorder.refresh_counts()
+
+    def _seed_confirmed(self) -> None:
+        """The current patient's samples confirmed in earlier sessions join the history, so
+        that they can be undone after a restart."""
+        if not self.state.patient:
+            return
+        self.state.seed_history([
+            HistoryItem(s.recorded_at, s.label, s.confidence, (), True, s.how != CONFIRMED,
+                        s.path, self.state.patient)
+            for s in confirmed_samples(self.videos_root, self.state.patient)])
 
     def _patient_changed(self) -> None:
         """Another patient: their samples, expectations and few-shot entry."""
-        self._heard = None
-        self.state.update(per_phrase={}, confirmable=False)
+        self._held.clear()
+        self.state.update(per_phrase={}, reading=None)
         self.enroller.set_patient(self.state.patient)
+        self._seed_confirmed()
         if self.state.kind == FEW_SHOT:
             self.bar.refresh_models()             # the new patient's entry, or none
 
@@ -109,10 +133,17 @@ class TeachingMixin:
             self.show_status(f"{self.state.patient}'s recogniser knows one phrase: record a "
                              "second phrase and it starts (with one, it could say nothing else)")
             return
-        if predictor is None or (self.state.entry is not None and self.state.kind != FEW_SHOT):
+        if predictor is None:
             if self.state.kind == FEW_SHOT:
                 self.bar.refresh_models(self.state.entry, load=False)
             return
+        if self.state.kind != FEW_SHOT and self._patient_model_in_use():
+            self.show_status(f"{self.state.patient}'s few-shot recogniser knows "
+                             f"{len(predictor.classes)} phrases; still reading with "
+                             f"{self.state.entry}, chosen for them (choose Few-shot under "
+                             "Recogniser to use it)")
+            return
+        switched = self.state.kind != FEW_SHOT
         self.bar.show_kind(FEW_SHOT)
         self.bar.refresh_models(predictor.name, load=False)
         self._picks += 1                       # a pick still loading is older than this
@@ -122,8 +153,19 @@ class TeachingMixin:
         if asked:
             self.enrol_latencies_ms.append((time.monotonic() - asked) * 1000)
             took = f", {self.enrol_latencies_ms[-1]:.0f} ms after the sample was kept"
-        self.show_status(f"{self.state.patient}'s recogniser now knows {len(update.per_phrase)} "
-                         f"phrase(s) from {samples} sample(s){took}")
+        switch = "now reads with" if switched else "now knows"
+        self.show_status(f"{self.state.patient}'s few-shot recogniser {switch} "
+                         f"{len(update.per_phrase)} phrases from {samples} samples{took}"
+                         + (" (it replaced the general model, which knows no patient)"
+                            if switched else ""))
+
+    def _patient_model_in_use(self) -> bool:
+        """Whether the model reading now was made from recorded samples (trained in the Train
+        tab), not the general one shipped with the app: a choice the few-shot recogniser does
+        not override."""
+        predictor = self.predictor
+        return (predictor is not None
+                and Path(predictor.entry.path).parent.parts[-2:] != SHIPPED_DIR.parts)
 
     def _on_patient_deleted(self, patient: str, result) -> None:
         said = self.history_log.forget_patient(patient)

@@ -101,7 +101,7 @@ class VideoView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumSize(320, 240)
+        self.setMinimumSize(256, 192)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self._frame: LiveFrame | None = None
         self._painted: LiveFrame | None = None

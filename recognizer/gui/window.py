@@ -11,17 +11,27 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from features.dataset import build_manifest
 from features.text import patient_key
 from recognizer.capture import SourceFactory
 from recognizer.confirmations import HeardUtterance
 from recognizer.gui.controls import RecogniserBar, registry_choice
-from recognizer.gui.phrase import HistoryPanel, HistoryTab, PhrasePanel
+from recognizer.gui.phrase import AlarmBanner, HistoryPanel, HistoryTab, PhrasePanel
 from recognizer.gui.record_panel import RecordPanel
 from recognizer.gui.samples import Enroller
 from recognizer.gui.speech import Speaker
@@ -31,13 +41,13 @@ from recognizer.gui.views import PlotPanel, VideoView
 from recognizer.gui.worker import LiveFrame, LiveRecognition, LiveWorker
 from recognizer.live import PlotHistory, Recognition
 from recognizer.patients import few_shot_name
-from recognizer.predictor import Predictor, find_entry, is_sure, kind_in_use
+from recognizer.predictor import Predictor, find_entry, is_sure, kind_in_use, names_nothing
 from recognizer.reading import ReadMode
 from recognizer.recording import phrase_list
 from recognizer.settings import Settings, load_settings, save_settings
 from recognizer.state import AppState, HistoryItem, HistoryLog
 from training.kinds import get_kind
-from training.registry import activate, damaged_entries, read_card
+from training.registry import activate, active_problem, damaged_entries, read_card
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,21 @@ class SourceSpec:
 
 
 SETTING_FIELDS = tuple(f.name for f in fields(Settings))     # AppState fields kept across restarts
+HELD_READINGS = 2          # final readings whose utterance is held for a confirmation
+ALARM_REPEAT_MS = 10_000   # the alarm sounds again until acknowledged
+LARGEST_SIZE = QSize(1400, 900)
+
+
+def scrolling(panel: QWidget) -> QScrollArea:
+    """``panel`` in a frameless scroll area that widens it to its width (no sideways scroll)
+    and never makes it shorter than it asks: what it shows never moves it about."""
+    panel.setMinimumHeight(panel.sizeHint().height())
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    return area
 
 
 class MainWindow(TeachingMixin, QMainWindow):
@@ -80,12 +105,20 @@ class MainWindow(TeachingMixin, QMainWindow):
         self._source_error: str | None = None
         self.phrase_latencies_ms: deque[float] = deque(maxlen=10_000)
         self.enrol_latencies_ms: deque[float] = deque(maxlen=10_000)   # sample kept -> entry live
-        self._heard: tuple[HistoryItem, HeardUtterance] | None = None  # the last reading, unsaved
+        # The last final readings and their utterances, unsaved, newest last: a confirmation
+        # names the reading it was shown with, which may no longer be the newest.
+        self._held: deque[tuple[HistoryItem, HeardUtterance]] = deque(maxlen=HELD_READINGS)
         self.speaker = speaker or Speaker(self.show_status, self)
+        self.state.update(speech_problem=getattr(self.speaker, "speech_problem", ""),
+                          alarm_problem=getattr(self.speaker, "alarm_problem", ""))
         self.worker = LiveWorker(source.open, retry=source.retry, parent=self)
         self.video = VideoView()
         self.plots = PlotPanel(self.plot_history)
-        self.phrase = PhrasePanel(self.state, self.choose, self.confirm_right, self.confirm_wrong)
+        self.phrase = PhrasePanel(self.state, self.choose, self.confirm_right, self.confirm_wrong,
+                                  self.show_first_step)
+        self.alarm = AlarmBanner(self.state, self.acknowledge_alarm)
+        self._alarm_timer = QTimer(self, interval=ALARM_REPEAT_MS)
+        self._alarm_timer.timeout.connect(self._sound_alarm)
         self.history = HistoryPanel(self.state)
         self.history_tab = HistoryTab(self.history, self.undo_sample)
         self.videos_root = Path(videos_root)
@@ -105,22 +138,40 @@ class MainWindow(TeachingMixin, QMainWindow):
         left.setSizes([520, 380])
         self.tabs = QTabWidget()
         self.tabs.addTab(self.history_tab, "History")
-        self.tabs.addTab(self.recorder, "Record")
-        self.tabs.addTab(self.trainer, "Train")
+        # On a small screen the forms scroll rather than take the phrase's room.
+        self.record_page, self.train_page = scrolling(self.recorder), scrolling(self.trainer)
+        self.tabs.addTab(self.record_page, "Record")
+        self.tabs.addTab(self.train_page, "Train")
         right = QSplitter(Qt.Vertical)
         right.addWidget(self.phrase)
         right.addWidget(self.tabs)
-        right.setSizes([450, 450])
+        right.setStretchFactor(0, 3)             # the phrase keeps the most room
+        right.setStretchFactor(1, 2)
+        right.setChildrenCollapsible(False)
         main = QSplitter(Qt.Horizontal)
         main.addWidget(left)
         main.addWidget(right)
-        main.setSizes([800, 600])
+        main.setStretchFactor(0, 1)
+        main.setStretchFactor(1, 1)
         central = QWidget()
         layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.alarm)
         layout.addWidget(self.bar)
         layout.addWidget(main, stretch=1)
         self.setCentralWidget(central)
-        self.resize(1400, 900)
+        self.statusBar().setSizeGripEnabled(False)
+        self.fit_screen()
+
+    def fit_screen(self) -> None:
+        """Open at most :data:`LARGEST_SIZE`, within the screen the window opens on; its
+        splitters share the room so that the phrase keeps the most of it."""
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        size = LARGEST_SIZE if screen is None else LARGEST_SIZE.boundedTo(screen.size())
+        self.resize(size)
+        if screen is not None:
+            self.move(screen.topLeft() + QPoint((screen.width() - size.width()) // 2,
+                                                 (screen.height() - size.height()) // 2))
 
     def _connect(self) -> None:
         self.worker.frame_ready.connect(self.on_frame)
@@ -134,7 +185,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.recorder.delete_requested.connect(self.enroller.delete_patient)
         self.enroller.updated.connect(self._on_enrolled)
         self.enroller.confirmed.connect(self._on_confirmed)
-        self.enroller.undone.connect(lambda item: self.state.mark_saved(item, None))
+        self.enroller.undone.connect(self._on_undone)
         self.enroller.deleted.connect(self._on_patient_deleted)
         self.enroller.message.connect(self.show_status)
         self.state.subscribe("read_mode", lambda _: self._reread())
@@ -143,6 +194,9 @@ class MainWindow(TeachingMixin, QMainWindow):
             self.state.subscribe(name, lambda _: self._save_settings())
         self._plot_timer = QTimer(self, interval=66)
         self._plot_timer.timeout.connect(self.plots.refresh)
+        self.state.subscribe("alarm", self._alarm_changed)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, self.acknowledge_alarm,
+                  context=Qt.ApplicationShortcut)
 
     def start(self) -> None:
         """Load the recogniser and start the live worker."""
@@ -150,6 +204,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.bar.refresh_models()
         if self.state.patient:
             self.enroller.set_patient(self.state.patient)
+            self._seed_confirmed()
         self.worker.start()
         self._plot_timer.start()
 
@@ -213,17 +268,40 @@ class MainWindow(TeachingMixin, QMainWindow):
         recognition = live.recognition
         prediction = recognition.prediction
         sure = is_sure(prediction, self.state.confidence_threshold)
+        nothing = names_nothing(prediction)
         shown, self._shown = self._shown, recognition if not recognition.final else None
-        if not recognition.final:
+        if not recognition.final or nothing:
+            # A tentative reading, or one that names none of the phrases: shown, not logged
+            # or spoken. Only a final one can be confirmed (a pick of the top 3 keeps it).
             self.state.update(phrase=prediction.phrase, confidence=prediction.confidence,
-                              top3=prediction.top3, sure=sure)
+                              top3=prediction.top3, sure=sure and not nothing, off_list=nothing,
+                              reading=None)
             self._time_phrase(live.arrived)
+            if recognition.final and live.heard is not None:
+                self._hold(HistoryItem(datetime.now(), prediction.phrase, prediction.confidence,
+                                       prediction.top3, False, patient=self.state.patient),
+                           live.heard)
             return
         repeated = shown is not None and shown.utterance == recognition.utterance
         item = self._announce(prediction.phrase, prediction.confidence, prediction.top3, sure,
                               None if repeated else live.arrived)
-        self._heard = (item, live.heard) if live.heard is not None else None
-        self.state.confirmable = self._heard is not None
+        self.state.reading = self._hold(item, live.heard) if live.heard is not None else None
+
+    def _hold(self, item: HistoryItem, heard: HeardUtterance) -> HistoryItem:
+        """Keep ``heard`` in memory for a confirmation of the reading ``item``."""
+        self._held.append((item, heard))
+        return item
+
+    def held(self, item: HistoryItem | None) -> HeardUtterance | None:
+        """The utterance of the reading ``item`` (taken out: it is saved once), or None when
+        it is no longer held."""
+        for pair in self._held:
+            if pair[0] is item:
+                self._held.remove(pair)
+                if self.state.reading is item:
+                    self.state.reading = None
+                return pair[1]
+        return None
 
     def _announce(self, phrase: str, confidence: float, top3, sure: bool,
                   arrived: float | None = None, chosen: bool = False) -> HistoryItem:
@@ -232,9 +310,32 @@ class MainWindow(TeachingMixin, QMainWindow):
         item = self.state.record(phrase, confidence, top3, sure, chosen=chosen)
         self._time_phrase(arrived)
         self.history_log.append(item)
-        if sure and self.state.speak_aloud:
+        if sure and self.state.speak_aloud and not self.state.speech_problem:
             self.speaker.say(phrase)
         return item
+
+    def _alarm_changed(self, change) -> None:
+        if change.value is None:
+            self._alarm_timer.stop()
+            return
+        self._sound_alarm()
+        self._alarm_timer.start()
+
+    def _sound_alarm(self) -> None:
+        self.speaker.alert()
+        self.state.alarm_problem = getattr(self.speaker, "alarm_problem", "")
+
+    def acknowledge_alarm(self) -> None:
+        """Someone has seen the alarm: it stops sounding and leaves the screen."""
+        alarm = self.state.acknowledge_alarm()
+        if alarm is not None:
+            self.show_status(f"Alarm of {alarm.time:%H:%M:%S} acknowledged at "
+                             f"{datetime.now():%H:%M:%S}")
+
+    def show_first_step(self) -> None:
+        """The lead was clicked: the Record tab, at the field to fill first."""
+        self.tabs.setCurrentWidget(self.record_page)
+        (self.recorder.patient if not self.state.patient else self.recorder.phrase).setFocus()
 
     def _time_phrase(self, arrived: float | None) -> None:
         """Paint the phrase now; ``arrived`` (monotonic s) of the frame that brought it
@@ -264,6 +365,11 @@ class MainWindow(TeachingMixin, QMainWindow):
         if entry is None:
             self._use_predictor(None)
             self.state.use_entry(kind, None, (), None)
+            problem = active_problem(self.registry_root, kind) if kind != FEW_SHOT else None
+            self.state.model_problem = problem or ""
+            if problem:
+                self.show_status(f"{problem}. Or choose another model under Model.")
+                return
             damaged = "".join(f" Cannot use the damaged model {d.name}: {d.reason}."
                               for d in damaged_entries(self.registry_root))
             if kind == FEW_SHOT:
@@ -292,9 +398,16 @@ class MainWindow(TeachingMixin, QMainWindow):
         if pick != self._picks:
             return
         if predictor is None:
-            self.show_status(f"Cannot use the model {entry}: {error}")
+            self.show_status(f"Cannot use the model {entry.name}: {error}. "
+                             + (f"Still recognising with {self.state.entry}."
+                                if self.state.entry else "Choose another model."))
+            if self.state.entry is None:
+                self.state.model_problem = f"The model {entry.name} cannot be used: {error}"
+            self.bar.show_kind(self.state.kind)
+            self.bar.refresh_models(self.state.entry, load=False)    # the box shows what reads
             return
         card = predictor.entry.card
+        self.state.model_problem = ""
         self._use_predictor(predictor)
         self.state.use_entry(card.kind, entry.name, predictor.answers, card.accuracy,
                              card.wer, predictor.reads_sentences,

@@ -1,0 +1,348 @@
+"""A window a nurse can trust: a confirmation saves the clip it was shown with, missing speech
+and sound say so where it stays, undo acts on the row chosen, the window fits a small screen,
+the numbers say what they mean, a first start says what to do, a take without a face is not
+kept. Offscreen, under pytest-qt, waiting on conditions."""
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QRect, QSize, Qt
+
+from features.cache import ClipFeatures
+from features.video import VideoFileSource
+from recognizer.confirmations import HeardUtterance, save_confirmation
+from recognizer.gui import window as window_module
+from recognizer.gui.record_panel import count_line
+from recognizer.gui.worker import LiveRecognition
+from recognizer.live import Recognition
+from recognizer.patients import few_shot_name
+from recognizer.predictor import Prediction
+from recognizer.recording import Take
+from recognizer.segmenter import Utterance
+from recognizer.settings import load_settings
+from tests.conftest import SHIPPED_READER, FakeSpeaker
+from tests.test_patients import copy_as
+
+PHRASES = ("bin", "help", "lay")
+
+
+def heard_of(shade: int, phrase: str, confidence: float) -> HeardUtterance:
+    """An utterance of 12 frames of one grey ``shade``, which tells saved clips apart."""
+    frames = tuple(np.full((48, 64, 3), shade, np.uint8) for _ in range(12))
+    return HeardUtterance(frames, 25.0, None, phrase, confidence, "t")
+
+
+def reading(phrase: str, top3, shade: int | None = None, final: bool = True,
+            probabilities=()) -> LiveRecognition:
+    """What the worker sends for a reading of ``phrase``; held (a final one) when ``shade``."""
+    prediction = Prediction(phrase, top3[0][1], top3, "landmark_cnn", "t", 1.0,
+                            tuple(probabilities))
+    recognition = Recognition(Utterance(10, 30, 400, 1200), prediction, True, 2.0, final)
+    heard = heard_of(shade, phrase, top3[0][1]) if shade is not None else None
+    return LiveRecognition(recognition, time.monotonic(), None, heard)
+
+
+def saved_shade(path: str) -> int:
+    return int(next(iter(VideoFileSource(path))).rgb.mean().round())
+
+
+@pytest.fixture
+def reading_window(new_window, tmp_path):
+    """A started window reading :data:`PHRASES` with no camera; its videos folder."""
+    window = new_window(videos=tmp_path / "videos")
+    window.state.use_entry("landmark_cnn", "t", PHRASES, 0.9)
+    return window
+
+
+def saved_items(window):
+    return [i for i in window.state.history if i.saved]
+
+
+def test_a_correction_saves_the_reading_its_menu_was_opened_on(reading_window, qtbot):
+    window = reading_window
+    window.on_recognised(reading("bin", (("bin", 0.6), ("lay", 0.3), ("help", 0.1)), shade=40))
+    panel = window.phrase
+    assert panel.right_button.isEnabled() and panel.wrong_button.isEnabled()
+    panel.wrong_button.click()                    # the menu opens on "bin"...
+    window.on_recognised(reading("help", (("help", 0.94), ("bin", 0.04), ("lay", 0.02)), shade=200))
+    [lay] = [a for a in panel.wrong_menu.actions() if a.data() == "lay"]
+    lay.trigger()                                 # ...and "lay" is picked after "help" arrived
+    qtbot.waitUntil(lambda: bool(saved_items(window)), timeout=10000)
+    [item] = saved_items(window)
+    sidecar = json.loads(Path(item.saved).with_suffix(".json").read_text())
+    assert Path(item.saved).parent.name == "lay" and sidecar["recognised_as"] == "bin"
+    assert sidecar["how"] == "corrected" and saved_shade(item.saved) == pytest.approx(40, abs=3)
+
+
+def test_right_acts_on_the_reading_it_was_pressed_on(reading_window, qtbot):
+    window = reading_window
+    window.on_recognised(reading("lay", (("lay", 0.9), ("bin", 0.1)), shade=40))
+    button = window.phrase.right_button
+    qtbot.mousePress(button, Qt.LeftButton)
+    window.on_recognised(reading("bin", (("bin", 0.9), ("lay", 0.1)), shade=200))
+    qtbot.mouseRelease(button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: bool(saved_items(window)), timeout=10000)
+    [item] = saved_items(window)
+    assert Path(item.saved).parent.name == "lay" and saved_shade(item.saved) == pytest.approx(40, abs=3)
+
+
+def test_a_pick_from_the_top3_keeps_the_reading_it_was_shown_with(reading_window, qtbot):
+    window = reading_window
+    window.on_recognised(reading("bin", (("bin", 0.5), ("help", 0.3), ("lay", 0.2)), shade=40))
+    third = window.phrase.choices[2][0]
+    qtbot.mousePress(third, Qt.LeftButton)
+    window.on_recognised(reading("help", (("help", 0.5), ("bin", 0.3), ("lay", 0.2)), shade=200))
+    qtbot.mouseRelease(third, Qt.LeftButton)
+    qtbot.waitUntil(lambda: bool(saved_items(window)), timeout=10000)
+    [item] = saved_items(window)
+    assert Path(item.saved).parent.name == "lay" and saved_shade(item.saved) == pytest.approx(40, abs=3)
+
+
+def test_nothing_to_confirm_disables_right_and_wrong(reading_window):
+    window = reading_window
+    panel = window.phrase
+    assert not panel.right_button.isEnabled() and not panel.wrong_button.isEnabled()
+    window.on_recognised(reading("bin", (("bin", 0.9), ("lay", 0.1)), shade=40))
+    assert panel.right_button.isEnabled()
+    window.on_recognised(reading("lay", (("lay", 0.9), ("bin", 0.1)), final=False))
+    assert not panel.right_button.isEnabled() and not panel.wrong_button.isEnabled()
+    window.on_recognised(reading("lay", (("lay", 0.9), ("bin", 0.1))))      # no frames held
+    assert not panel.right_button.isEnabled()
+
+
+def test_missing_speech_shows_a_badge_and_unticks_speak_aloud(new_window):
+    problem = "Phrases cannot be spoken aloud: no text-to-speech engine is installed"
+    window = new_window(speaker=FakeSpeaker(speech_problem=problem))
+    bar = window.bar
+    assert not bar.speak.isChecked() and not bar.speak.isEnabled()
+    assert bar.speech_badge.isVisible() and bar.speech_badge.toolTip() == problem
+    window.state.use_entry("landmark_cnn", "t", PHRASES, 0.9)
+    window.on_recognised(reading("bin", (("bin", 0.95), ("lay", 0.05))))
+    assert window.speaker.said == [] and window.state.history[-1].phrase == "bin"
+
+
+def test_a_speaker_without_engine_or_sound_device_says_why(qtbot, monkeypatch):
+    """Qt's own modules stand in, with no engine and no sound device (a bedside PC may have
+    neither; this machine's Qt cannot even load its sound module without PulseAudio)."""
+    from recognizer.gui.speech import Speaker
+
+    class NoEngine:
+        @staticmethod
+        def availableEngines():
+            return []
+
+    class NoDevices:
+        @staticmethod
+        def audioOutputs():
+            return []
+    monkeypatch.setitem(sys.modules, "PySide6.QtTextToSpeech", SimpleNamespace(QTextToSpeech=NoEngine))
+    monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia",
+                        SimpleNamespace(QMediaDevices=NoDevices, QSoundEffect=object))
+    messages = []
+    speaker = Speaker(messages.append)
+    assert not speaker.can_speak and "no text-to-speech engine" in speaker.speech_problem
+    assert "no sound device" in speaker.alarm_problem and len(messages) == 2
+    speaker.alert()                                     # the system beep; said once only
+    assert len(messages) == 2
+
+
+def seed_confirmed(videos: Path, patient: str, shades=(40, 90)) -> list[Path]:
+    """Samples of ``patient`` confirmed in an earlier session, a second apart."""
+    base = time.time() - 600
+    return [save_confirmation(videos, "lay" if i else "bin", heard_of(shade, "bin", 0.8),
+                              "confirmed", patient, when=_at(base + i))
+            for i, shade in enumerate(shades)]
+
+
+def _at(seconds: float):
+    from datetime import datetime
+
+    return datetime.fromtimestamp(round(seconds))
+
+
+def test_undo_acts_on_the_row_chosen_while_new_readings_arrive(new_window, tmp_path, qtbot):
+    videos = tmp_path / "videos"
+    first, second = seed_confirmed(videos, "bed 4")
+    (tmp_path / "settings.json").write_text(json.dumps({"patient": "bed 4"}))
+    window = new_window(videos=videos)
+    window.state.use_entry("landmark_cnn", "t", PHRASES, 0.9)
+    assert [i.saved for i in saved_items(window)] == [str(first), str(second)]   # after a restart
+    history = window.history
+    row = next(r for r in range(history.count()) if history.item_at(r).saved == str(first))
+    history.setCurrentRow(row)
+    for phrase in ("bin", "lay", "help", "bin"):           # the camera goes on reading
+        window.on_recognised(reading(phrase, ((phrase, 0.3), ("x", 0.2))))
+    assert history.selected().saved == str(first)
+    window.history_tab.undo_button.click()
+    qtbot.waitUntil(lambda: not first.exists(), timeout=10000)
+    assert second.exists()
+    qtbot.waitUntil(lambda: "Removed the sample of \u201cbin\u201d" in window.history_tab.said.text(),
+                    timeout=10000)
+    window.history_tab.undo_last_button.click()
+    qtbot.waitUntil(lambda: not second.exists(), timeout=10000)
+    assert not saved_items(window) and not window.history_tab.undo_last_button.isEnabled()
+
+
+def test_the_window_fits_a_small_screen_and_the_phrase_keeps_the_most_room(new_window, qtbot,
+                                                                             monkeypatch):
+    window = new_window()
+    small = QRect(0, 0, 1280, 720)
+    monkeypatch.setattr(window, "screen", lambda: _Screen(small))
+    window.fit_screen()
+    assert window.width() <= 1280 and window.height() <= 720
+    assert window.minimumSizeHint().boundedTo(QSize(1280, 650)) == window.minimumSizeHint()
+    window.resize(1280, 650)
+    window.state.use_entry("landmark_cnn", "t", PHRASES, 0.9)
+    window.on_recognised(reading("bin", (("bin", 0.9), ("lay", 0.1)), shade=10))
+    qtbot.waitUntil(lambda: window.phrase.phrase.height() >= 96, timeout=5000)
+    assert window.phrase.phrase.font().pointSize() >= 28
+    assert window.phrase.height() > window.tabs.height()
+    inside = window.rect()
+    for widget in (window.phrase.wrong_button, window.bar.speak, window.statusBar(),
+                   window.phrase.choices[2][0]):
+        top_left = widget.mapTo(window, widget.rect().topLeft())
+        assert widget.isVisible() and inside.contains(QRect(top_left, widget.size())), widget
+    window.tabs.setCurrentWidget(window.history_tab)
+    button = window.history_tab.undo_last_button
+    assert inside.contains(QRect(button.mapTo(window, button.rect().topLeft()), button.size()))
+
+
+class _Screen:
+    def __init__(self, rect: QRect):
+        self._rect = rect
+
+    def availableGeometry(self) -> QRect:
+        return self._rect
+
+
+def test_the_numbers_say_what_they_mean(new_window, qtbot):
+    assert "expect" not in count_line("help", 3, 1.0, phrases=1)
+    assert count_line("help", 4, None, phrases=2) != count_line("help", 1, None, phrases=2)
+    assert "2nd sample" not in count_line("help", 4, None, phrases=2)
+    assert count_line("i_need_to_move", 0).startswith("i need to move: 0")
+    window = new_window()
+    window.state.use_entry("landmark_cnn", "t", PHRASES, 0.9)
+    assert window.bar.sure_at.text() == "= 67%" and "among 3 phrases is 33%" in window.bar.sure_at.toolTip()
+    seen = []
+    window.state.subscribe("confidence_threshold", lambda change: seen.append(change.value))
+    spin = window.bar.threshold
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "0.7")
+    qtbot.keyClick(spin.lineEdit(), Qt.Key_Return)
+    assert seen == [pytest.approx(0.7)]
+    assert load_settings(window.settings_path)[0].confidence_threshold == pytest.approx(0.7)
+    assert window.bar.sure_at.text() == "= 80%"
+
+
+def test_a_first_start_says_what_to_do_and_logs_no_reading_that_names_nothing(new_window,
+                                                                                tmp_path):
+    window = new_window()
+    lead = window.phrase.lead
+    assert lead.isVisible() and "patient" in lead.text()
+    lead.linkActivated.emit("record")
+    assert window.tabs.currentWidget() is window.record_page
+    window.state.choose_patient("bed 4")
+    assert lead.isVisible() and "first phrase of bed 4" in lead.text()
+    window.state.use_entry("landmark_ctc", "reader", PHRASES, None, 0.2, True)
+    nothing = reading("bin", (("bin", 0.05), ("lay", 0.03), ("help", 0.02)),
+                      probabilities=(0.05, 0.02, 0.03))
+    window.on_recognised(nothing)
+    assert window.state.history == () and window.speaker.said == []
+    assert "Not one of the phrases" in window.phrase.headline.text()
+    assert not (tmp_path / "history.csv").exists()
+
+
+def test_a_take_without_a_face_cannot_be_kept(new_window):
+    window = new_window()
+    panel = window.recorder
+    panel.phrase.setEditText("help")
+    panel.countdown.setValue(0)
+    panel.record_button.click()
+    frames = tuple(np.zeros((48, 64, 3), np.uint8) for _ in range(30))
+    clip = ClipFeatures(np.zeros((30, 4), np.float32), np.zeros(30, bool), np.arange(30) * 40,
+                        np.zeros((30, 0, 0), np.uint8), ("a", "b", "c", "d"), 25.0)
+    panel.show_take(Take(frames, 25.0, "max_length", clip=clip))
+    assert not panel.keep_button.isEnabled() and panel.discard_button.isEnabled()
+    assert "No face" in panel.message.text()
+
+
+def test_a_typed_patient_without_recordings_stays_listed(new_window):
+    window = new_window()
+    panel = window.recorder
+    for name in ("bed 9", "bed 10"):
+        panel.patient.setEditText(name)
+        panel._patient_typed()
+    listed = {panel.patient.itemText(i) for i in range(panel.patient.count())}
+    assert {"bed 9", "bed 10"} <= listed
+    again = new_window(start=False)
+    again_listed = {again.recorder.patient.itemText(i) for i in range(again.recorder.patient.count())}
+    assert {"bed 9", "bed 10"} <= again_listed
+
+
+def test_the_top3_shrink_and_elide_a_long_phrase_and_the_menu_is_large(reading_window):
+    window = reading_window
+    long = "please_call_my_wife_and_tell_her_i_am_awake_and_feeling_much_better_today"
+    window.state.use_entry("landmark_cnn", "t", (long, "bin", "lay"), 0.9)
+    window.on_recognised(reading(long, ((long, 0.6), ("bin", 0.3), ("lay", 0.1)), shade=20))
+    button = window.phrase.choices[0][0]
+    button.resize(200, button.height())
+    assert button.text().endswith("\u2026") and button.toolTip() == long.replace("_", " ")
+    assert button.fontMetrics().horizontalAdvance(button.text()) <= button.width()
+    assert window.phrase.wrong_menu.font().pointSize() >= 14
+
+
+def test_a_damaged_model_is_not_left_shown_and_messages_name_no_paths(new_window, qtbot, tmp_path,
+                                                                       word_models):
+    models = tmp_path / "models"
+    shutil.copytree(word_models[2], models)
+    window = new_window(registry=models)
+    qtbot.waitUntil(lambda: window.state.entry == "t", timeout=10000)
+    weights = models / "t2" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    bar = window.bar
+    bar.model.setCurrentIndex(bar.model.findText("t2", Qt.MatchStartsWith))
+    bar.model.activated.emit(bar.model.currentIndex())
+    qtbot.waitUntil(lambda: any("Cannot use the model t2" in m for m in window.messages),
+                    timeout=10000)
+    assert bar.model.currentText().startswith("t ") and window.state.entry == "t"
+    assert not [m for m in window.messages if str(tmp_path) in m]
+
+
+def test_the_patients_few_shot_recogniser_replaces_the_general_reader(new_window, qtbot, tmp_path,
+                                                                       colour_clips):
+    models = tmp_path / "models" / "assets" / "entries"
+    shutil.copytree(SHIPPED_READER, models / SHIPPED_READER.name)
+    videos = tmp_path / "videos"
+    for word in ("blue", "green", "red"):
+        copy_as("bed 4", colour_clips[1][word][:2], videos, word)
+    window = new_window(registry=tmp_path / "models", videos=videos)
+    qtbot.waitUntil(lambda: window.state.entry == SHIPPED_READER.name, timeout=30000)
+    window.state.choose_patient("bed 4")
+    qtbot.waitUntil(lambda: window.state.entry == few_shot_name("bed 4"), timeout=60000)
+    assert window.state.kind == "few_shot" and set(window.state.classes) == {"blue", "green", "red"}
+    assert any("now reads with 3 phrases" in m for m in window.messages)
+    assert window.bar.kind.currentData() == "few_shot"
+
+
+def test_a_damaged_saved_model_is_named_on_the_screen_not_silently_replaced(new_window, qtbot,
+                                                                          tmp_path, word_models):
+    models = tmp_path / "models"
+    shutil.copytree(word_models[2], models)
+    weights = models / "t" / "weights.safetensors"             # "t" is the saved choice
+    weights.write_bytes(weights.read_bytes()[:100])
+    window = new_window(registry=models)
+    qtbot.waitUntil(lambda: "is damaged" in window.phrase.headline.text(), timeout=10000)
+    assert "The saved model t is damaged" in window.phrase.headline.text()
+    assert window.state.entry is None and window.predictor is None      # not t2 instead
+    window.bar.model.setCurrentIndex(window.bar.model.findText("t2", Qt.MatchStartsWith))
+    window.bar.model.activated.emit(window.bar.model.currentIndex())
+    qtbot.waitUntil(lambda: window.state.entry == "t2", timeout=10000)
+    assert window.phrase.headline.text() == "Mouth a phrase"
