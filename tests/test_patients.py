@@ -133,3 +133,47 @@ def test_deleting_a_patient_removes_their_clips_and_entries_only(two_patients, g
     assert [e.name for e in list_entries(registry)] == [few_shot_name("bed 5")]
     with pytest.raises(ValueError, match="no patient"):
         delete_patient(videos, registry, "")
+
+
+def test_confirmed_samples_are_a_patients_confirmations_in_time_order(tmp_path):
+    from datetime import datetime
+
+    from features.dataset import Sidecar, save_clip
+    from recognizer.confirmations import HeardUtterance, save_confirmation
+    from recognizer.patients import confirmed_samples
+
+    frames = tuple(np.zeros((32, 32, 3), np.uint8) for _ in range(5))
+    heard = HeardUtterance(frames, 25.0, None, "lay", 0.6, "t")
+    later = save_confirmation(tmp_path, "bin", heard, "corrected", "Bed 4",
+                              when=datetime(2026, 12, 1, 10, 0, 5))
+    earlier = save_confirmation(tmp_path, "lay", heard, "confirmed", "bed 4 ",
+                                when=datetime(2026, 12, 1, 10, 0, 1))
+    save_confirmation(tmp_path, "lay", heard, "confirmed", "bed 5", when=datetime(2026, 12, 1, 10, 0, 2))
+    save_clip(tmp_path, "bin", list(frames), 25.0, Sidecar(speaker="bed 4", recorded_at="2026-12-01T10:00:03"))
+    found = confirmed_samples(tmp_path, "bed 4")
+    assert [(s.path, s.label, s.how) for s in found] == [
+        (str(earlier), "lay", "confirmed"), (str(later), "bin", "corrected")]
+    assert found[0].recorded_at == datetime(2026, 12, 1, 10, 0, 1) and found[1].confidence == 0.6
+    assert confirmed_samples(tmp_path, "nobody") == []
+
+
+def test_the_app_state_keeps_an_alarm_until_acknowledged_and_every_patient_typed(tmp_path):
+    from recognizer.settings import Settings, load_settings, save_settings
+    from recognizer.state import AppState
+
+    state = AppState()
+    state.record("help", 0.4, (("help", 0.4),), sure=False)
+    assert state.alarm is None                             # not sure: no alarm
+    item = state.record("help", 0.9, (("help", 0.9),), sure=True)
+    state.record("bin", 0.9, (("bin", 0.9),), sure=True)
+    assert state.alarm is item and state.acknowledge_alarm() is item and state.alarm is None
+    for name in ("bed 9", " Bed  9 ", "bed 10"):
+        state.choose_patient(name)
+    assert state.patients == ("bed 10", "bed 9") and state.patient == "bed 10"
+    state.forget_patient("BED 9")
+    assert state.patients == ("bed 10",)
+    save_settings(tmp_path / "s.json", Settings(patients=state.patients))
+    assert load_settings(tmp_path / "s.json") == (Settings(patients=("bed 10",)), [])
+    (tmp_path / "s.json").write_text('{"patients": "bed 10"}')
+    settings, problems = load_settings(tmp_path / "s.json")
+    assert settings.patients == () and "'patients'" in problems[0]
