@@ -42,13 +42,14 @@ class Predictions:
 @torch.no_grad()
 def predict_with_embeddings(model, card: Card, dataset: Dataset, device: torch.device,
                             batch_size: int = 32) -> Predictions:
-    """Predictions of ``model`` (as ``card`` describes it) over an un-augmented ``dataset``."""
+    """Predictions of ``model`` (as ``card`` describes it, its calibration included) over an
+    un-augmented ``dataset``."""
     kind = get_kind(card.kind)
     model.eval()
     probs, labels, feats = [], [], []
     for inputs, batch_labels in DataLoader(dataset, batch_size=batch_size, collate_fn=kind.collate):
         logits, features = kind.logits_and_embeddings(model, kind.model_input(inputs, card.input, device))
-        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        probs.append(kind.probabilities(logits, card.input).cpu().numpy())
         feats.append(features.float().cpu().numpy())
         labels.append(batch_labels.numpy())
     return Predictions(np.concatenate(probs), np.concatenate(labels), np.concatenate(feats))

@@ -31,6 +31,7 @@ from training.engine import (EventSink, FitResult, History, Step, fit, make_opti
                              make_scheduler)
 from training.evaluate import Predictions, predict_with_embeddings
 from training.kinds import get_kind
+from training.kinds.classifier import calibrated, tempered
 from training.splits import (cross_validation_folds, fewest_recordings, make_splits,
                              split_analysis, split_digests, write_split_analysis)
 
@@ -215,15 +216,17 @@ def cross_validate_then_fit(config: TrainConfig, run_dir: Path, clips: ClipSet, 
     on_event({"event": "message", "text": f"a class has only {smallest} recording(s), too few to "
               f"hold some out: {len(folds)}-fold cross-validation, then one model fitted on all "
               f"{len(everything)} clips"})
-    predictions = []
+    predictions, parts = [], len(folds) + 1
     for number, held in enumerate(folds, 1):
-        on_event({"event": "message", "text": f"cross-validation fold {number} of {len(folds)}"})
+        in_fold = in_part(on_event, number, parts, fold=number, folds=len(folds))
+        in_fold({"event": "message", "text": f"cross-validation fold {number} of {len(folds)}"})
         predictions.append(_fold_predictions(config, run_dir, number, clips, held, resume, dist,
-                                             on_event))
-    on_event({"event": "message", "text": f"fitting on all {len(everything)} clips"})
+                                             in_fold))
+    in_whole = in_part(on_event, parts, parts)
+    in_whole({"event": "message", "text": f"fitting on all {len(everything)} clips"})
     torch.manual_seed(config.optim.seed)
     whole = {"train": everything, "val": everything[:0], "test": everything[:0]}
-    fitted = fit_on(config, clips, whole, dist, run_dir / "last.pt", resume, on_event, select=False)
+    fitted = fit_on(config, clips, whole, dist, run_dir / "last.pt", resume, in_whole, select=False)
     if not dist.is_main:
         return None
     order = np.argsort(np.concatenate(folds))
@@ -236,12 +239,22 @@ def cross_validate_then_fit(config: TrainConfig, run_dir: Path, clips: ClipSet, 
                                "summary": f"{len(everything)} clips of {len(clips.classes)} classes "
                                           f"from {config.data.videos}, {evaluation}, then "
                                           f"fitted on all"})
+    # Each clip predicted by a model that never saw it: the held-apart clips to calibrate on,
+    # and the report shows the confidences the entry will give.
+    card = calibrated(card, merged.probs, merged.labels, f"out-of-fold predictions of {evaluation}")
+    merged = replace(merged, probs=tempered(merged.probs, card.input.temperature))
     metrics, card, text = get_kind(config.model).report_predictions(
         run_dir / "reports", card, clips, everything, merged, fitted.result.history,
         config.targets, evaluation)
     return publish(config, run_dir, card, fitted.model, split_digests(clips.rows, {"train": everything}),
                    {"cross_validation": metrics, "targets": card.targets,
                     "history": fitted.result.history.epochs}, text, on_event)
+
+
+def in_part(on_event: EventSink, part: int, parts: int, **where) -> EventSink:
+    """``on_event`` with each event marked as fit ``part`` of the run's ``parts`` (and with
+    ``where``, e.g. the fold), so that progress counts the whole run."""
+    return lambda event: on_event({**event, "part": part, "parts": parts, **where})
 
 
 def _fold_predictions(config: TrainConfig, run_dir: Path, number: int, clips: ClipSet,

@@ -100,7 +100,9 @@ class LandmarkInput(Standardises):
     ``relative``: ``none``, or ``clip`` (each channel relative to the clip's own rest
     first, :func:`training.transforms.rest_statistics`); ``appearance``: k > 0 adds the
     mouth's appearance, k x k DCT coefficients of its crop a frame
-    (:func:`training.transforms.frame_channels`).
+    (:func:`training.transforms.frame_channels`); ``temperature``: the logits' calibration
+    on held-apart clips (:func:`training.kinds.classifier.fit_temperature`), 1 in cards
+    from before it.
     """
 
     sequence_length: int
@@ -111,6 +113,7 @@ class LandmarkInput(Standardises):
     std: tuple[float, ...]
     relative: str = "none"
     appearance: int = 0
+    temperature: float = 1.0
 
 
 def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, tuple[str, ...]]:

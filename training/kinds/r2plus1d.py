@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from torchvision.models.video import VideoResNet, r2plus1d_18
 
 from features.cache import ClipFeatures
 from training.config import repo_path
@@ -47,15 +46,20 @@ class R2Plus1DConfig:
 @dataclass(frozen=True)
 class CropInput:
     """What the video model is fed (the card's ``input``): ``crop_frames`` crops of
-    ``crop_size`` pixels square, as ``channels`` channels."""
+    ``crop_size`` pixels square, as ``channels`` channels; ``temperature``: the logits'
+    calibration on held-apart clips (:func:`training.kinds.classifier.fit_temperature`),
+    1 in cards from before it."""
 
     crop_frames: int
     crop_size: int
     channels: int = 3
+    temperature: float = 1.0
 
 
 def build_r2plus1d(config: R2Plus1DConfig) -> VideoResNet:
     """R(2+1)D-18 with random weights and a new ``fc``; never downloads."""
+    from torchvision.models.video import r2plus1d_18  # torchvision (and torch._dynamo) only here
+
     model = r2plus1d_18(weights=None)
     model.fc = nn.Linear(model.fc.in_features, config.num_classes)
     return model
@@ -128,6 +132,8 @@ def freeze_for_stage(model: VideoResNet, stage: int) -> list[nn.Parameter]:
     Returns the trainable parameters, for the optimiser. Frozen BatchNorm
     layers still update running statistics in train mode.
     """
+    from torchvision.models.video import VideoResNet
+
     if not isinstance(model, VideoResNet):
         raise TypeError(f"freeze_for_stage needs an R(2+1)D model, got {type(model).__name__}")
     if stage < 0:
