@@ -151,6 +151,26 @@ class CameraSource:
         self._capture.release()
 
 
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB frame as JPEG bytes, a 1-D uint8 array, without chroma
+    subsampling: at 95 about a fifteenth of the pixels' size, off by under one grey level
+    on average, half what the mp4 a clip is saved as loses anyway."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, quality,
+                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
+    if not ok:
+        raise VideoError(f"OpenCV cannot encode a {rgb.shape} frame as JPEG")
+    return data.ravel()
+
+
+def decode_jpeg(data: np.ndarray) -> np.ndarray:
+    """The (H, W, 3) uint8 RGB frame of :func:`encode_jpeg`'s bytes."""
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise VideoError("not a JPEG image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def read_frames(path: str | os.PathLike) -> list[Frame]:
     """All frames of a video file, in order."""
     return list(VideoFileSource(path))
