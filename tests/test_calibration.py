@@ -1,4 +1,5 @@
-"""Confidence that means what it says: trained classifiers calibrated on held-apart clips."""
+"""Confidence that means what it says: trained classifiers calibrated on held-apart clips,
+and an entry no better than chance or than the model in use not offered as better."""
 import json
 import shutil
 from dataclasses import replace
@@ -13,6 +14,7 @@ from training import registry
 from training.kinds import get_kind
 from training.kinds.classifier import fit_temperature, tempered
 from training.run import main as train
+from training.verdict import Measured, judge
 
 TRAINED_ON = ("bin", "lay", "place")
 CLIPS_EACH = 3
@@ -86,6 +88,30 @@ def test_a_card_from_before_calibration_reads_as_before(near_chance, tmp_path):
     assert torch.allclose(kind.probabilities(logits, loaded.card.input), torch.softmax(logits, 1))
 
 
+def test_the_progress_of_a_cross_validated_run_counts_every_fold(near_chance):
+    from recognizer.gui.train_panel import describe, progress_fraction
+
+    _, _, events = near_chance
+    epochs, fractions, texts = None, [], []
+    for event in events:
+        epochs = event.get("epochs", epochs)
+        fraction = progress_fraction(event, epochs)
+        if fraction is not None:
+            fractions.append(fraction)
+        texts.append(describe(event))
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert "Fold 2 of 3 · epoch 5/40" in texts
+    assert "Final fit on every clip · epoch 40/40" in texts
+    assert 0.74 < fractions[len(fractions) * 3 // 4 - 1] < 0.76     # 3 folds of 4 fits done
+
+
+def test_a_near_chance_entry_is_judged_no_better_than_chance(near_chance):
+    card = registry.read_card(near_chance[0])
+    verdict = judge(Measured.of_card(card), None)
+    assert verdict.better_than_chance is False and not verdict.usable
+    assert verdict.text.startswith("Not better than chance (") and "of 3 phrases, chance 33%" in verdict.text
+
+
 def test_temperature_scaling_flattens_confident_guesses_and_keeps_honest_ones():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 60)
@@ -100,3 +126,25 @@ def test_temperature_scaling_flattens_confident_guesses_and_keeps_honest_ones():
     honest[np.arange(60), picks] = 0.8                              # 80 % sure, right 80 %
     assert fit_temperature(honest, labels) == pytest.approx(1.0, rel=0.1)
     assert fit_temperature(guesses[:0], labels[:0]) == 1.0
+
+
+@pytest.mark.parametrize("new, in_use, usable, worse, text", [
+    (Measured("new", 0.3, None, ("a", "b", "c"), 10), None, False, None,
+     "Not better than chance (30% right on 10 test clips of 3 phrases, chance 33%): not used"),
+    (Measured("new", 0.5, None, ("a", "b", "c"), 10), Measured("old", 0.9, None, ("a", "b", "c")),
+     False, None, "Not better than chance (50% right on 10 test clips of 3 phrases, chance 33%): "
+     "keeping old"),
+    (Measured("new", 0.8, None, ("a", "b", "c"), 20), Measured("old", 0.9, None, ("c", "b", "a")),
+     False, "old", "Worse than old in use (80% against 90% of the same phrases): keeping old"),
+    (Measured("new", 0.8, None, ("a", "b", "c"), 20), Measured("old", 0.9, None, ("a", "b", "d")),
+     True, None, "Better than chance (80% right on 20 test clips of 3 phrases, chance 33%)"),
+    (Measured("new", None, 1.0), Measured("shipped", None, 0.058), False, None,
+     "Reads next to nothing (test WER 100%): keeping shipped"),
+    (Measured("new", None, 0.3), Measured("shipped", None, 0.058), False, "shipped",
+     "Worse than shipped in use (test WER 30% against 6%): keeping shipped"),
+    (Measured("new", None, 0.04), Measured("shipped", None, 0.058), True, None,
+     "Better than chance (test WER 4%)"),
+])
+def test_a_new_entry_is_weighed_against_chance_and_the_model_in_use(new, in_use, usable, worse, text):
+    verdict = judge(new, in_use)
+    assert (verdict.usable, verdict.worse_than, verdict.text) == (usable, worse, text)

@@ -29,7 +29,7 @@ from recognizer.live import Recognition
 from recognizer.predictor import Prediction
 from recognizer.segmenter import Utterance
 from training import registry
-from tests.conftest import FakeSpeaker, write_tiny_video_entry
+from tests.conftest import FakeSpeaker, no_camera, write_tiny_video_entry
 
 SENTENCE = "bbaf2n.mp4"          # "bin blue at f two now", spoken over frames 24-53
 
@@ -217,21 +217,46 @@ def _tiny_training(word_models, tmp_path) -> list[str]:
     return ["--config", str(config), "--cache", str(word_models[1].root), "--runs", str(tmp_path / "runs")]
 
 
-def test_training_from_the_panel_registers_and_activates_an_entry(open_window, qtbot, grid_dir,
-                                                                    word_models, tmp_path, registry_copy):
-    window = open_window(file_source(grid_dir), word_models[0], _tiny_training(word_models, tmp_path))
+def test_training_from_the_panel_registers_an_entry_weighs_it_and_reports_it_apart(
+        open_window, qtbot, grid_dir, word_models, tmp_path, registry_copy):
+    # No camera: nothing but the training changes the window.
+    window = open_window(no_camera(), word_models[0], _tiny_training(word_models, tmp_path))
     panel = window.trainer
     panel.epochs.setValue(3)
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: window.state.entry == "t", timeout=10000)
     with qtbot.waitSignal(panel.finished, timeout=180000) as finished:
         panel.start_button.click()
+        # Sizes once the window has settled (the first epoch takes seconds): the window's own
+        # size hint follows the live plots' axes, but the smallest it can be must stay, and
+        # the Train tab must ask for no more room when the run ends than while it ran.
+        qtbot.waitUntil(lambda: any(e["event"] == "epoch_end" for e in panel.events), timeout=120000)
+        sizes = (window.minimumSizeHint(), panel.sizeHint(), panel.minimumSizeHint())
+        largest = window.size().expandedTo(window.minimumSizeHint())
     entry = Path(finished.args[0])
     assert entry.parent == registry_copy and (entry / "card.json").is_file()
     assert [e["epoch"] for e in panel.events if e["event"] == "epoch_end"] == [1, 2, 3]
-    assert panel.progress.value() == 1000 and panel.activate_button.isEnabled()
-    assert "accuracy" in panel.summary.toPlainText() and panel.confusion.pixmap() is not None
+    assert (window.minimumSizeHint(), panel.sizeHint(), panel.minimumSizeHint()) == sizes
+    assert largest.expandedTo(window.size()) == largest                     # never grows
+    assert panel.progress.value() == 1000 and str(tmp_path) not in panel.status.text()
+    verdict = panel.verdict          # 3 epochs: near chance, or against "t" in use
+    assert verdict is not None and verdict.text in panel.status.text()
+    assert panel.activate_button.isEnabled() == (verdict.better_than_chance is not False)
+    assert panel.activate_button.text() == ("Use this model" if verdict.usable else "Use it anyway")
     assert entry.name in [window.bar.model.itemText(i).split()[0] for i in range(window.bar.model.count())]
-    panel.activate_button.click()
-    qtbot.waitUntil(lambda: window.state.entry == entry.name, timeout=10000)
+    panel.report_button.click()
+    qtbot.waitExposed(panel.report)
+    assert "accuracy" in panel.report.summary.toPlainText()
+    assert [panel.report.tabs.tabText(i) for i in range(panel.report.tabs.count())] == [
+        "Summary", "Confusion matrix", "Learning curves"]
+    panel.report.resize(420, 300)
+    panel.report.tabs.setCurrentIndex(1)
+    figure = panel.report.tabs.currentWidget()
+    qtbot.waitUntil(lambda: figure.pixmap() is not None and not figure.pixmap().isNull())
+    assert figure.pixmap().width() <= figure.width() and figure.pixmap().height() <= figure.height()
+    if verdict.better_than_chance:
+        panel.activate_button.click()
+        qtbot.waitUntil(lambda: window.state.entry == entry.name, timeout=10000)
 
 
 def test_cancelling_training_leaves_no_entry(open_window, qtbot, grid_dir, word_models, tmp_path,
@@ -245,6 +270,7 @@ def test_cancelling_training_leaves_no_entry(open_window, qtbot, grid_dir, word_
     with qtbot.waitSignal(panel.finished, timeout=20000) as finished:
         panel.cancel_button.click()
     assert finished.args == [""] and "cancelled" in panel.status.text()
+    assert panel.progress.value() == 0
     assert {e.name for e in registry.list_entries(registry_copy)} == before
     assert not [p for p in registry_copy.iterdir() if p.name.startswith(".tmp-")]
 

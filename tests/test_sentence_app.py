@@ -234,16 +234,23 @@ def test_closing_during_training_asks_first(make_window, monkeypatch):
     assert window.close() and cancelled == [1]
 
 
-def test_a_model_trained_with_none_in_use_is_used_at_once(make_window, sentence_entry, qtbot,
-                                                          tmp_path):
+def test_a_model_trained_with_none_in_use_is_used_at_once_if_better_than_chance(
+        make_window, sentence_entry, qtbot, tmp_path):
     import shutil
+
+    from tests.conftest import SHIPPED_READER
 
     window = make_window(tmp_path / "registry", kind="landmark_ctc")
     assert window.state.entry is None
     shutil.copytree(sentence_entry[0], tmp_path / "registry" / "reader")    # as training writes it
-    window._on_trained(str(tmp_path / "registry" / "reader"))
-    qtbot.waitUntil(lambda: window.state.entry == "reader", timeout=20000)
-    assert window.state.reads_sentences and any("recognising with reader" in m for m in window.messages)
+    window._on_trained(str(tmp_path / "registry" / "reader"))               # test WER 1.0
+    assert window.state.entry is None and "Reads next to nothing" in window.trainer.status.text()
+    assert not window.trainer.activate_button.isEnabled()
+    reader = shutil.copytree(SHIPPED_READER, tmp_path / "registry" / SHIPPED_READER.name)
+    window._on_trained(str(reader))
+    qtbot.waitUntil(lambda: window.state.entry == reader.name, timeout=20000)
+    assert window.state.reads_sentences and any(f"recognising with {reader.name}" in m
+                                                for m in window.messages)
 
 
 def test_epoch_progress_keeps_the_last_validation_result_in_view():

@@ -1,28 +1,36 @@
 """The train panel: ``python -m training.run`` in its own process, its events as a progress bar.
 
 The run is a ``QProcess`` writing JSON-line events to stdout (``--events -``),
-the same events the terminal's progress bar renders. Cancel terminates the
-process; the registry only ever lists complete entries (they are written
+the same events the terminal's progress bar renders; the bar counts the whole
+run, each cross-validation fold and the final fit included. Cancel terminates
+the process; the registry only ever lists complete entries (they are written
 under a temporary name and renamed), so a cancelled run leaves none behind.
-When the run ends the panel shows the entry's summary and confusion matrix
-and offers to make it the active recogniser.
+When the run ends the panel says in one line how the entry did against chance
+and against the model in use (:mod:`training.verdict`): an entry no better than
+chance cannot be used, one worse than the model in use only "anyway". Its report
+(summary and figures) opens in a dialog of its own, so the panel never grows.
 """
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, Qt, Signal
+from PySide6.QtCore import QProcess, QSize, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QTabWidget,
     QTextBrowser,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -31,20 +39,36 @@ from features.progress import validation_text
 from recognizer.gui.layout import form_with_buttons
 from training.config import ROOT
 from training.kinds import DEFAULT_KIND, KINDS, get_kind
+from training.registry import read_card
+from training.verdict import Measured, Verdict, judge
+
+FIGURES = (("confusion_matrix.png", "Confusion matrix"), ("learning_curves.png", "Learning curves"))
+# An absolute path in a message, shown by its last part only.
+_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]+)")
+
+
+def names_only(text: str) -> str:
+    """``text`` with every absolute path replaced by its last part (file or folder name)."""
+    return _PATH.sub(lambda match: match.group(1), text)
 
 
 def progress_fraction(event: dict, epochs: int | None) -> float | None:
-    """Where a training run of at most ``epochs`` epochs is, in [0, 1], from one event.
+    """Where a training run of at most ``epochs`` epochs a fit is, in [0, 1], from one event;
+    a run of several fits (``part`` of ``parts``: cross-validation's folds, then the fit
+    on every clip) counts them all.
 
     None when the event does not say (early stopping may end a run before 1).
     """
-    if event.get("event") == "batch" and epochs:
-        return (event["epoch"] - 1 + event["batch"] / event["batches"]) / epochs
-    if event.get("event") == "epoch_end" and epochs:
-        return event["epoch"] / epochs
     if event.get("event") == "done":
         return 1.0
-    return None
+    if event.get("event") == "batch" and epochs:
+        within = (event["epoch"] - 1 + event["batch"] / event["batches"]) / epochs
+    elif event.get("event") == "epoch_end" and epochs:
+        within = event["epoch"] / epochs
+    else:
+        return None
+    parts = max(1, event.get("parts", 1))
+    return (min(event.get("part", 1), parts) - 1 + within) / parts
 
 
 def epoch_result(event: dict) -> str:
@@ -52,20 +76,77 @@ def epoch_result(event: dict) -> str:
     return f"{validation_text(event, percent=True)}, loss {event['train_loss']:.3f}"
 
 
+def part_text(event: dict) -> str:
+    """Which fit of a run an event belongs to ("Fold 2 of 3 · ", "Final fit on every clip
+    · "), "" for a run of one fit."""
+    if "fold" in event:
+        return f"Fold {event['fold']} of {event['folds']} · "
+    if event.get("parts", 1) > 1:
+        return "Final fit on every clip · "
+    return ""
+
+
+def _in_part(event: dict, epoch: str) -> str:
+    where = part_text(event)
+    return where + epoch if where else epoch.capitalize()
+
+
 def describe(event: dict, last_epoch: str = "") -> str | None:
     """One line of text for the panel from an event (None: nothing to say); ``last_epoch``:
-    the :func:`epoch_result` of the epoch before, kept in view while the next one runs."""
+    the :func:`epoch_result` of the epoch before, kept in view while the next one runs.
+    Paths are named by their last part only."""
     name = event.get("event")
     if name == "extract":
         return f"Reading lip features: {event['done']}/{event['total']} clips"
     if name == "epoch_start":
         before = f" · epoch {event['epoch'] - 1}: {last_epoch}" if last_epoch else ""
-        return f"Epoch {event['epoch']}/{event['epochs']}{before}"
+        return _in_part(event, f"epoch {event['epoch']}/{event['epochs']}") + before
     if name == "epoch_end":
-        return f"Epoch {event['epoch']}: {epoch_result(event)}"
+        return _in_part(event, f"epoch {event['epoch']}") + f": {epoch_result(event)}"
     if name in ("message", "done", "error", "resumed"):
-        return event.get("text") or f"{name}: {event}"
+        return names_only(event.get("text") or f"{name}: {event}")
     return None
+
+
+class FittedPicture(QLabel):
+    """A figure scaled to fit its box, keeping its proportions; it never asks for room."""
+
+    def __init__(self, picture: QPixmap, parent=None):
+        super().__init__(parent, alignment=Qt.AlignCenter)
+        self._picture = picture
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, 0)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.setPixmap(self._picture.scaled(self.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+
+
+class ReportDialog(QDialog):
+    """A registry entry's report in a resizable window: its summary and figures, each a tab."""
+
+    def __init__(self, entry: Path, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Training report: {entry.name}")
+        self.setSizeGripEnabled(True)
+        self.tabs = QTabWidget()
+        self.summary = QTextBrowser()
+        summary = entry / "TRAINING_SUMMARY.md"
+        self.summary.setMarkdown(summary.read_text(encoding="utf-8") if summary.is_file()
+                                 else "This entry has no summary.")
+        self.tabs.addTab(self.summary, "Summary")
+        for file, title in FIGURES:
+            picture = QPixmap(str(entry / file))
+            if not picture.isNull():
+                self.tabs.addTab(FittedPicture(picture), title)
+        QVBoxLayout(self).addWidget(self.tabs)
+        screen = self.screen().availableGeometry() if self.screen() else None
+        width, height = 900, 700
+        if screen is not None:
+            width, height = min(width, screen.width() * 9 // 10), min(height, screen.height() * 9 // 10)
+        self.resize(width, height)
 
 
 class TrainPanel(QWidget):
@@ -74,7 +155,8 @@ class TrainPanel(QWidget):
     ``on_activate(entry_path)`` makes a finished entry the live recogniser;
     ``extra_args`` are appended to the ``training.run`` command line (tests use
     tiny settings). :attr:`finished` carries the entry path, or "" when the
-    run failed or was cancelled.
+    run failed or was cancelled; :attr:`verdict` says how the entry did
+    (weighed against chance, and by :meth:`weigh` against the model in use).
     """
 
     finished = Signal(str)
@@ -91,6 +173,8 @@ class TrainPanel(QWidget):
         self._epochs: int | None = None
         self._last_epoch = ""
         self.entry: Path | None = None
+        self.verdict: Verdict | None = None
+        self.report: ReportDialog | None = None
         self.events: list[dict] = []
         self.kind = QComboBox()
         for kind in KINDS:          # the few-shot kind is kept up to date by the Record tab
@@ -101,30 +185,39 @@ class TrainPanel(QWidget):
         self.start_button = QPushButton("Start training")
         self.cancel_button = QPushButton("Cancel")
         self.activate_button = QPushButton("Use this model")
+        self.report_button = QPushButton("Show report")
         self.progress = QProgressBar(minimum=0, maximum=1000, textVisible=True)
         self.status = QLabel("Train a recogniser on the recorded samples.", wordWrap=True)
-        self.summary = QTextBrowser()
-        self.confusion = QLabel(alignment=Qt.AlignCenter)
+        # Two lines whatever the text says (the whole in its tooltip): a long message must not
+        # grow the window, nor make it wider.
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
+        self.status.setMinimumWidth(1)
         self._build_layout()
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.activate_button.clicked.connect(lambda: self.entry and self._on_activate(self.entry))
+        self.report_button.clicked.connect(self.show_report)
         self._set_running(False)
-        self.activate_button.setEnabled(False)
+        self._offer(None)
 
     def _build_layout(self) -> None:
         layout = form_with_buttons(self, [("Recogniser", self.kind), ("Epochs (most)", self.epochs)],
-                                   [self.start_button, self.cancel_button, self.activate_button])
+                                   [self.start_button, self.cancel_button, self.activate_button,
+                                    self.report_button])
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.summary, stretch=1)
-        layout.addWidget(self.confusion, stretch=1)
+        layout.addStretch(1)
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.kind.setEnabled(not running)
         self.epochs.setEnabled(not running)
+
+    def _say(self, text: str) -> None:
+        self.status.setText(names_only(text))
+        self.status.setToolTip(self.status.text())
 
     @property
     def running(self) -> bool:
@@ -140,16 +233,14 @@ class TrainPanel(QWidget):
         if self.running:
             return
         if build_manifest(self.videos_root).empty:
-            self.status.setText(f"No samples in {self.videos_root} yet: record some in the Record "
-                                "tab (about 10 of each phrase), then train.")
+            self._say(f"No samples in {self.videos_root.name} yet: record some in the Record tab "
+                      "(about 10 of each phrase), then train.")
             return
-        self.entry, self.events, self._buffer, self._cancelled = None, [], b"", False
-        self._epochs, self._last_epoch = None, ""
-        self.summary.clear()
-        self.confusion.clear()
-        self.activate_button.setEnabled(False)
+        self.entry, self.verdict, self.events, self._buffer = None, None, [], b""
+        self._cancelled, self._epochs, self._last_epoch = False, None, ""
+        self._offer(None)
         self.progress.setValue(0)
-        self.status.setText("Starting...")
+        self._say("Starting...")
         process = QProcess(self)
         process.setWorkingDirectory(str(ROOT))
         process.setProcessChannelMode(QProcess.SeparateChannels)
@@ -165,7 +256,7 @@ class TrainPanel(QWidget):
         if self._process is None:
             return
         self._cancelled = True
-        self.status.setText("Cancelling...")
+        self._say("Cancelling...")
         self._process.terminate()
         if not self._process.waitForFinished(5000):
             self._process.kill()
@@ -190,7 +281,7 @@ class TrainPanel(QWidget):
             self.progress.setValue(round(fraction * 1000))
         text = describe(event, self._last_epoch)
         if text:
-            self.status.setText(text)
+            self._say(text)
         if event["event"] == "epoch_end":
             self._last_epoch = epoch_result(event)
         if event["event"] == "done":
@@ -198,21 +289,22 @@ class TrainPanel(QWidget):
 
     def _on_error(self, error) -> None:
         if error == QProcess.FailedToStart:
-            self.status.setText(f"Could not start training ({self._process.errorString()}).")
+            self._say(f"Could not start training ({self._process.errorString()}).")
             self._done()
 
     def _on_finished(self, exit_code: int, exit_status) -> None:
         self._read_events()
         if self._cancelled:
-            self.status.setText("Training cancelled; no model was added.")
+            self._say("Training cancelled; no model was added.")
+            self.progress.setValue(0)
             self.entry = None
         elif self.entry is None:
             errors = bytes(self._process.readAllStandardError()).decode("utf-8", "replace").strip()
             last = errors.splitlines()[-1] if errors else f"exit code {exit_code}"
             if not any(e["event"] == "error" for e in self.events):
-                self.status.setText(f"Training failed: {last}")
+                self._say(f"Training failed: {last}")
         else:
-            self._show_result(self.entry)
+            self.weigh(self.entry, None)
         self._done()
 
     def _done(self) -> None:
@@ -226,16 +318,46 @@ class TrainPanel(QWidget):
         """Say that the finished ``entry`` is now the live recogniser."""
         if self.entry is not None and Path(entry) == self.entry:
             self.activate_button.setEnabled(False)
-            self.status.setText(f"Finished: {self.entry.name}, now recognising with it.")
+            though = "" if self.verdict is None or self.verdict.usable else f" ({self.verdict.text})"
+            self._say(f"Now recognising with {self.entry.name}{though}.")
 
-    def _show_result(self, entry: Path) -> None:
-        summary = entry / "TRAINING_SUMMARY.md"
-        if summary.is_file():
-            self.summary.setMarkdown(summary.read_text(encoding="utf-8"))
-        for figure in ("confusion_matrix.png", "learning_curves.png"):   # a sentence reader has no matrix
-            picture = QPixmap(str(entry / figure))
-            if not picture.isNull():
-                self.confusion.setPixmap(picture.scaledToHeight(320, Qt.SmoothTransformation))
-                break
-        self.activate_button.setEnabled(True)
-        self.status.setText(f"Finished: {entry.name}. Press \"Use this model\" to recognise with it.")
+    def weigh(self, entry: str | Path, in_use) -> Verdict | None:
+        """Weigh the finished ``entry`` against chance and the model ``in_use`` (the window's
+        state: its ``entry``, ``accuracy``, ``wer`` and ``classes``; None or no entry: none
+        in use), say how it did and offer it accordingly; None when its card is unreadable."""
+        self.entry = Path(entry)
+        current = None
+        if in_use is not None and getattr(in_use, "entry", None):
+            current = Measured(in_use.entry, in_use.accuracy, in_use.wer, tuple(in_use.classes))
+        try:
+            card = read_card(self.entry)
+        except (OSError, ValueError) as error:
+            self._say(f"Finished, but its card cannot be read: {error}")
+            return None
+        self.verdict = judge(Measured.of_card(card), current)
+        self._offer(self.verdict)
+        if self.verdict.usable:
+            self._say(f"{self.entry.name}: {self.verdict.text}. Press \"Use this model\" to "
+                      "recognise with it.")
+        else:
+            self._say(f"{self.entry.name}: {self.verdict.text}.")
+        return self.verdict
+
+    def _offer(self, verdict: Verdict | None) -> None:
+        """The use and report buttons for ``verdict`` (None: nothing to offer): a usable entry
+        is offered plainly, one worse than the model in use only "anyway", one no better
+        than chance not at all."""
+        self.report_button.setEnabled(verdict is not None)
+        self.activate_button.setEnabled(verdict is not None and verdict.better_than_chance is not False)
+        self.activate_button.setText("Use this model" if verdict is None or verdict.usable
+                                     else "Use it anyway")
+        self.activate_button.setToolTip("" if verdict is None else verdict.text)
+
+    def show_report(self) -> None:
+        """Open the finished entry's report (summary and figures) in its own window."""
+        if self.entry is None:
+            return
+        if self.report is not None:
+            self.report.close()
+        self.report = ReportDialog(self.entry, self)
+        self.report.show()

@@ -451,15 +451,20 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.show_status(f"{predictor.name} now answers {what}{self._unspellable(predictor)}")
 
     def _on_trained(self, entry: str) -> None:
-        """List a new entry in the model picker; with no model in use yet, use it at once
-        (else the Train tab offers it)."""
+        """List a new entry in the model picker and weigh it against chance and the model in
+        use (the Train tab says how it did); with no model in use yet, use it at once if it
+        is better than chance (else the Train tab offers it, or warns)."""
         if not entry:
             return
-        if self.state.entry is None:
+        verdict = self.trainer.weigh(entry, self.state)
+        if self.state.entry is None and verdict is not None and verdict.usable:
             self.use_entry(Path(entry))
             self.show_status(f"Training finished: recognising with {Path(entry).name}")
             return
         self.bar.refresh_models(self.state.entry, load=False)
+        if verdict is not None and not verdict.usable:
+            self.show_status(f"Training finished: {Path(entry).name}: {verdict.text}")
+            return
         self.show_status(f"Training finished: {Path(entry).name} is ready; press \"Use this model\" "
                          "in the Train tab to recognise with it")
 
