@@ -10,7 +10,9 @@ paints it.
 """
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 from collections import deque
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -32,6 +34,9 @@ PLOT_MIN_SPANS = {"inner_mar": 0.1, "outer_mar": 0.08, "inner_area": 0.015,
                   "teeth_ratio": 0.05, "tongue_ratio": 0.05, "jawOpen": 0.08}
 _OUTER = np.array(OUTER_LIP)
 _INNER = np.array(INNER_LIP)
+# The files torch's CUDA code is mapped from: the nvidia-* wheels and torch's own CUDA parts.
+GPU_LIBRARIES = ("/nvidia/", "libtorch_cuda", "libc10_cuda", "libcudnn", "libnccl", "triton")
+_MADV_DONTNEED = 4
 
 
 class LiveState(StrEnum):
@@ -372,3 +377,49 @@ class PlotHistory:
         self._activity[:] = np.nan
         self._face[:] = False
         self._count = 0
+
+
+def file_mappings(parts: tuple[str, ...] = GPU_LIBRARIES) -> list[dict]:
+    """This process's mappings of files whose path holds one of ``parts``, from
+    ``/proc/self/smaps``: ``start`` and ``end`` addresses, ``perms`` (``r-xp``...), ``path``
+    and its sizes in kB (``Rss``, ``Private_Dirty``, ``Anonymous``...)."""
+    mappings, current = [], {}
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if "-" in head[0] and ":" not in head[0]:
+                path = head[5] if len(head) > 5 else ""
+                start, end = (int(x, 16) for x in head[0].split("-"))
+                current = {"start": start, "end": end, "perms": head[1], "path": path}
+                if any(part in path for part in parts):
+                    mappings.append(current)
+            elif head[0].endswith(":") and len(head) > 1 and head[1].isdigit():
+                current[head[0][:-1]] = int(head[1])
+    return mappings
+
+
+def release_unused_gpu_code() -> int:
+    """Unmap torch's CUDA code where no GPU can run it; the bytes of mappings released.
+
+    torch's Linux wheel loads its CUDA libraries with itself, GPU or not, and a kernel that
+    reads files in large folios maps whole folios of them as they load: about 290 MB of a
+    live window's 1.15 GB resident, and program code the system is slow to reclaim. Without
+    a GPU none of it runs, so the process drops every clean mapping of them (the file's own
+    bytes, nothing written): should anything touch one again it comes back from the file
+    unchanged. Linux only; elsewhere, or with a GPU, nothing is done.
+    """
+    import torch
+
+    if torch.cuda.is_available() or not os.path.exists("/proc/self/smaps"):
+        return 0
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    released = 0
+    for mapping in file_mappings(GPU_LIBRARIES):
+        written = sum(mapping.get(size, 0) for size in ("Shared_Dirty", "Private_Dirty",
+                                                         "Anonymous", "Swap"))
+        if "w" in mapping["perms"] or written:
+            continue
+        if madvise(mapping["start"], mapping["end"] - mapping["start"], _MADV_DONTNEED) == 0:
+            released += mapping["end"] - mapping["start"]
+    return released

@@ -1,9 +1,12 @@
 """The live path imports only what it runs: no plotting, statistics or data-frame stack, and
-no torchvision (with torch._dynamo, sympy and triton, 200 MB) unless the video model runs."""
+no torchvision (with torch._dynamo, sympy and triton, 200 MB) unless the video model runs;
+without a GPU it keeps none of torch's CUDA code resident."""
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO_ROOT
 
@@ -60,3 +63,47 @@ def test_the_window_loads_no_plotting_or_statistics_stack():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
+GPU_CODE = """
+import json, torch
+from PySide6.QtWidgets import QApplication
+from recognizer.gui.window import MainWindow
+from tests.conftest import no_camera
+
+
+def resident_cuda_mb():
+    total, cuda = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if "-" in head[0] and ":" not in head[0]:
+            cuda = len(head) > 5 and ("/nvidia/" in head[5] or "libtorch_cuda" in head[5])
+        elif cuda and head[0] == "Rss:":
+            total += int(head[1]) / 1024
+    return total
+
+
+loaded = resident_cuda_mb()
+app = QApplication([])
+window = MainWindow(no_camera(), "{tmp}/models", "{tmp}/videos", "{tmp}/history.csv")
+weights = torch.randn(4, 3, 3)
+print(json.dumps({{"gpu": torch.cuda.is_available(), "loaded": loaded, "window": resident_cuda_mb(),
+                  "conv": torch.nn.functional.conv1d(torch.ones(1, 3, 8), weights).sum().item(),
+                  "expected": 6 * weights.sum().item()}}))
+"""
+
+
+def test_without_a_gpu_the_window_keeps_none_of_torchs_cuda_code_resident(tmp_path):
+    """torch loads its CUDA libraries with itself (nearly 300 MB resident where the kernel maps
+    files in large folios); the live worker releases them where no GPU can run them, and
+    torch computes on as before."""
+    done = subprocess.run([sys.executable, "-c", GPU_CODE.format(tmp=tmp_path)], cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT),
+                               "QT_QPA_PLATFORM": "offscreen"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    if result["gpu"]:
+        pytest.skip("a GPU runs torch's CUDA code here")
+    assert result["window"] <= 30, result
+    assert abs(result["conv"] - result["expected"]) < 1e-3

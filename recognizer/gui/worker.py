@@ -22,7 +22,8 @@ from PySide6.QtCore import QThread, Signal
 from features.frame_features import FEATURE_NAMES, FeaturePipeline
 from recognizer.capture import LatestFrameCapture, RateMeter, SourceFactory
 from recognizer.confirmations import FrameKeeper, HeardUtterance
-from recognizer.live import FrameResult, LiveConfig, LiveRecognizer, Recognition
+from recognizer.live import (FrameResult, LiveConfig, LiveRecognizer, Recognition,
+                             release_unused_gpu_code)
 from recognizer.predictor import Predictor
 from recognizer.recording import Recorder, RecorderStatus, RecordingConfig
 
@@ -72,6 +73,7 @@ class LiveWorker(QThread):
                  predictor: Predictor | None = None, config: LiveConfig = LiveConfig(),
                  retry_s: float = 2.0, parent=None):
         super().__init__(parent)
+        release_unused_gpu_code()
         self._capture = LatestFrameCapture(open_source, retry=retry, retry_s=retry_s,
                                            on_status=self.status.emit)
         self._recognizer = LiveRecognizer(FEATURE_NAMES, predictor, config)
@@ -111,6 +113,7 @@ class LiveWorker(QThread):
         self._recognizer.set_predictor(predictor)
         if self._pipeline is not None:
             self._pipeline.crops = bool(predictor is not None and predictor.needs_crops)
+        release_unused_gpu_code()      # what loading its model mapped (the video model: triton)
 
     def _apply_requests(self) -> None:
         while True:
