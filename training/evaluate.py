@@ -79,6 +79,7 @@ def write_reports(folder: Path, card: Card, clips: ClipSet, test_index: np.ndarr
     reports.plot_class_curves(curves, labels, classes, names, folder / "class_feature_curves.png")
     frames, titles = _preview(card, clips, test_index)
     reports.plot_preview(frames, titles, folder / "preview.png")
+    reports.write_preview_gif(frames, titles, folder / "preview.gif")
     return metrics
 
 

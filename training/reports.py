@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 from scipy import stats  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
@@ -87,10 +88,12 @@ def _colour(k: int):
     return plt.cm.tab20(k % 20)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, description: str | None = None) -> Path:
+    """``fig`` as a PNG at ``path`` (atomic), ``description`` in its metadata."""
     try:
         with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+            fig.savefig(tmp, dpi=110, bbox_inches="tight",
+                        metadata={"Description": description} if description else None)
     finally:
         plt.close(fig)
     return path
@@ -139,17 +142,27 @@ def plot_learning_curves(history: list[dict], path: Path, metric: str = "accurac
     return _save(fig, path)
 
 
+UMAP_NEIGHBOURS = 15      # umap-learn's default, fewer where there are fewer other points
+
+
 def embedding_2d(features: np.ndarray) -> tuple[np.ndarray, str]:
-    """(N, 2) projection of penultimate features: UMAP when installed, else PCA."""
+    """(N, 2) projection of penultimate features (N, D) and its method: UMAP when umap-learn is
+    installed (an optional extra) and there are 4 points or more, else PCA."""
     try:
-        import umap  # noqa: F401
-        return umap.UMAP(random_state=0).fit_transform(features), "UMAP"
+        import umap
     except ImportError:
-        from sklearn.decomposition import PCA
-        return PCA(n_components=2, random_state=0).fit_transform(features), "PCA"
+        umap = None
+    if umap is not None and len(features) >= 4:
+        neighbours = min(UMAP_NEIGHBOURS, len(features) - 1)
+        return umap.UMAP(n_neighbors=neighbours, random_state=0).fit_transform(features), "UMAP"
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=0).fit_transform(features), "PCA"
 
 
 def plot_embedding(features, labels, classes, path: Path) -> Path:
+    """Penultimate features (N, D) in 2-D, one colour per class; the method (UMAP or PCA) in
+    the title and in the PNG's ``Description``."""
     points, method = embedding_2d(features)
     fig, ax = plt.subplots(figsize=(6, 5))
     for k, name in enumerate(classes):
@@ -157,7 +170,7 @@ def plot_embedding(features, labels, classes, path: Path) -> Path:
         ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=_colour(k), label=name)
     ax.set_title(f"Penultimate layer, {method} (test)")
     ax.legend(fontsize=7, markerscale=1.5)
-    return _save(fig, path)
+    return _save(fig, path, f"penultimate layer embedding, {method}")
 
 
 def plot_class_curves(curves: np.ndarray, labels, classes, names: list[str], path: Path) -> Path:
@@ -187,6 +200,41 @@ def plot_preview(frames: list[np.ndarray], titles: list[str], path: Path) -> Pat
             axes[row][col].axis("off")
         axes[row][0].set_title(title, fontsize=8, loc="left")
     return _save(fig, path)
+
+
+PREVIEW_HEIGHT = 96       # each clip of the animated preview about this many pixels tall
+PREVIEW_GAP = 4           # pixels between two clips
+PREVIEW_TITLE = 12        # the band above each clip that names it
+
+
+def _preview_panel(clip: np.ndarray, t: int, title: str, scale: int) -> Image.Image:
+    """Frame ``t`` of ``clip`` (T, H, W) uint8, its last past the end, ``scale`` times larger
+    (nearest neighbour) under ``title``."""
+    frame = np.kron(clip[min(t, len(clip) - 1)], np.ones((scale, scale), np.uint8))
+    panel = Image.new("L", (frame.shape[1], frame.shape[0] + PREVIEW_TITLE))
+    panel.paste(Image.fromarray(frame), (0, PREVIEW_TITLE))
+    ImageDraw.Draw(panel).text((1, 0), title, fill=255)
+    return panel
+
+
+def write_preview_gif(frames: list[np.ndarray], titles: list[str], path: Path,
+                      frame_ms: int = 40) -> Path:
+    """The clips of :func:`plot_preview` (``frames`` items (T, H, W) uint8, one size) side by
+    side as an animated GIF, every frame, ``frame_ms`` each, looping; a clip shorter than
+    the longest holds its last frame. Written atomically."""
+    height, width = frames[0].shape[1:]
+    scale = max(1, round(PREVIEW_HEIGHT / height))
+    size = (len(frames) * (width * scale + PREVIEW_GAP) - PREVIEW_GAP,
+            height * scale + PREVIEW_TITLE)
+    pictures = []
+    for t in range(max(len(clip) for clip in frames)):
+        picture = Image.new("L", size)
+        for i, (clip, title) in enumerate(zip(frames, titles)):
+            picture.paste(_preview_panel(clip, t, title, scale), (i * (width * scale + PREVIEW_GAP), 0))
+        pictures.append(picture)
+    with atomic_output(path) as tmp:
+        pictures[0].save(tmp, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
+    return path
 
 
 def write_json(path: Path, data: dict) -> Path:
