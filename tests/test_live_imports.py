@@ -107,3 +107,32 @@ def test_without_a_gpu_the_window_keeps_none_of_torchs_cuda_code_resident(tmp_pa
         pytest.skip("a GPU runs torch's CUDA code here")
     assert result["window"] <= 30, result
     assert abs(result["conv"] - result["expected"]) < 1e-3
+
+
+CHECK_REGISTRY = """
+import json, sys
+from training.registry import list_entries
+names = [entry.name for entry in list_entries(sys.argv[1])]
+print(json.dumps({"names": names, "loaded": sorted(m for m in %r if m in sys.modules)}))
+""" % (VIDEO_MODEL_ONLY,)
+
+
+def test_checking_a_patients_few_shot_entry_loads_no_compiler_stack(tmp_path):
+    """The window lists the registry at start, checking each entry's weights against its model
+    built on the meta device; a few-shot entry (every patient has one) must not pull in
+    torch._dynamo and sympy for it."""
+    from tests.conftest import SHIPPED_READER
+    from training import registry
+    from training.card import Card
+    from training.kinds import get_kind
+
+    reader = registry.read_card(SHIPPED_READER)
+    args = {"reader": reader.arch_args, "num_classes": 3, "samples": 6}
+    registry.write_entry(tmp_path, "few-shot-bed-4", get_kind("few_shot").build(args),
+                         Card("few_shot", args, ("bin", "lay", "set"), reader.input))
+    done = subprocess.run([sys.executable, "-c", CHECK_REGISTRY, str(tmp_path)], cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert "few-shot-bed-4" in result["names"] and result["loaded"] == [], result

@@ -74,9 +74,11 @@ class FewShot(nn.Module):
         self.config = config
         self.reader = LandmarkCTC(LandmarkCTCConfig(**config.reader))
         width = 2 * self.reader.config.rnn_width
-        # Random until enrolment fills them, as a fresh model's weights are.
-        self.register_buffer("embeddings", torch.randn(config.samples, width))
-        self.register_buffer("owners", torch.arange(config.samples) % config.num_classes)
+        # Random until enrolment fills them, as a fresh model's weights are. Made on the CPU
+        # whatever the default device: on ``meta`` (the registry's check of an entry's weights,
+        # which the live window runs) these ops load torch._dynamo and sympy, 120 MB.
+        self.register_buffer("embeddings", torch.randn(config.samples, width, device="cpu"))
+        self.register_buffer("owners", torch.arange(config.samples, device="cpu") % config.num_classes)
         self.scored = tuple(bool(t) for t in config.texts) or (False,) * config.num_classes
 
     def encode(self, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
