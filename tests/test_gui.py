@@ -17,7 +17,7 @@ from features.dataset import build_manifest
 from features.video import VideoError, VideoFileSource
 from PySide6.QtCore import Qt
 
-from recognizer.gui import window as window_module
+from recognizer.gui import alarm as alarm_module
 from recognizer.gui.app import source_spec
 from recognizer.gui.phrase import PANEL_STYLE
 from recognizer.gui.speech import Speaker, alert_tone
@@ -343,7 +343,7 @@ def test_a_sure_help_raises_an_alarm_that_stays_until_acknowledged(qtbot, new_wi
     """Recognised, or picked from the top 3, "help" raises the alarm over the window: it sounds
     again and stays, whatever is read next and after Right, until Acknowledge or Esc; the
     phrase panel itself is never painted red."""
-    monkeypatch.setattr(window_module, "ALARM_REPEAT_MS", 50)
+    monkeypatch.setattr(alarm_module, "ALARM_REPEAT_MS", 50)
     window = new_window()
     window.state.use_entry("landmark_cnn", "t", ("bin", "help", "lay"), 0.9)
     banner = window.alarm
@@ -358,7 +358,7 @@ def test_a_sure_help_raises_an_alarm_that_stays_until_acknowledged(qtbot, new_wi
     qtbot.keyClick(window, Qt.Key_Escape)
     assert not banner.isVisible() and window.state.alarm is None
     alerts = window.speaker.alerts
-    qtbot.waitUntil(lambda: not window._alarm_timer.isActive(), timeout=1000)
+    qtbot.waitUntil(lambda: not banner.timer.isActive(), timeout=1000)
     assert window.speaker.alerts == alerts and any("acknowledged" in m for m in window.messages)
 
     unsure = (("help", 0.4), ("bin", 0.35), ("lay", 0.25))

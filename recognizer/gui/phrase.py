@@ -265,50 +265,6 @@ class PhrasePanel(QWidget):
         self.wrong_menu.popup(self.wrong_button.mapToGlobal(self.wrong_button.rect().bottomLeft()))
 
 
-class AlarmBanner(QWidget):
-    """The alarm of an alert phrase ("help"): a red band over the whole window, with when it
-    was asked, whether it sounds, and "Acknowledge" (also the Esc key), which calls
-    ``on_acknowledge()``. Hidden while ``state.alarm`` is None; it stays until acknowledged,
-    whatever is read meanwhile."""
-
-    def __init__(self, state: AppState, on_acknowledge: Callable[[], None], parent=None):
-        super().__init__(parent)
-        self.state = state
-        self.setAutoFillBackground(True)
-        self.setStyleSheet(ALERT_STYLE)
-        self.text = QLabel()
-        self.text.setFont(QFont("Sans", 22, QFont.Bold))
-        self.text.setWordWrap(True)
-        self.sound = QLabel()
-        self.sound.setFont(QFont("Sans", 13))
-        self.sound.setWordWrap(True)
-        self.acknowledge = QPushButton("Acknowledge (Esc)")
-        self.acknowledge.setFont(QFont("Sans", 16, QFont.Bold))
-        self.acknowledge.setMinimumHeight(48)
-        self.acknowledge.setStyleSheet("background: #ffffff; color: #b00020; padding: 4px 16px;")
-        self.acknowledge.clicked.connect(on_acknowledge)
-        words = QVBoxLayout()
-        words.addWidget(self.text)
-        words.addWidget(self.sound)
-        layout = QHBoxLayout(self)
-        layout.addLayout(words, stretch=1)
-        layout.addWidget(self.acknowledge)
-        for field in ("alarm", "alarm_problem"):
-            state.subscribe(field, self._changed)
-        self._changed(None)
-
-    def _changed(self, change: Change | None) -> None:
-        alarm = self.state.alarm
-        self.setVisible(alarm is not None)
-        if alarm is None:
-            return
-        who = f"{self.state.patient} asks" if alarm.patient else "The patient asks"
-        self.text.setText(f"\u26a0 {who} for {spoken_text(alarm.phrase).upper()} "
-                          f"\u2014 since {alarm.time:%H:%M:%S}")
-        self.sound.setText(f"Silent: {self.state.alarm_problem}" if self.state.alarm_problem
-                           else "Sounding until someone acknowledges it")
-
-
 class HistoryPanel(QListWidget):
     """Recognised phrases with their times, newest on top; those kept as a sample say so.
     The row chosen stays on its phrase as new ones arrive above it."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from features.dataset import validate_label
 from features.text import patient_key, spoken_text
-from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED
+from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED, HeardUtterance
 from recognizer.patients import confirmed_samples
 from recognizer.predictor import Predictor
 from recognizer.state import HistoryItem
@@ -28,6 +28,22 @@ FEW_SHOT = "few_shot"
 class TeachingMixin:
     """Confirmations, kept samples and patients; mixed into the main window, whose state,
     enroller, panels and ``_announce`` it uses."""
+
+    def _hold(self, item: HistoryItem, heard: HeardUtterance) -> HistoryItem:
+        """Keep ``heard`` in memory for a confirmation of the reading ``item``."""
+        self._held.append((item, heard))
+        return item
+
+    def held(self, item: HistoryItem | None) -> HeardUtterance | None:
+        """The utterance of the reading ``item`` (taken out: it is saved once), or None when
+        it is no longer held."""
+        for pair in self._held:
+            if pair[0] is item:
+                self._held.remove(pair)
+                if self.state.reading is item:
+                    self.state.reading = None
+                return pair[1]
+        return None
 
     def choose(self, reading: HistoryItem | None, phrase: str) -> None:
         """The caregiver or patient picked ``phrase`` from the top 3 of ``reading`` (None: a

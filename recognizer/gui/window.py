@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
@@ -31,7 +30,8 @@ from features.text import patient_key
 from recognizer.capture import SourceFactory
 from recognizer.confirmations import HeardUtterance
 from recognizer.gui.controls import RecogniserBar, registry_choice
-from recognizer.gui.phrase import AlarmBanner, HistoryPanel, HistoryTab, PhrasePanel
+from recognizer.gui.alarm import AlarmBanner
+from recognizer.gui.phrase import HistoryPanel, HistoryTab, PhrasePanel
 from recognizer.gui.record_panel import RecordPanel
 from recognizer.gui.samples import Enroller
 from recognizer.gui.speech import Speaker
@@ -65,7 +65,6 @@ class SourceSpec:
 
 SETTING_FIELDS = tuple(f.name for f in fields(Settings))     # AppState fields kept across restarts
 HELD_READINGS = 2          # final readings whose utterance is held for a confirmation
-ALARM_REPEAT_MS = 10_000   # the alarm sounds again until acknowledged
 LARGEST_SIZE = QSize(1400, 900)
 
 
@@ -116,9 +115,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.plots = PlotPanel(self.plot_history)
         self.phrase = PhrasePanel(self.state, self.choose, self.confirm_right, self.confirm_wrong,
                                   self.show_first_step)
-        self.alarm = AlarmBanner(self.state, self.acknowledge_alarm)
-        self._alarm_timer = QTimer(self, interval=ALARM_REPEAT_MS)
-        self._alarm_timer.timeout.connect(self._sound_alarm)
+        self.alarm = AlarmBanner(self.state, self._sound_alarm, self._alarm_acknowledged)
         self.history = HistoryPanel(self.state)
         self.history_tab = HistoryTab(self.history, self.undo_sample)
         self.videos_root = Path(videos_root)
@@ -194,9 +191,6 @@ class MainWindow(TeachingMixin, QMainWindow):
             self.state.subscribe(name, lambda _: self._save_settings())
         self._plot_timer = QTimer(self, interval=66)
         self._plot_timer.timeout.connect(self.plots.refresh)
-        self.state.subscribe("alarm", self._alarm_changed)
-        QShortcut(QKeySequence(Qt.Key_Escape), self, self.acknowledge_alarm,
-                  context=Qt.ApplicationShortcut)
 
     def start(self) -> None:
         """Load the recogniser and start the live worker."""
@@ -287,22 +281,6 @@ class MainWindow(TeachingMixin, QMainWindow):
                               None if repeated else live.arrived)
         self.state.reading = self._hold(item, live.heard) if live.heard is not None else None
 
-    def _hold(self, item: HistoryItem, heard: HeardUtterance) -> HistoryItem:
-        """Keep ``heard`` in memory for a confirmation of the reading ``item``."""
-        self._held.append((item, heard))
-        return item
-
-    def held(self, item: HistoryItem | None) -> HeardUtterance | None:
-        """The utterance of the reading ``item`` (taken out: it is saved once), or None when
-        it is no longer held."""
-        for pair in self._held:
-            if pair[0] is item:
-                self._held.remove(pair)
-                if self.state.reading is item:
-                    self.state.reading = None
-                return pair[1]
-        return None
-
     def _announce(self, phrase: str, confidence: float, top3, sure: bool,
                   arrived: float | None = None, chosen: bool = False) -> HistoryItem:
         """Show the phrase at once, log it, and speak it when sure; ``arrived`` (monotonic s)
@@ -314,23 +292,13 @@ class MainWindow(TeachingMixin, QMainWindow):
             self.speaker.say(phrase)
         return item
 
-    def _alarm_changed(self, change) -> None:
-        if change.value is None:
-            self._alarm_timer.stop()
-            return
-        self._sound_alarm()
-        self._alarm_timer.start()
-
     def _sound_alarm(self) -> None:
         self.speaker.alert()
         self.state.alarm_problem = getattr(self.speaker, "alarm_problem", "")
 
-    def acknowledge_alarm(self) -> None:
-        """Someone has seen the alarm: it stops sounding and leaves the screen."""
-        alarm = self.state.acknowledge_alarm()
-        if alarm is not None:
-            self.show_status(f"Alarm of {alarm.time:%H:%M:%S} acknowledged at "
-                             f"{datetime.now():%H:%M:%S}")
+    def _alarm_acknowledged(self, alarm: HistoryItem) -> None:
+        self.show_status(f"Alarm of {alarm.time:%H:%M:%S} acknowledged at "
+                         f"{datetime.now():%H:%M:%S}")
 
     def show_first_step(self) -> None:
         """The lead was clicked: the Record tab, at the field to fill first."""
