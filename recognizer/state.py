@@ -217,8 +217,8 @@ class AppState:
                            tuple((p, float(c)) for p, c in top3), sure, chosen, patient=self.patient)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
                     off_list=False, history=(self.history + (item,))[-HISTORY_LIMIT:])
-        if sure and phrase in ALERT_PHRASES:
-            self.alarm = item
+        if sure and phrase in ALERT_PHRASES and self.alarm is None:
+            self.alarm = item             # the first time asked stays until acknowledged
         self.events.emit_recorded(item)
         return item
 

@@ -17,9 +17,10 @@ Row = tuple[str, QWidget]
 
 
 def form_with_buttons(panel: QWidget, rows: Sequence[Row | Sequence[Row]],
-                      buttons: Sequence[QPushButton]) -> QVBoxLayout:
+                      buttons: Sequence[QPushButton], per_row: int = 4) -> QVBoxLayout:
     """Give ``panel`` a layout: labelled ``rows``, then ``buttons`` large enough to hit
-    from a bedside chair. Returns the layout for the panel's own widgets below.
+    from a bedside chair, at most ``per_row`` to a line (a narrow panel on a small screen
+    cuts none off). Returns the layout for the panel's own widgets below.
 
     A row is ``(label, widget)``, or a sequence of them side by side on one line
     (a short form leaves more of a small screen to what is below it).
@@ -37,12 +38,13 @@ def form_with_buttons(panel: QWidget, rows: Sequence[Row | Sequence[Row]],
             line.addWidget(QLabel(text))
             line.addWidget(other, stretch=1)
         form.addRow(label, line)
-    line = QHBoxLayout()
-    for button in buttons:
-        button.setFont(QFont("Sans", 14, QFont.Bold))
-        button.setMinimumHeight(40)
-        line.addWidget(button)
     layout = QVBoxLayout(panel)
     layout.addLayout(form)
-    layout.addLayout(line)
+    for start in range(0, len(buttons), per_row):
+        line = QHBoxLayout()
+        for button in buttons[start:start + per_row]:
+            button.setFont(QFont("Sans", 14, QFont.Bold))
+            button.setMinimumHeight(40)
+            line.addWidget(button)
+        layout.addLayout(line)
     return layout

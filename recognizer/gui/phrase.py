@@ -21,11 +21,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from features.text import spoken_text
+from features.text import patient_key, spoken_text
 from recognizer.reading import ReadMode
+from recognizer.recording import DEFAULT_PHRASES
 from recognizer.state import AppState, Change, HistoryItem, same_item
 
-PANEL_STYLE = "background: #101418; color: #ffffff;"
+# A greyed button must look greyed on the dark panel: nothing to press there.
+PANEL_STYLE = ("* { background: #101418; color: #ffffff; }"
+               "QPushButton { border: 2px solid #9aa5b1; border-radius: 6px; }"
+               "QPushButton:pressed { background: #2d3741; }"
+               "QPushButton:disabled { color: #4b5661; border-color: #2d3741; }")
 ALERT_STYLE = "background: #b00020; color: #ffffff;"
 LEAD_STYLE = "background: #ffd54f; color: #101418; padding: 6px 12px;"
 PHRASE_SMALLEST_PT = 28      # about 1 cm high on a bedside screen: readable from 2 m
@@ -166,10 +171,11 @@ class PhrasePanel(QWidget):
             button.setMinimumHeight(40)
             confirm_row.addWidget(button)
         layout.addLayout(confirm_row)
-        self._pressed: HistoryItem | None = None      # the reading on screen at the last press
+        # The reading on screen at the last press, and the phrase of the button pressed.
+        self._pressed: tuple[HistoryItem | None, str | None] = (None, None)
         self._menu_reading: HistoryItem | None = None
         self.right_button.pressed.connect(self._press)
-        self.right_button.clicked.connect(lambda: on_confirm and on_confirm(self._pressed))
+        self.right_button.clicked.connect(lambda: on_confirm and on_confirm(self._pressed[0]))
         self.wrong_button.clicked.connect(self._show_wrong_menu)
         self.wrong_menu.triggered.connect(
             lambda action: on_correct and on_correct(self._menu_reading, action.data()))
@@ -179,8 +185,8 @@ class PhrasePanel(QWidget):
             button.setMinimumHeight(38)
             button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)   # a sentence never widens the panel
             button.setStyleSheet("text-align: left; padding: 4px 12px;")
-            button.pressed.connect(self._press)
-            button.clicked.connect(lambda _=False, b=button: on_choose(self._pressed, b.phrase))
+            button.pressed.connect(lambda b=button: self._press(b.phrase))
+            button.clicked.connect(lambda _=False: on_choose(*self._pressed))
             bar = QProgressBar()
             bar.setRange(0, 100)
             bar.setMinimumHeight(30)
@@ -195,16 +201,18 @@ class PhrasePanel(QWidget):
             state.subscribe(field, self._changed)
         self._changed(None)
 
-    def _press(self) -> None:
-        self._pressed = self.state.reading
+    def _press(self, phrase: str | None = None) -> None:
+        self._pressed = (self.state.reading, phrase)
 
     def _changed(self, change: Change | None) -> None:
         state = self.state
         self._show_lead()
         if state.entry is None and state.kind == "few_shot":
-            self.headline.setText("No samples of this patient yet" if state.patient
-                                  else "No patient chosen")
-            self.phrase.setText("Record one of each phrase" if state.patient
+            self.headline.setText("One phrase so far: it needs two to tell apart"
+                                  if state.per_phrase else "No samples of this patient yet"
+                                  if state.patient else "No patient chosen")
+            self.phrase.setText("Record a second phrase" if state.per_phrase
+                                else "Record one of each phrase" if state.patient
                                 else "Type the patient in the Record tab")
         elif state.entry is None and state.model_problem:
             self.headline.setText(state.model_problem)
@@ -259,15 +267,17 @@ class PhrasePanel(QWidget):
         now is the one a pick corrects."""
         self._menu_reading = self.state.reading
         self.wrong_menu.clear()
-        for phrase in self.state.classes:
+        # The default phrases too: a correction to one not recorded yet teaches it.
+        for phrase in dict.fromkeys(self.state.classes + DEFAULT_PHRASES):
             if phrase != self.state.phrase:
                 self.wrong_menu.addAction(spoken_text(phrase)).setData(phrase)
         self.wrong_menu.popup(self.wrong_button.mapToGlobal(self.wrong_button.rect().bottomLeft()))
 
 
 class HistoryPanel(QListWidget):
-    """Recognised phrases with their times, newest on top; those kept as a sample say so.
-    The row chosen stays on its phrase as new ones arrive above it."""
+    """The current patient's phrases (everybody's while there is none) with their times,
+    newest on top; those kept as a sample say so. The row chosen stays on its phrase as
+    new ones arrive above it."""
 
     def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
@@ -275,13 +285,20 @@ class HistoryPanel(QListWidget):
         self._chosen: HistoryItem | None = None       # the item of the row the user chose
         self.setFont(QFont("Sans", 14))
         state.subscribe("history", self._changed)
+        state.subscribe("patient", self._changed)
         self.currentRowChanged.connect(lambda row: setattr(self, "_chosen", self.item_at(row)))
         self._changed(None)
 
+    def shown(self) -> list[HistoryItem]:
+        """The history items listed, newest first."""
+        key = patient_key(self.state.patient)
+        return [item for item in reversed(self.state.history)
+                if key is None or patient_key(item.patient) == key]
+
     def item_at(self, row: int) -> HistoryItem | None:
         """The history item shown on ``row`` (newest first)."""
-        history = self.state.history
-        return history[len(history) - 1 - row] if 0 <= row < len(history) else None
+        shown = self.shown()
+        return shown[row] if 0 <= row < len(shown) else None
 
     def selected(self) -> HistoryItem | None:
         """The item of the row chosen (as it is now: marked saved or not)."""
@@ -291,7 +308,7 @@ class HistoryPanel(QListWidget):
         chosen = self._chosen
         self.blockSignals(True)
         self.clear()
-        for item in reversed(self.state.history):
+        for item in self.shown():
             mark = "  (chosen)" if item.chosen else "" if item.sure else "  (not sure)"
             kept = "  \u2713 kept as a sample" if item.saved else ""
             self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   "
@@ -332,7 +349,7 @@ class HistoryTab(QWidget):
         self._selected()
 
     def last_saved(self) -> HistoryItem | None:
-        return next((i for i in reversed(self.history.state.history) if i.saved), None)
+        return next((i for i in self.history.shown() if i.saved), None)
 
     def _selected(self) -> None:
         item = self.history.selected()

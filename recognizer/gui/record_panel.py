@@ -211,6 +211,10 @@ class RecordPanel(QWidget):
         self.keep_button.setEnabled(mode == "review")
         self.discard_button.setEnabled(mode == "review")
         self.below.setCurrentIndex(1 if mode == "review" else 0)
+        # Focus on what to press next, which a scrolling tab brings into view.
+        {"idle": self.record_button, "recording": self.cancel_button,
+         "review": self.keep_button if self.keep_button.isEnabled() else self.discard_button
+         }[mode].setFocus()
         self.phrase.setEnabled(mode == "idle")
         self.patient.setEnabled(mode == "idle")
         self.delete_button.setEnabled(mode == "idle" and bool(self.state.patient))
@@ -311,6 +315,7 @@ class RecordPanel(QWidget):
         problem = face_problem(take)
         if problem:
             self.keep_button.setEnabled(False)
+            self.discard_button.setFocus()
             self._say(problem, error=True)
         else:
             why = ("the utterance ended" if take.ended_by == "utterance_end"

@@ -88,12 +88,13 @@ class Speaker(QObject):
         try:
             from PySide6.QtMultimedia import QMediaDevices, QSoundEffect
         except ImportError as error:
-            self._cannot("alarm_problem", f"the alarm cannot sound: Qt's sound module is missing "
-                         f"({error}); it shows on screen only")
+            self._cannot("alarm_problem", "no sound output works on this computer (Qt's sound "
+                         "module cannot load; install PulseAudio or PipeWire): the alarm shows on "
+                         "screen only")
             return None
         if not QMediaDevices.audioOutputs():
-            self._cannot("alarm_problem", "the alarm cannot sound: this computer has no sound "
-                         "device (connect speakers); it shows on screen only")
+            self._cannot("alarm_problem", "this computer has no sound device (connect speakers): "
+                         "the alarm shows on screen only")
             return None
         path = Path(tempfile.gettempdir()) / "lipreader-alert.wav"
         if not path.is_file():
@@ -117,6 +118,6 @@ class Speaker(QObject):
             self._alert.play()
             return
         if self._alert is not None and not self.alarm_problem:
-            self._cannot("alarm_problem", "the alarm cannot sound: the sound device does not "
-                         "play it; it shows on screen only")
+            self._cannot("alarm_problem", "the sound device does not play the alarm: it shows "
+                         "on screen only")
         QApplication.beep()

@@ -19,7 +19,7 @@ from features.text import patient_key, spoken_text
 from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED, HeardUtterance
 from recognizer.patients import confirmed_samples
 from recognizer.predictor import Predictor
-from recognizer.state import HistoryItem
+from recognizer.state import ALERT_PHRASES, HistoryItem
 from training.registry import SHIPPED_DIR
 
 FEW_SHOT = "few_shot"
@@ -54,12 +54,19 @@ class TeachingMixin:
             self._keep_heard(reading, phrase, PICKED, item)
 
     def confirm_right(self, reading: HistoryItem | None) -> None:
-        """``reading`` is right: its utterance becomes a sample of what it read."""
+        """``reading`` is right: its utterance becomes a sample of what it read (a confirmed
+        alert phrase raises the alarm, sure or not)."""
         if reading is not None:
+            if reading.phrase in ALERT_PHRASES and self.state.alarm is None:
+                self.state.alarm = reading
             self._keep_heard(reading, reading.phrase, CONFIRMED, reading)
 
     def confirm_wrong(self, reading: HistoryItem | None, phrase: str) -> None:
-        """``reading`` is wrong, ``phrase`` was meant: said, and kept as a sample of it."""
+        """``reading`` is wrong, ``phrase`` was meant: said, and kept as a sample of it (a
+        reading no longer held is said to be, and nothing else happens)."""
+        if reading is not None and not any(pair[0] is reading for pair in self._held):
+            self._not_held(reading)
+            return
         if phrase and reading is not None:
             item = self._announce(phrase, dict(reading.top3).get(phrase, 0.0), reading.top3,
                                   True, chosen=True)
@@ -73,8 +80,7 @@ class TeachingMixin:
             return
         heard = self.held(reading)
         if heard is None:
-            self.show_status(f"Not kept as a sample: the reading of {reading.time:%H:%M:%S} is "
-                             "no longer held (newer readings replaced it, or it was kept already)")
+            self._not_held(reading)
             return
         try:
             label = validate_label(phrase)
@@ -82,6 +88,10 @@ class TeachingMixin:
             self.show_status(f"Not kept as a sample: {error}")
             return
         self.enroller.confirm(item, label, heard, how, self.state.patient)
+
+    def _not_held(self, reading: HistoryItem) -> None:
+        self.show_status(f"Not kept as a sample: the reading of {reading.time:%H:%M:%S} is no "
+                         "longer held (newer readings replaced it, or it was kept already)")
 
     def _on_confirmed(self, item: HistoryItem, path: str) -> None:
         self.state.mark_saved(item, path)
@@ -168,7 +178,7 @@ class TeachingMixin:
         took = ""
         if asked:
             self.enrol_latencies_ms.append((time.monotonic() - asked) * 1000)
-            took = f", {self.enrol_latencies_ms[-1]:.0f} ms after the sample was kept"
+            took = f", {self.enrol_latencies_ms[-1]:.0f} ms after the change"
         switch = "now reads with" if switched else "now knows"
         self.show_status(f"{self.state.patient}'s few-shot recogniser {switch} "
                          f"{len(update.per_phrase)} phrases from {samples} samples{took}"

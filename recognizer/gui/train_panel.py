@@ -204,7 +204,7 @@ class TrainPanel(QWidget):
     def _build_layout(self) -> None:
         layout = form_with_buttons(self, [("Recogniser", self.kind), ("Epochs (most)", self.epochs)],
                                    [self.start_button, self.cancel_button, self.activate_button,
-                                    self.report_button])
+                                    self.report_button], per_row=2)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)

@@ -65,7 +65,7 @@ class SourceSpec:
 
 SETTING_FIELDS = tuple(f.name for f in fields(Settings))     # AppState fields kept across restarts
 HELD_READINGS = 2          # final readings whose utterance is held for a confirmation
-LARGEST_SIZE = QSize(1400, 900)
+LARGEST_SIZE = QSize(1600, 1000)
 
 
 def scrolling(panel: QWidget) -> QScrollArea:
@@ -153,10 +153,12 @@ class MainWindow(TeachingMixin, QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.alarm)
         layout.addWidget(self.bar)
         layout.addWidget(main, stretch=1)
         self.setCentralWidget(central)
+        # The alarm lies over the top of the window, moving nothing under the pointer.
+        self.alarm.setParent(central)
+        self.state.subscribe("alarm", lambda _: self._place_alarm())
         self.statusBar().setSizeGripEnabled(False)
         self.fit_screen()
 
@@ -169,6 +171,16 @@ class MainWindow(TeachingMixin, QMainWindow):
         if screen is not None:
             self.move(screen.topLeft() + QPoint((screen.width() - size.width()) // 2,
                                                  (screen.height() - size.height()) // 2))
+
+    def _place_alarm(self) -> None:
+        width = self.centralWidget().width()
+        self.alarm.setGeometry(0, 0, width, self.alarm.heightForWidth(width)
+                               if self.alarm.hasHeightForWidth() else self.alarm.sizeHint().height())
+        self.alarm.raise_()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_alarm()
 
     def _connect(self) -> None:
         self.worker.frame_ready.connect(self.on_frame)
