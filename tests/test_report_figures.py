@@ -78,3 +78,12 @@ def test_a_training_runs_entry_has_the_preview_as_an_animated_gif(word_models):
         assert gif.format == "GIF" and gif.n_frames > 1
         assert gif.size == (clips * 128 + (clips - 1) * reports.PREVIEW_GAP,
                             128 + reports.PREVIEW_TITLE)
+
+
+def test_the_summary_says_in_words_whether_a_model_beats_chance():
+    from training.reports import better_than_chance
+
+    assert better_than_chance({"binomial_p_vs_chance": 0.623, "chance": 1 / 3}).startswith(
+        "- **not** shown better than chance (0.333)")
+    assert better_than_chance({"binomial_p_vs_chance": 1e-6, "chance": 0.25}).startswith(
+        "- better than chance (0.250)")

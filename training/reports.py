@@ -248,6 +248,14 @@ def targets_met(test_metrics: dict, targets: dict) -> dict[str, dict]:
             for name, goal in targets.items()}
 
 
+def better_than_chance(test_metrics: dict, level: float = 0.05) -> str:
+    """The summary's line on chance: whether the accuracy is better, by a one-sided binomial
+    test at ``level``, said in words before its p value."""
+    p = test_metrics["binomial_p_vs_chance"]
+    verdict = "better than chance" if p < level else "**not** shown better than chance"
+    return f"- {verdict} ({test_metrics['chance']:.3f}): binomial p = {p:.2g}"
+
+
 def summary_markdown(card, test_metrics: dict, verdicts: dict, evaluation: str = "test") -> str:
     """The human-readable ``TRAINING_SUMMARY.md`` of an entry (``card``: a training.card.Card),
     its figures made as ``evaluation`` says (the test split, or cross-validation)."""
@@ -264,8 +272,7 @@ def summary_markdown(card, test_metrics: dict, verdicts: dict, evaluation: str =
              f"- {evaluation} accuracy {test_metrics['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}), "
              f"top-3 {test_metrics['top3_accuracy']:.3f}, macro-F1 {test_metrics['macro_f1']:.3f}, "
              f"n = {test_metrics['n']}",
-             f"- better than chance ({test_metrics['chance']:.3f}): binomial p = "
-             f"{test_metrics['binomial_p_vs_chance']:.2e}", "", "## Targets", ""]
+             better_than_chance(test_metrics), "", "## Targets", ""]
     for name, verdict in verdicts.items():
         mark = "achieved" if verdict["achieved"] else "NOT achieved"
         lines.append(f"- {name} >= {verdict['target']}: {verdict['value']:.3f} -- {mark}")
