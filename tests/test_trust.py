@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QImage
 
 from features.cache import ClipFeatures
@@ -244,12 +244,12 @@ def test_the_numbers_say_what_they_mean(new_window, qtbot):
     assert window.bar.sure_at.text() == "= 80%"
 
 
-def test_a_first_start_says_what_to_do_and_logs_no_reading_that_names_nothing(new_window,
+def test_a_first_start_says_what_to_do_and_logs_no_reading_that_names_nothing(new_window, qtbot,
                                                                                 tmp_path):
     window = new_window()
     lead = window.phrase.lead
     assert lead.isVisible() and "patient" in lead.text()
-    lead.linkActivated.emit("record")
+    qtbot.mouseClick(lead, Qt.LeftButton, pos=lead.rect().bottomRight() - QPoint(4, 4))
     assert window.tabs.currentWidget() is window.record_page
     window.state.choose_patient("bed 4")
     assert lead.isVisible() and "first phrase of bed 4" in lead.text()
@@ -332,6 +332,9 @@ def test_the_patients_few_shot_recogniser_replaces_the_general_reader(new_window
     assert window.state.kind == "few_shot" and set(window.state.classes) == {"blue", "green", "red"}
     assert any("now reads with 3 phrases" in m for m in window.messages)
     assert window.bar.kind.currentData() == "few_shot"
+    window.state.choose_patient("bed 9")          # nobody recorded yet: the general reader
+    qtbot.waitUntil(lambda: window.state.entry == SHIPPED_READER.name, timeout=30000)
+    assert any("No phrase of bed 9 recorded yet" in m for m in window.messages)
 
 
 def test_a_damaged_saved_model_is_named_on_the_screen_not_silently_replaced(new_window, qtbot,
@@ -366,17 +369,19 @@ def test_greyed_buttons_look_greyed(reading_window):
     assert button.isEnabled() and brightest(button) > greyed + 60
 
 
-def test_a_correction_of_a_reading_no_longer_held_logs_nothing(reading_window):
+def test_a_late_correction_says_the_phrase_meant_but_keeps_no_sample(reading_window):
     window = reading_window
     window.on_recognised(reading("bin", (("bin", 0.6), ("lay", 0.4)), shade=40))
     window.phrase.wrong_button.click()
     for shade in (100, 200):                      # two more readings: "bin" is let go
         window.on_recognised(reading("lay", (("lay", 0.6), ("bin", 0.4)), shade=shade))
-    logged = len(window.state.history)
-    [help_action] = [a for a in window.phrase.wrong_menu.actions() if a.data() == "help"]
-    help_action.trigger()
-    assert len(window.state.history) == logged and window.state.alarm is None
-    assert "no longer held" in window.messages[-1]
+    [doctor] = [a for a in window.phrase.wrong_menu.actions() if a.data() == "doctor"]
+    doctor.trigger()
+    item = window.state.history[-1]                  # what was meant is said all the same...
+    assert (item.phrase, item.chosen) == ("doctor", True) and window.speaker.said[-1] == "doctor"
+    assert "no longer held" in window.messages[-1]   # ...but no sample is kept
+    window.enroller.wait()
+    assert not saved_items(window) and not list((window.videos_root).rglob("*.mp4"))
 
 
 def test_the_wrong_menu_offers_the_default_phrases_too(reading_window):
@@ -413,3 +418,18 @@ def test_the_history_lists_the_current_patients_phrases(reading_window):
     assert [window.history.item(r).text().split()[1] for r in range(window.history.count())] == ["lay"]
     window.state.choose_patient("bed 4")
     assert [window.history.item(r).text().split()[1] for r in range(window.history.count())] == ["bin"]
+
+
+def test_the_alarm_band_is_painted_red_over_the_bar_with_its_words_whole(reading_window):
+    window = reading_window
+    window.resize(1280, 650)
+    window.state.alarm_problem = "this computer has no sound device: the alarm shows on screen only"
+    window.on_recognised(reading("help", (("help", 0.95), ("bin", 0.05))))
+    banner = window.alarm
+    assert banner.sound.geometry().bottom() < banner.height()          # nothing cut off
+    image = window.grab(banner.geometry()).toImage().convertToFormat(QImage.Format_RGB888)
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(
+        image.height(), image.bytesPerLine())[:, :3 * image.width()].reshape(
+        image.height(), image.width(), 3).astype(int)
+    red = (pixels[..., 0] > 150) & (pixels[..., 1] < 60) & (pixels[..., 2] < 80)
+    assert red.mean() > 0.6                                  # not the bar showing through

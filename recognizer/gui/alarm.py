@@ -32,7 +32,7 @@ class AlarmBanner(QWidget):
         self._on_acknowledged = on_acknowledged
         self.timer = QTimer(self, interval=ALARM_REPEAT_MS)
         self.timer.timeout.connect(sound)
-        self.setAutoFillBackground(True)
+        self.setAttribute(Qt.WA_StyledBackground, True)     # paint the red over what lies below
         self.setStyleSheet(ALERT_STYLE)
         self.text = QLabel()
         self.text.setFont(QFont("Sans", 22, QFont.Bold))

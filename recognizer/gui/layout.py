@@ -25,6 +25,20 @@ def form_with_buttons(panel: QWidget, rows: Sequence[Row | Sequence[Row]],
     A row is ``(label, widget)``, or a sequence of them side by side on one line
     (a short form leaves more of a small screen to what is below it).
     """
+    layout = QVBoxLayout(panel)
+    layout.addLayout(form_rows(rows))
+    for start in range(0, len(buttons), per_row):
+        line = QHBoxLayout()
+        for button in buttons[start:start + per_row]:
+            button.setFont(QFont("Sans", 14, QFont.Bold))
+            button.setMinimumHeight(40)
+            line.addWidget(button)
+        layout.addLayout(line)
+    return layout
+
+
+def form_rows(rows: Sequence[Row | Sequence[Row]]) -> QFormLayout:
+    """Labelled ``rows`` (see :func:`form_with_buttons`) as a form layout."""
     form = QFormLayout()
     for row in rows:
         if isinstance(row[0], str):
@@ -38,13 +52,4 @@ def form_with_buttons(panel: QWidget, rows: Sequence[Row | Sequence[Row]],
             line.addWidget(QLabel(text))
             line.addWidget(other, stretch=1)
         form.addRow(label, line)
-    layout = QVBoxLayout(panel)
-    layout.addLayout(form)
-    for start in range(0, len(buttons), per_row):
-        line = QHBoxLayout()
-        for button in buttons[start:start + per_row]:
-            button.setFont(QFont("Sans", 14, QFont.Bold))
-            button.setMinimumHeight(40)
-            line.addWidget(button)
-        layout.addLayout(line)
-    return layout
+    return form

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -83,6 +83,17 @@ class FittedLabel(QLabel):
             self.setFont(font)
 
 
+class ClickableLabel(QLabel):
+    """A label that is one big button: a click anywhere on it emits :attr:`clicked`."""
+
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event) -> None:
+        super().mouseReleaseEvent(event)
+        if event.button() == Qt.LeftButton and self.rect().contains(event.position().toPoint()):
+            self.clicked.emit()
+
+
 class ChoiceButton(QPushButton):
     """A top-3 choice: its phrase in words, shrunk (``largest_pt`` down to ``smallest_pt``)
     and then ended in "..." until it fits, never cut off unseen; the whole phrase is the tooltip."""
@@ -140,11 +151,11 @@ class PhrasePanel(QWidget):
         self.state = state
         self.setAutoFillBackground(True)
         self.setStyleSheet(PANEL_STYLE)
-        self.lead = QLabel(wordWrap=True)
+        self.lead = ClickableLabel(wordWrap=True)
         self.lead.setFont(QFont("Sans", 13, QFont.Bold))
         self.lead.setStyleSheet(LEAD_STYLE)
-        self.lead.setTextFormat(Qt.RichText)
-        self.lead.linkActivated.connect(lambda _: on_lead and on_lead())
+        self.lead.setCursor(Qt.PointingHandCursor)
+        self.lead.clicked.connect(lambda: on_lead and on_lead())
         self.headline = QLabel("Mouth a phrase")
         self.headline.setFont(QFont("Sans", 20))
         self.headline.setWordWrap(True)
@@ -258,7 +269,7 @@ class PhrasePanel(QWidget):
             text = f"Next: record a second phrase of {state.patient} in the Record tab \u2192"
         else:
             text = ""
-        self.lead.setText(f'<a href="record" style="color: #101418;">{text}</a>' if text else "")
+        self.lead.setText(text)
         self.lead.setToolTip(text)
         self.lead.setVisible(bool(text))
 

@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
 from features.text import patient_key, spoken_text
-from recognizer.gui.layout import form_with_buttons
+from recognizer.gui.layout import form_rows, form_with_buttons
 from recognizer.patients import patient_rows, patients
 from recognizer.recording import (DEFAULT_PHRASES, RecordingConfig, Take, expectation, phrase_list,
                                   sample_hint)
@@ -188,13 +188,15 @@ class RecordPanel(QWidget):
         self.show_patient()
 
     def _build_layout(self) -> None:
+        # What a take needs first, then its buttons and what it says: on a small screen
+        # they stay in view; the rest of the form below them.
         layout = form_with_buttons(
             self, [(("Patient", self.patient), ("", self.delete_button)),
-                   ("Phrase", self.phrase),
-                   (("Gender", self.gender), ("Age band", self.age_band)),
-                   (("Countdown", self.countdown), ("Longest", self.max_length))],
+                   (("Phrase", self.phrase), ("Countdown", self.countdown))],
             [self.record_button, self.cancel_button, self.keep_button, self.discard_button])
         layout.addWidget(self.message)
+        layout.addLayout(form_rows([(("Gender", self.gender), ("Age band", self.age_band),
+                                     ("Longest", self.max_length))]))
         counts_page = QWidget()
         counts_layout = QVBoxLayout(counts_page)
         counts_layout.setContentsMargins(0, 0, 0, 0)

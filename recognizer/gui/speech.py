@@ -88,9 +88,8 @@ class Speaker(QObject):
         try:
             from PySide6.QtMultimedia import QMediaDevices, QSoundEffect
         except ImportError as error:
-            self._cannot("alarm_problem", "no sound output works on this computer (Qt's sound "
-                         "module cannot load; install PulseAudio or PipeWire): the alarm shows on "
-                         "screen only")
+            self._cannot("alarm_problem", "this computer cannot play sound (ask IT to set up "
+                         "its sound): the alarm shows on screen only")
             return None
         if not QMediaDevices.audioOutputs():
             self._cannot("alarm_problem", "this computer has no sound device (connect speakers): "

@@ -18,9 +18,10 @@ from features.dataset import validate_label
 from features.text import patient_key, spoken_text
 from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED, HeardUtterance
 from recognizer.patients import confirmed_samples
-from recognizer.predictor import Predictor
+from recognizer.predictor import Predictor, find_entry, kind_in_use
 from recognizer.state import ALERT_PHRASES, HistoryItem
-from training.registry import SHIPPED_DIR
+from training.kinds import get_kind
+from training.registry import SHIPPED_DIR, list_entries
 
 FEW_SHOT = "few_shot"
 
@@ -62,11 +63,8 @@ class TeachingMixin:
             self._keep_heard(reading, reading.phrase, CONFIRMED, reading)
 
     def confirm_wrong(self, reading: HistoryItem | None, phrase: str) -> None:
-        """``reading`` is wrong, ``phrase`` was meant: said, and kept as a sample of it (a
-        reading no longer held is said to be, and nothing else happens)."""
-        if reading is not None and not any(pair[0] is reading for pair in self._held):
-            self._not_held(reading)
-            return
+        """``reading`` is wrong, ``phrase`` was meant: said (what the patient meant comes
+        first), and kept as a sample of it while its utterance is held."""
         if phrase and reading is not None:
             item = self._announce(phrase, dict(reading.top3).get(phrase, 0.0), reading.top3,
                                   True, chosen=True)
@@ -134,8 +132,18 @@ class TeachingMixin:
         self.state.update(per_phrase={}, reading=None)
         self.enroller.set_patient(self.state.patient)
         self._seed_confirmed()
-        if self.state.kind == FEW_SHOT:
-            self.bar.refresh_models()             # the new patient's entry, or none
+        if self.state.kind != FEW_SHOT:
+            return
+        general = kind_in_use(self.registry_root, None)
+        names = {entry.name for entry in list_entries(self.registry_root)}
+        if (self._entry_for(FEW_SHOT) not in names and general != FEW_SHOT
+                and find_entry(self.registry_root, general) is not None):
+            # Nobody is left unread: until the patient's recogniser knows two phrases, the
+            # general model reads them (and "help" with it).
+            self.bar.show_kind(general)
+            self.show_status(f"No phrase of {self.state.patient} recorded yet: reading with the "
+                             f"general {get_kind(general).label} until two are")
+        self.bar.refresh_models()             # the new patient's entry, or the general one
 
     def _on_sample_kept(self, label: str, path: str, clip, patient: str) -> None:
         """A sample kept for ``patient`` (who was current at Keep) joins their entry."""

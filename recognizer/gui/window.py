@@ -174,8 +174,10 @@ class MainWindow(TeachingMixin, QMainWindow):
 
     def _place_alarm(self) -> None:
         width = self.centralWidget().width()
-        self.alarm.setGeometry(0, 0, width, self.alarm.heightForWidth(width)
-                               if self.alarm.hasHeightForWidth() else self.alarm.sizeHint().height())
+        layout = self.alarm.layout()
+        height = max(self.alarm.sizeHint().height(), layout.totalHeightForWidth(width)
+                     if layout.hasHeightForWidth() else 0)
+        self.alarm.setGeometry(0, 0, width, height)
         self.alarm.raise_()
 
     def resizeEvent(self, event) -> None:
@@ -186,6 +188,8 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.worker.frame_ready.connect(self.on_frame)
         self.worker.recognised.connect(self.on_recognised)
         self.worker.take_ready.connect(self.recorder.show_take)
+        self.worker.take_ready.connect(   # Keep, scrolled into view on a small screen
+            lambda _: self.record_page.ensureWidgetVisible(self.recorder.keep_button))
         self.worker.status.connect(self.on_source_status)
         self.worker.source_finished.connect(self._on_source_finished)
         self.predictor_loaded.connect(self._on_predictor_loaded)
