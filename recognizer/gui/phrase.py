@@ -246,7 +246,9 @@ class PhrasePanel(QWidget):
             self.headline.setText("Recognised")
             self.phrase.setText(spoken_text(state.phrase))
         else:
-            self.headline.setText("Not sure \u2014 did you mean one of these?")
+            # Right confirms the likeliest, so it is named; the three below are the choice.
+            self.headline.setText(f"Not sure: \u201c{spoken_text(state.phrase)}\u201d? "
+                                  "Or one of these?")
             self.phrase.setText("?")
         transcript = state.reads_sentences and state.read_mode == ReadMode.TRANSCRIPT
         self.right_button.setEnabled(state.confirmable and not state.off_list)
