@@ -217,10 +217,16 @@ class AppState:
                            tuple((p, float(c)) for p, c in top3), sure, chosen, patient=self.patient)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
                     off_list=False, history=(self.history + (item,))[-HISTORY_LIMIT:])
-        if sure and phrase in ALERT_PHRASES and self.alarm is None:
-            self.alarm = item             # the first time asked stays until acknowledged
+        if sure:
+            self.raise_alarm(item)
         self.events.emit_recorded(item)
         return item
+
+    def raise_alarm(self, item: HistoryItem) -> None:
+        """Raise the alarm for ``item`` when it is an alert phrase; an alarm not yet
+        acknowledged keeps the time it was first asked."""
+        if item.phrase in ALERT_PHRASES and self.alarm is None:
+            self.alarm = item
 
     def acknowledge_alarm(self) -> HistoryItem | None:
         """Someone has seen the alarm: it stops; the item it was raised for."""

@@ -19,9 +19,9 @@ from features.text import patient_key, spoken_text
 from recognizer.confirmations import CONFIRMED, CORRECTED, PICKED, HeardUtterance
 from recognizer.patients import confirmed_samples
 from recognizer.predictor import Predictor, find_entry, kind_in_use
-from recognizer.state import ALERT_PHRASES, HistoryItem
+from recognizer.state import HistoryItem
 from training.kinds import get_kind
-from training.registry import SHIPPED_DIR, list_entries
+from training.registry import is_shipped, list_entries
 
 FEW_SHOT = "few_shot"
 
@@ -58,8 +58,7 @@ class TeachingMixin:
         """``reading`` is right: its utterance becomes a sample of what it read (a confirmed
         alert phrase raises the alarm, sure or not)."""
         if reading is not None:
-            if reading.phrase in ALERT_PHRASES and self.state.alarm is None:
-                self.state.alarm = reading
+            self.state.raise_alarm(reading)
             self._keep_heard(reading, reading.phrase, CONFIRMED, reading)
 
     def confirm_wrong(self, reading: HistoryItem | None, phrase: str) -> None:
@@ -198,8 +197,7 @@ class TeachingMixin:
         tab), not the general one shipped with the app: a choice the few-shot recogniser does
         not override."""
         predictor = self.predictor
-        return (predictor is not None
-                and Path(predictor.entry.path).parent.parts[-2:] != SHIPPED_DIR.parts)
+        return predictor is not None and not is_shipped(predictor.entry.path)
 
     def _on_patient_deleted(self, patient: str, result) -> None:
         said = self.history_log.forget_patient(patient)

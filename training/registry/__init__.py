@@ -268,6 +268,11 @@ def _folder(root: str | Path, name: str) -> Path:
     return shipped if not own.is_dir() and shipped.is_dir() else own
 
 
+def is_shipped(path: str | Path) -> bool:
+    """Whether the entry folder ``path`` is one that came with the app (under ``SHIPPED_DIR``)."""
+    return Path(path).parent.parts[-len(SHIPPED_DIR.parts):] == SHIPPED_DIR.parts
+
+
 def entry_path(root: str | Path, name: str) -> Path:
     """The folder of entry ``name`` in ``root`` (or shipped with it); FileNotFoundError if
     there is none."""
@@ -331,7 +336,7 @@ def active_problem(root: str | Path, kind: str) -> str | None:
     try:
         card = check_entry(path)
     except ValueError as error:
-        damaged = DamagedEntry(name, path, str(error), path.parent == Path(root) / SHIPPED_DIR)
+        damaged = DamagedEntry(name, path, str(error), is_shipped(path))
         return f"The saved model {name} is damaged: {_short(error, root)}. {damaged.advice[0].upper()}{damaged.advice[1:]}"
     if card.kind != kind:
         return f"The model saved for {kind}, {name}, is a {card.kind} model: choose the model again"
@@ -346,7 +351,7 @@ def _short(error: Exception, root: str | Path) -> str:
 def delete(root: str | Path, name: str, force: bool = False) -> None:
     """Delete entry ``name``; an active entry only with ``force``, which clears its pointer."""
     path = entry_path(root, name)
-    if path.parent == Path(root) / SHIPPED_DIR:
+    if is_shipped(path):
         raise ValueError(f"entry {name!r} ships with the app ({path}); it cannot be deleted")
     pointers = active_names(root)
     active = sorted(kind for kind, entry in pointers.items() if entry == name)
