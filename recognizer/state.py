@@ -127,11 +127,12 @@ class AppState:
     screen whose utterance is held in memory, not yet saved (None while a tentative
     reading or nothing is shown): what Right, Wrong... and the top 3 confirm;
     ``off_list``: the last reading is none of the phrases (a sentence reader found
-    something else likelier than its best phrase); ``alarm``: the alert phrase (a sure "help") not yet acknowledged; ``speech_problem``
-    / ``alarm_problem``: why phrases cannot be spoken / the alarm cannot sound ("" when
-    they can); ``model_problem``: why the model chosen could not be used, while none
-    reads; ``confidence_threshold``, ``speak_aloud``, ``read_mode`` and ``patient``:
-    user settings.
+    something else likelier than its best phrase); ``alarm``: the alert phrase (a sure
+    "help") not yet acknowledged; ``speech_problem`` / ``alarm_problem``: why phrases
+    cannot be spoken / the alarm cannot sound ("" when they can); ``model_problem``: why
+    the model chosen could not be used, while none reads; ``patients``: every patient
+    typed so far; ``confidence_threshold``, ``speak_aloud``, ``read_mode``, ``patient``
+    and ``patients``: user settings.
     """
 
     kind: str = "landmark_cnn"
