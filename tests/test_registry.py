@@ -192,7 +192,7 @@ def test_cli_list_show_activate_delete(tmp_path, capsys):
 def test_card_round_trip_and_refusals_name_the_entry_and_field(tmp_path):
     entry = write_entry(tmp_path, "typed", _model(), CARD)
     card = registry.read_card(entry)
-    assert card == replace(CARD, name="typed", created_at=card.created_at)
+    assert card == replace(CARD, name="typed", created_at=card.created_at, tensors=card.tensors)
     assert card.input.mean == (0.0,) * 4 and card.accuracy == 0.875
     stored = json.loads((entry / "card.json").read_text())
     assert stored["schema"] == 2 and stored["input"]["feature_names"] == ["a", "b", "c", "d"]
@@ -369,10 +369,14 @@ def test_an_entry_whose_weights_are_damaged_is_listed_damaged_with_its_reason(tm
     header.write_bytes(header.read_bytes()[:8] + b"#" * 20 + header.read_bytes()[28:])
     grown = write_entry(root, "grown", _model(), CARD) / registry.WEIGHTS_FILE
     grown.write_bytes(grown.read_bytes() + b"\0" * 16)
-    wider = get_kind("landmark_cnn").build({**ARCH_ARGS, "width": 16})
-    write_entry(root, "other", wider, CARD)
+    wider = replace(CARD, arch_args={**ARCH_ARGS, "width": 16})
+    with pytest.raises(ValueError, match="the card does not describe the model to save"):
+        write_entry(root, "other", _model(), wider)         # and nothing is left
+    write_entry(root, "wider", get_kind("landmark_cnn").build(wider.arch_args), wider)
+    write_entry(root, "other", _model(), CARD)
+    shutil.copyfile(root / "wider" / registry.WEIGHTS_FILE, root / "other" / registry.WEIGHTS_FILE)
 
-    assert [e.name for e in list_entries(root)] == ["good"]
+    assert [e.name for e in list_entries(root)] == ["good", "wider"]
     damaged = {d.name: d for d in damaged_entries(root)}
     assert sorted(damaged) == ["cut", "grown", "header", "other", "stub"]
     assert "weights.safetensors is cut short: " in damaged["cut"].reason
@@ -435,3 +439,61 @@ def test_active_problem_says_why_the_saved_model_cannot_be_used(tmp_path):
         "The saved model chosen is gone (no folder models/chosen): choose another model, or train one")
     (root / "active.json").write_text("{not json")
     assert "models/active.json) cannot be read" in registry.active_problem(root, "landmark_cnn")
+
+
+LIST_IN_A_FRESH_PROCESS = """
+import sys
+from training.registry import damaged_entries, list_entries
+print([e.name for e in list_entries(sys.argv[1])], [d.name for d in damaged_entries(sys.argv[1])],
+      "torchvision" in sys.modules)
+"""
+
+
+def test_a_video_entry_is_checked_without_importing_its_model_library(tmp_path):
+    """The card's tensor digest says the weights fit: listing the registry (which the window
+    does at start) imports no torchvision, whose libraries cost every recogniser ~300 MB.
+    A card without the digest (written before it) is still checked by building the model."""
+    from tests.conftest import write_tiny_video_entry
+
+    entry = write_tiny_video_entry(tmp_path, "video")
+    card = json.loads((entry / "card.json").read_text())
+    assert len(card["tensors"]) == 32
+
+    def listed() -> str:
+        result = subprocess.run([sys.executable, "-c", LIST_IN_A_FRESH_PROCESS, str(tmp_path)],
+                                cwd=PROJECT_ROOT, env=_subprocess_env(), capture_output=True,
+                                text=True, check=True)
+        return result.stdout.strip()
+
+    assert listed() == "['video'] [] False"
+    (entry / "card.json").write_text(json.dumps({**card, "tensors": "0" * 32}))
+    assert listed() == "['video'] [] True"                 # a wrong digest: the model decides
+    del card["tensors"]
+    (entry / "card.json").write_text(json.dumps({**card, "arch_args": {**card["arch_args"],
+                                                                       "num_classes": 5},
+                                                 "classes": ["a", "b", "c", "d", "e"]}))
+    assert listed() == "[] ['video'] True"                 # no digest, another model: damaged
+
+
+def test_a_model_is_loaded_with_its_weights_in_memory_once(tmp_path, monkeypatch):
+    """Built on ``meta``, it takes the file's tensors; a tensor the file cannot give (a
+    buffer kept out of the state dict) is named, not left on ``meta`` to fail mid-reading."""
+    model = _model()
+    loaded = load_entry(write_entry(tmp_path, "once", model, CARD), device="cpu").model
+    assert not any(p.is_meta for p in loaded.parameters())
+    batch = torch.randn(3, 4, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(batch), model.eval()(batch))
+
+    kind = get_kind("landmark_cnn")
+    real_build = kind.build
+
+    def with_a_buffer(arch_args):
+        built = real_build(arch_args)
+        built.register_buffer("window", torch.ones(8), persistent=False)
+        return built
+
+    monkeypatch.setattr(kind, "build", with_a_buffer)
+    with pytest.raises(ValueError, match=r"weights\.safetensors: the landmark_cnn model has "
+                                         r"tensors its weights file cannot give \(window\)"):
+        load_entry(tmp_path / "once", device="cpu")

@@ -29,8 +29,10 @@ class Card:
     ``kind``, ``arch_args``, ``classes`` (in the model's output order) and
     ``input`` rebuild and feed the model; ``data``, ``training``, ``metrics``
     and ``targets`` describe how it was made and how it did; ``files`` are the
-    entry's report files. ``name`` and ``created_at`` are filled in when the
-    entry is written.
+    entry's report files. ``name``, ``created_at`` and ``tensors`` (a digest of the
+    weights' tensor names and shapes, :func:`training.registry.weights.tensors_digest`, so
+    a weights file is checked against its card without building the model) are filled in
+    when the entry is written.
     """
 
     kind: str
@@ -46,6 +48,7 @@ class Card:
     parent: str | None = None
     weights: str = WEIGHTS_FILE
     files: tuple[str, ...] = ()
+    tensors: str = ""
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self):

@@ -4,13 +4,17 @@ A ``.safetensors`` file is a little-endian u64 header length, a JSON header
 (each tensor's dtype, shape and byte offsets) and the data. Its header says
 how long the file must be and which tensors it holds, so a file cut short, a
 corrupt header or tensors the card's model does not have are found by reading
-the header alone and comparing it with the model the card's kind builds on
-the ``meta`` device (no memory, no initialisation). Answers are kept per file
+the header alone and comparing it with the card: with the digest of the tensors'
+names and shapes written into the card with the weights (:func:`tensors_digest`),
+else (older cards, or a digest that differs, to say what differs) with the model
+the card's kind builds on the ``meta`` device (no memory, no initialisation, but
+the kind's libraries imported: torchvision for R(2+1)D). Answers are kept per file
 (path, inode, size, modification time), so listing the registry again costs
 a ``stat`` per entry.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import struct
@@ -27,9 +31,19 @@ DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2
 HEADER_BYTES = 8        # the header's length, before the header
 
 
-def weights_problem(weights: str | Path, kind: str, arch_args: dict) -> str | None:
+def tensors_digest(shapes: dict[str, tuple[int, ...]]) -> str:
+    """A short digest of ``{tensor name: shape}``, the same for a model's state dict and for
+    the header of the weights file it was saved to."""
+    text = json.dumps(sorted((name, list(shape)) for name, shape in shapes.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def weights_problem(weights: str | Path, kind: str, arch_args: dict,
+                    digest: str = "") -> str | None:
     """Why the weights file ``weights`` cannot load into the ``kind`` model ``arch_args``
     build (cut short, corrupt, tensors missing or of other shapes), or None when it fits.
+    ``digest`` is the card's :func:`tensors_digest`: a file whose tensors match it fits
+    without the model being built.
 
     A ``.safetensors`` file is judged by its header; a legacy ``torch.save`` file is read
     (``weights_only``). Bytes changed inside the data are not found: nothing records them.
@@ -40,15 +54,17 @@ def weights_problem(weights: str | Path, kind: str, arch_args: dict) -> str | No
     except OSError as error:
         return f"{path.name} cannot be read: {error.strerror or error}"
     return _problem(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, kind,
-                    json.dumps(arch_args, sort_keys=True, default=str))
+                    json.dumps(arch_args, sort_keys=True, default=str), digest)
 
 
 @lru_cache(maxsize=256)
 def _problem(path: str, inode: int, size: int, mtime_ns: int, kind: str,
-             args_json: str) -> str | None:
+             args_json: str, digest: str) -> str | None:
     try:
         found = (header_shapes(path, size) if path.endswith(".safetensors")
                  else {k: tuple(v.shape) for k, v in read_state_dict(path).items()})
+        if digest and tensors_digest(found) == digest:
+            return None
         expected = _model_shapes(kind, args_json)
     except ValueError as error:
         return str(error)
@@ -114,11 +130,12 @@ def _mismatch(file_name: str, kind: str, found: dict, expected: dict) -> str | N
     extra = sorted(found.keys() - expected.keys())
     reshaped = [f"{name} is {list(found[name])}, not {list(shape)}"
                 for name, shape in expected.items() if name in found and found[name] != shape]
-    parts = ([f"{len(missing)} tensors missing ({_first(missing)})"] if missing else []) + (
-        [f"{len(extra)} tensors the model lacks ({_first(extra)})"] if extra else []) + (
-        [f"{len(reshaped)} of other shapes ({_first(reshaped)})"] if reshaped else [])
+    parts = ([f"{len(missing)} tensors missing ({first_names(missing)})"] if missing else []) + (
+        [f"{len(extra)} tensors the model lacks ({first_names(extra)})"] if extra else []) + (
+        [f"{len(reshaped)} of other shapes ({first_names(reshaped)})"] if reshaped else [])
     return f"{file_name} does not fit the card's {kind} model: {'; '.join(parts)}" if parts else None
 
 
-def _first(items: list[str], shown: int = 2) -> str:
+def first_names(items: list[str], shown: int = 2) -> str:
+    """The first ``shown`` of ``items``, with '...' where there are more."""
     return ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")
