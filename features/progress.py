@@ -43,6 +43,16 @@ def add_common_flags(parser: argparse.ArgumentParser, *, cache: Path | str | Non
                         help="no progress bar or progress lines on stderr")
 
 
+def part_text(event: dict) -> str:
+    """Which fit of a run an event belongs to ("Fold 2 of 3 · ", "Final fit on every clip
+    · "), "" for a run of one fit."""
+    if "fold" in event:
+        return f"Fold {event['fold']} of {event['folds']} · "
+    if event.get("parts", 1) > 1:
+        return "Final fit on every clip · "
+    return ""
+
+
 def validation_text(event: dict, percent: bool = False) -> str:
     """An epoch's validation result in words: accuracy for classifiers, WER for sentence readers
     (a fit on every clip has none to validate on, and says so)."""
@@ -127,7 +137,7 @@ class ProgressOutput:
             self._epochs = event.get("epochs")
         if name == "epoch_end":
             of = f"/{self._epochs}" if self._epochs else ""
-            return f"epoch {event['epoch']}{of}: train loss {event['train_loss']:.3f}, {validation_text(event)}"
+            return f"{part_text(event)}epoch {event['epoch']}{of}: train loss {event['train_loss']:.3f}, {validation_text(event)}"
         if name == "resumed":
             return f"resumed after epoch {event['epoch']}"
         return None
@@ -150,7 +160,7 @@ class ProgressOutput:
             self._bar.update(1)
         elif name == "epoch_start":
             self._bar.reset()
-            self._bar.set_description(f"epoch {event['epoch']}/{event['epochs']}")
+            self._bar.set_description(f"{part_text(event)}epoch {event['epoch']}/{event['epochs']}")
         elif name == "epoch_end":
             self._bar.set_postfix_str(f"loss {event['train_loss']:.3f}, {validation_text(event)}")
 

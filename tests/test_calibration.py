@@ -110,6 +110,10 @@ def test_a_near_chance_entry_is_judged_no_better_than_chance(near_chance):
     verdict = judge(Measured.of_card(card), None)
     assert verdict.better_than_chance is False and not verdict.usable
     assert verdict.text.startswith("Not better than chance (") and "of 3 phrases, chance 33%" in verdict.text
+    # Nor is it made the model in use, though its kind had none; the run says so.
+    assert registry.active_names(near_chance[0].parent) == {}
+    [done] = [event for event in near_chance[2] if event["event"] == "done"]
+    assert "not made the landmark_cnn in use: no better than chance" in done["text"]
 
 
 def test_temperature_scaling_flattens_confident_guesses_and_keeps_honest_ones():

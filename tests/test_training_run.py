@@ -126,6 +126,27 @@ def test_off_a_terminal_progress_is_one_line_per_stage_or_epoch():
     assert lines[2] == "epoch 1/30: train loss 0.500, validation accuracy 0.750"
 
 
+def test_the_progress_of_a_cross_validated_run_names_its_fold_on_and_off_a_terminal():
+    import io
+
+    from features.progress import ProgressOutput
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for log in (io.StringIO(), Terminal()):
+        output = ProgressOutput(None, progress=True, stderr=log)
+        for fit in ({"fold": 2, "folds": 3, "part": 2, "parts": 4}, {"part": 4, "parts": 4}):
+            output({"event": "epoch_start", "epoch": 7, "epochs": 30, **fit})
+            output({"event": "batch", "epoch": 7, "batch": 1, "batches": 2, "loss": 1.0, **fit})
+            output({"event": "epoch_end", "epoch": 7, "train_loss": 0.5, "val_accuracy": 0.75,
+                    **fit})
+        output.close()
+        assert "Fold 2 of 3 · epoch 7/30" in log.getvalue()
+        assert "Final fit on every clip · epoch 7/30" in log.getvalue()
+
+
 def test_a_failed_run_can_be_retried_under_its_name_and_logs_stay_short(words, tmp_path, capfd):
     (tmp_path / "empty").mkdir()
     failing = run_args(words, tmp_path, "retry")

@@ -242,6 +242,16 @@ def test_the_numbers_say_what_they_mean(new_window, qtbot):
     assert seen == [pytest.approx(0.7)]
     assert load_settings(window.settings_path)[0].confidence_threshold == pytest.approx(0.7)
     assert window.bar.sure_at.text() == "= 80%"
+    # Typed, then the nurse clicks elsewhere in the window (on the phrase): it is taken.
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus)
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "0.6")
+    assert seen == [pytest.approx(0.7)]
+    qtbot.mouseClick(window.phrase.phrase, Qt.LeftButton)
+    qtbot.waitUntil(lambda: seen == [pytest.approx(0.7), pytest.approx(0.6)])
 
 
 def test_a_first_start_says_what_to_do_and_logs_no_reading_that_names_nothing(new_window, qtbot,

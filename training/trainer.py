@@ -34,6 +34,7 @@ from training.kinds import get_kind
 from training.kinds.classifier import calibrated, tempered
 from training.splits import (cross_validation_folds, fewest_recordings, make_splits,
                              split_analysis, split_digests, write_split_analysis)
+from training.verdict import Measured, beats_chance
 
 MAX_FOLDS = 5
 
@@ -309,7 +310,8 @@ def publish(config: TrainConfig, run_dir: Path, card: Card, model: nn.Module, di
             report: dict, text: str, on_event: EventSink) -> Path:
     """Write ``final_report.json`` (``report`` with the card's data and training), the
     registry entry with every file of ``run_dir/reports`` and the clips' ``digests``;
-    activate it if its kind has no active entry; announce it with ``text``."""
+    activate it if its kind has no active entry and it is not measured no better than
+    chance (:func:`training.verdict.beats_chance`); announce it with ``text``."""
     folder = run_dir / "reports"
     reports.write_json(folder / "final_report.json",
                        {"name": card.name, **report, "data": card.data, "training": card.training})
@@ -320,7 +322,11 @@ def publish(config: TrainConfig, run_dir: Path, card: Card, model: nn.Module, di
     root = repo_path(config.registry)
     entry = registry.write_entry(root, card.name, model, card, files)
     if registry.active_entry(root, config.model) is None:
-        registry.activate(root, card.name)
+        if beats_chance(Measured.of_card(card)) is False:
+            text += (f" -- not made the {config.model} in use: no better than chance "
+                     f"(python -m training.registry activate {card.name} uses it anyway)")
+        else:
+            registry.activate(root, card.name)
     write_text_atomic(run_dir / "entry.txt", str(entry))
     on_event({"event": "done", "entry": str(entry), **card.metrics,
               "text": f"registered {entry} -- {text}"})

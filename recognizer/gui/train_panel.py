@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from features.dataset import build_manifest
-from features.progress import validation_text
+from features.progress import part_text, validation_text
 from recognizer.gui.layout import form_with_buttons
 from training.config import ROOT
 from training.kinds import DEFAULT_KIND, KINDS, get_kind
@@ -74,16 +74,6 @@ def progress_fraction(event: dict, epochs: int | None) -> float | None:
 def epoch_result(event: dict) -> str:
     """What an ``epoch_end`` event measured: validation accuracy (or WER) and the loss."""
     return f"{validation_text(event, percent=True)}, loss {event['train_loss']:.3f}"
-
-
-def part_text(event: dict) -> str:
-    """Which fit of a run an event belongs to ("Fold 2 of 3 · ", "Final fit on every clip
-    · "), "" for a run of one fit."""
-    if "fold" in event:
-        return f"Fold {event['fold']} of {event['folds']} · "
-    if event.get("parts", 1) > 1:
-        return "Final fit on every clip · "
-    return ""
 
 
 def _in_part(event: dict, epoch: str) -> str:

@@ -151,6 +151,9 @@ class MainWindow(TeachingMixin, QMainWindow):
         main.setStretchFactor(0, 1)
         main.setStretchFactor(1, 1)
         central = QWidget()
+        # A click anywhere in the window takes the keyboard from the field being typed in,
+        # which then takes its value (the threshold is taken when its typing is finished).
+        central.setFocusPolicy(Qt.ClickFocus)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.bar)
