@@ -117,7 +117,8 @@ class AppState:
     rate, in [0, 1] or None; ``measured_by``: how the accuracy was measured, ``test``,
     ``leave-one-out`` or ``k-fold cross-validation``); ``reads_sentences``: the entry is a sentence
     reader, which answers in ``read_mode`` (a ``ReadMode`` value); ``phrase``,
-    ``confidence``, ``top3``, ``sure``: the last recognition; ``segmenter_state``:
+    ``confidence``, ``top3``, ``sure``: the last recognition (``chosen``: a phrase picked
+    by hand, not read); ``segmenter_state``:
     the :class:`~recognizer.live.LiveState` shown; ``fps``: frames per second
     processed; ``dropped_frames``: frames skipped since start; ``history``:
     newest last, at most ``HISTORY_LIMIT``; ``patient``: whose samples,
@@ -147,6 +148,7 @@ class AppState:
     confidence: float | None = None
     top3: tuple[tuple[str, float], ...] = ()
     sure: bool = False
+    chosen: bool = False
     segmenter_state: LiveState = LiveState.RESTING
     fps: float = 0.0
     dropped_frames: int = 0
@@ -199,11 +201,16 @@ class AppState:
 
     def use_entry(self, kind: str, name: str | None, classes: Sequence[str],
                   accuracy: float | None, wer: float | None = None,
-                  reads_sentences: bool = False, measured_by: str = "test") -> None:
-        """Show a newly active recogniser (and forget the last phrase, which the old one read)."""
+                  reads_sentences: bool = False, measured_by: str = "test",
+                  keep_phrase: bool = False) -> None:
+        """Show a newly active recogniser, and forget the last phrase, which the old one read
+        (``keep_phrase``: the same recogniser, updated by what was just confirmed, so the
+        phrase on screen and its held reading stay)."""
         self.update(kind=kind, entry=name, classes=tuple(classes), accuracy=accuracy, wer=wer,
-                    reads_sentences=reads_sentences, measured_by=measured_by, phrase=None,
-                    confidence=None, top3=(), sure=False, reading=None, off_list=False)
+                    reads_sentences=reads_sentences, measured_by=measured_by)
+        if not keep_phrase:
+            self.update(phrase=None, confidence=None, top3=(), sure=False, chosen=False,
+                        reading=None, off_list=False)
 
     def record(self, phrase: str, confidence: float, top3: Sequence[tuple[str, float]],
                sure: bool, when: datetime | None = None, chosen: bool = False) -> HistoryItem:
@@ -217,7 +224,7 @@ class AppState:
         item = HistoryItem(when or datetime.now(), phrase, float(confidence),
                            tuple((p, float(c)) for p, c in top3), sure, chosen, patient=self.patient)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
-                    off_list=False, history=(self.history + (item,))[-HISTORY_LIMIT:])
+                    chosen=chosen, off_list=False, history=(self.history + (item,))[-HISTORY_LIMIT:])
         if sure:
             self.raise_alarm(item)
         self.events.emit_recorded(item)
@@ -236,9 +243,10 @@ class AppState:
 
     def seed_history(self, items: Sequence[HistoryItem]) -> None:
         """Put ``items`` (say, samples confirmed in earlier sessions) before the history, in
-        time order, without logging or showing them as the last phrase."""
-        known = {(i.time, i.saved) for i in self.history}
-        fresh = [i for i in items if (i.time, i.saved) not in known]
+        time order, without logging or showing them as the last phrase. A sample listed
+        already (kept this session: its row has the reading's time) is not listed twice."""
+        known = {i.saved for i in self.history if i.saved} | {(i.time, i.saved) for i in self.history}
+        fresh = [i for i in items if i.saved not in known and (i.time, i.saved) not in known]
         merged = sorted(self.history + tuple(fresh), key=lambda i: i.time)
         self.history = tuple(merged[-HISTORY_LIMIT:])
 
@@ -291,10 +299,11 @@ class HistoryLog:
         self.on_error = on_error
         self.error: str | None = None
 
-    def append(self, item: HistoryItem) -> bool:
-        """Write one row; True when it reached the file."""
-        row = (item.time.isoformat(timespec="seconds"), item.phrase,
-               f"{item.confidence:.4f}", format_top3(item.top3), how_recognised(item), item.patient)
+    def append(self, item: HistoryItem, how: str | None = None) -> bool:
+        """Write one row (``how``: what happened, when not how it was read: ``confirmed``,
+        ``alarm raised``, ``alarm acknowledged``); True when it reached the file."""
+        row = (item.time.isoformat(timespec="seconds"), item.phrase, f"{item.confidence:.4f}",
+               format_top3(item.top3), how or how_recognised(item), item.patient)
         try:
             private_dirs(self.path.parent)
             self._set_aside_other_header()

@@ -344,7 +344,23 @@ def test_the_patients_few_shot_recogniser_replaces_the_general_reader(new_window
     assert window.bar.kind.currentData() == "few_shot"
     window.state.choose_patient("bed 9")          # nobody recorded yet: the general reader
     qtbot.waitUntil(lambda: window.state.entry == SHIPPED_READER.name, timeout=30000)
-    assert any("No phrase of bed 9 recorded yet" in m for m in window.messages)
+    assert any("No few-shot recogniser of bed 9 yet: reading with the general" in m
+               for m in window.messages)
+
+
+def test_a_restart_on_a_patient_with_no_recogniser_yet_reads_with_the_general_model(
+        new_window, qtbot, tmp_path):
+    """The few-shot kind was the last in use; this patient has no entry (no phrase, or one):
+    the window reads with the shipped reader, not with nothing."""
+    from recognizer.settings import Settings, save_settings
+
+    shutil.copytree(SHIPPED_READER, tmp_path / "models" / "assets" / "entries" / SHIPPED_READER.name)
+    save_settings(tmp_path / "settings.json", Settings(kind="few_shot", patient="bed 9",
+                                                       patients=("bed 9",)))
+    window = new_window(registry=tmp_path / "models")
+    qtbot.waitUntil(lambda: window.state.entry == SHIPPED_READER.name, timeout=30000)
+    assert window.state.kind == "landmark_ctc" and window.state.patient == "bed 9"
+    assert any("No few-shot recogniser of bed 9 yet" in m for m in window.messages)
 
 
 def test_a_damaged_saved_model_is_named_on_the_screen_not_silently_replaced(new_window, qtbot,
@@ -382,11 +398,10 @@ def test_greyed_buttons_look_greyed(reading_window):
 def test_a_late_correction_says_the_phrase_meant_but_keeps_no_sample(reading_window):
     window = reading_window
     window.on_recognised(reading("bin", (("bin", 0.6), ("lay", 0.4)), shade=40))
-    window.phrase.wrong_button.click()
+    bin_reading = window.state.reading
     for shade in (100, 200):                      # two more readings: "bin" is let go
         window.on_recognised(reading("lay", (("lay", 0.6), ("bin", 0.4)), shade=shade))
-    [doctor] = [a for a in window.phrase.wrong_menu.actions() if a.data() == "doctor"]
-    doctor.trigger()
+    window.confirm_wrong(bin_reading, "doctor")   # (an open menu would have kept it)
     item = window.state.history[-1]                  # what was meant is said all the same...
     assert (item.phrase, item.chosen) == ("doctor", True) and window.speaker.said[-1] == "doctor"
     assert "no longer held" in window.messages[-1]   # ...but no sample is kept
@@ -443,3 +458,91 @@ def test_the_alarm_band_is_painted_red_over_the_bar_with_its_words_whole(reading
         image.height(), image.width(), 3).astype(int)
     red = (pixels[..., 0] > 150) & (pixels[..., 1] < 60) & (pixels[..., 2] < 80)
     assert red.mean() > 0.6                                  # not the bar showing through
+
+
+def test_a_correction_is_kept_however_many_readings_arrive_while_its_menu_is_open(
+        reading_window, qtbot):
+    """A patient who is not understood repeats themselves: three more readings arrive while
+    the nurse looks through Wrong...; the one it was opened on is still kept."""
+    window = reading_window
+    window.on_recognised(reading("bin", (("bin", 0.6), ("lay", 0.3), ("help", 0.1)), shade=40))
+    window.phrase.wrong_button.click()
+    qtbot.waitUntil(window.phrase.wrong_menu.isVisible)
+    for shade in (90, 140, 200):
+        window.on_recognised(reading("bin", (("bin", 0.6), ("lay", 0.3), ("help", 0.1)), shade=shade))
+    [lay] = [a for a in window.phrase.wrong_menu.actions() if a.data() == "lay"]
+    lay.trigger()
+    qtbot.waitUntil(lambda: bool(saved_items(window)), timeout=10000)
+    [item] = saved_items(window)
+    assert Path(item.saved).parent.name == "lay" and saved_shade(item.saved) == pytest.approx(40, abs=3)
+    assert len(window._held) == 2                              # the last two, nothing more
+
+
+def test_a_pick_shows_chosen_and_stays_when_the_recogniser_learns_from_it(reading_window, qtbot,
+                                                                            tmp_path):
+    window = reading_window
+    window.state.choose_patient("bed 4")
+    window.on_recognised(reading("bin", (("bin", 0.5), ("help", 0.3), ("lay", 0.2)), shade=40))
+    qtbot.mouseClick(window.phrase.choices[2][0], Qt.LeftButton)          # "lay"
+    assert (window.phrase.headline.text(), window.phrase.phrase.text()) == ("Chosen", "lay")
+    # The patient's recogniser, written again with the sample, takes over: "lay" stays.
+    update = SimpleNamespace(patient="bed 4", per_phrase={p: {"samples": 1} for p in PHRASES},
+                             entry=tmp_path / few_shot_name("bed 4"))
+    predictor = SimpleNamespace(classes=PHRASES, answers=PHRASES, name=few_shot_name("bed 4"),
+                                reads_sentences=False, unspellable=(), entry=SimpleNamespace(
+                                    path=update.entry, card=SimpleNamespace(
+                                        kind="few_shot", accuracy=None, wer=None, metrics={})))
+    window._on_enrolled(update, predictor, 0.0)
+    assert window.state.entry == few_shot_name("bed 4")
+    assert (window.phrase.headline.text(), window.phrase.phrase.text()) == ("Chosen", "lay")
+
+
+def test_a_pick_from_a_reading_of_none_of_the_phrases_keeps_its_sample(reading_window, qtbot):
+    window = reading_window
+    nothing = reading("bin", (("bin", 0.0), ("lay", 0.0), ("help", 0.0)), shade=40,
+                      probabilities=(0.0, 0.0, 0.0))
+    window.on_recognised(nothing)
+    assert window.state.off_list and window.phrase.choices[0][1].text() == ""   # no "0%"
+    qtbot.mouseClick(window.phrase.choices[1][0], Qt.LeftButton)              # "lay"
+    qtbot.waitUntil(lambda: bool(saved_items(window)), timeout=10000)
+    [item] = saved_items(window)
+    assert Path(item.saved).parent.name == "lay" and item.chosen
+    assert window.phrase.headline.text() == "Chosen"
+
+
+def test_a_sample_kept_this_session_is_listed_once_after_switching_patients(reading_window, qtbot):
+    window = reading_window
+    window.state.choose_patient("bed 4")
+    window.on_recognised(reading("lay", (("lay", 0.9), ("bin", 0.1)), shade=40))
+    window.phrase.right_button.click()
+    qtbot.waitUntil(lambda: bool(saved_items(window)), timeout=10000)
+    window.state.choose_patient("bed 5")
+    window.state.choose_patient("bed 4")
+    assert len(saved_items(window)) == 1
+    assert sum("kept as a sample" in window.history.item(r).text()
+               for r in range(window.history.count())) == 1
+
+
+def test_the_history_file_keeps_confirmations_and_alarms(reading_window, tmp_path):
+    import csv
+
+    window = reading_window
+    window.on_recognised(reading("help", (("help", 0.4), ("bin", 0.35), ("lay", 0.25)), shade=30))
+    window.phrase.right_button.click()
+    window.alarm.acknowledge.click()
+    with open(tmp_path / "history.csv", newline="") as handle:
+        rows = [(row["phrase"], row["how"]) for row in csv.DictReader(handle)]
+    assert rows == [("help", "not sure"), ("help", "confirmed"), ("help", "alarm raised"),
+                    ("help", "alarm acknowledged")]
+
+
+def test_the_alarm_band_grows_to_its_words_when_it_learns_it_is_silent(reading_window, qtbot):
+    window = reading_window
+    window.resize(1280, 650)
+    window.on_recognised(reading("help", (("help", 0.95), ("bin", 0.05))))
+    banner = window.alarm
+    window.state.alarm_problem = ("this computer cannot play sound (ask IT to set up its sound): "
+                                  "the alarm shows on screen only " * 2)
+    sound = banner.sound
+    qtbot.waitUntil(lambda: sound.height() >= sound.heightForWidth(sound.width()))   # all lines
+    assert sound.geometry().bottom() < banner.height()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLayout, QPushButton, QVBoxLayout, QWidget
 
 from features.text import spoken_text
 from recognizer.gui.phrase import ALERT_STYLE
@@ -56,6 +56,14 @@ class AlarmBanner(QWidget):
         for field in ("alarm", "alarm_problem"):
             state.subscribe(field, self._changed)
         self._changed(None)
+
+    def height_for(self, width: int) -> int:
+        """The height its words need at ``width``, as they are now (just changed, maybe)."""
+        for layout in (self.layout(), *self.findChildren(QLayout)):
+            layout.invalidate()          # a nested layout keeps its sizes until told
+        layout = self.layout()
+        return max(self.sizeHint().height(),
+                   layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else 0)
 
     def acknowledge_alarm(self) -> None:
         """Someone has seen the alarm: it stops sounding and leaves the screen."""

@@ -207,10 +207,15 @@ class PhrasePanel(QWidget):
             row.addWidget(bar, stretch=2)
             layout.addLayout(row)
             self.choices.append((button, bar))
-        for field in ("entry", "kind", "patient", "phrase", "top3", "sure", "read_mode", "reading",
-                      "off_list", "per_phrase", "classes", "model_problem"):
+        for field in ("entry", "kind", "patient", "phrase", "top3", "sure", "chosen", "read_mode",
+                      "reading", "off_list", "per_phrase", "classes", "model_problem"):
             state.subscribe(field, self._changed)
         self._changed(None)
+
+    @property
+    def pinned_reading(self) -> HistoryItem | None:
+        """The reading an open Wrong... menu will correct (None while it is closed)."""
+        return self._menu_reading if self.wrong_menu.isVisible() else None
 
     def _press(self, phrase: str | None = None) -> None:
         self._pressed = (self.state.reading, phrase)
@@ -242,6 +247,9 @@ class PhrasePanel(QWidget):
             self.headline.setText("Read" if state.sure else
                                   "Read, not sure of every word \u2014 or one of these?")
             self.phrase.setText(spoken_text(state.phrase))
+        elif state.chosen:
+            self.headline.setText("Chosen")
+            self.phrase.setText(spoken_text(state.phrase))
         elif state.sure:
             self.headline.setText("Recognised")
             self.phrase.setText(spoken_text(state.phrase))
@@ -256,8 +264,9 @@ class PhrasePanel(QWidget):
         for index, (button, bar) in enumerate(self.choices):
             phrase, probability = state.top3[index] if index < len(state.top3) else (None, 0.0)
             button.set_phrase(phrase)
-            bar.setValue(round(probability * 100))
-            bar.setFormat(f"{probability:.0%}" if phrase else "")
+            # A reading that names none of the phrases gives them no share worth a figure.
+            bar.setValue(0 if state.off_list else round(probability * 100))
+            bar.setFormat(f"{probability:.0%}" if phrase and not state.off_list else "")
 
     def _show_lead(self) -> None:
         """What to do first: a patient, then a first (and a second) phrase of theirs."""

@@ -12,6 +12,8 @@ samples and entry; deleting a patient removes both.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from features.dataset import validate_label
@@ -24,6 +26,7 @@ from training.kinds import get_kind
 from training.registry import is_shipped, list_entries
 
 FEW_SHOT = "few_shot"
+HELD_READINGS = 2     # final readings whose utterance is held for a confirmation (and one pinned)
 
 
 class TeachingMixin:
@@ -31,8 +34,13 @@ class TeachingMixin:
     enroller, panels and ``_announce`` it uses."""
 
     def _hold(self, item: HistoryItem, heard: HeardUtterance) -> HistoryItem:
-        """Keep ``heard`` in memory for a confirmation of the reading ``item``."""
+        """Keep ``heard`` in memory for a confirmation of the reading ``item``: the last
+        :data:`HELD_READINGS`, and the one an open Wrong... menu will correct however many
+        readings arrive while it is open."""
         self._held.append((item, heard))
+        pinned = self.phrase.pinned_reading
+        while len(self._held) > HELD_READINGS + any(held is pinned for held, _ in self._held):
+            self._held.remove(next(p for p in self._held if p[0] is not pinned))
         return item
 
     def held(self, item: HistoryItem | None) -> HeardUtterance | None:
@@ -58,6 +66,7 @@ class TeachingMixin:
         """``reading`` is right: its utterance becomes a sample of what it read (a confirmed
         alert phrase raises the alarm, sure or not)."""
         if reading is not None:
+            self.history_log.append(replace(reading, time=datetime.now()), how="confirmed")
             self.state.raise_alarm(reading)
             self._keep_heard(reading, reading.phrase, CONFIRMED, reading)
 
@@ -74,6 +83,8 @@ class TeachingMixin:
         """Save ``reading``'s utterance (once) as a sample of ``phrase``, for ``item``; say so
         when it is no longer held rather than save another."""
         if reading is None:
+            self.show_status(f"\u201c{spoken_text(phrase)}\u201d said; not kept as a sample: "
+                             "it was picked before the reading was finished")
             return
         heard = self.held(reading)
         if heard is None:
@@ -133,16 +144,23 @@ class TeachingMixin:
         self._seed_confirmed()
         if self.state.kind != FEW_SHOT:
             return
+        self._read_with_general_until_two_phrases()
+        self.bar.refresh_models()             # the new patient's entry, or the general one
+
+    def _read_with_general_until_two_phrases(self) -> None:
+        """Nobody is left unread: with the few-shot kind chosen and no entry of the patient's
+        (no patient, or fewer than two phrases of theirs), the general model reads them,
+        and "help" with it, at a new patient and at start."""
+        if self.state.kind != FEW_SHOT:
+            return
         general = kind_in_use(self.registry_root, None)
         names = {entry.name for entry in list_entries(self.registry_root)}
         if (self._entry_for(FEW_SHOT) not in names and general != FEW_SHOT
                 and find_entry(self.registry_root, general) is not None):
-            # Nobody is left unread: until the patient's recogniser knows two phrases, the
-            # general model reads them (and "help" with it).
             self.bar.show_kind(general)
-            self.show_status(f"No phrase of {self.state.patient} recorded yet: reading with the "
-                             f"general {get_kind(general).label} until two are")
-        self.bar.refresh_models()             # the new patient's entry, or the general one
+            who = self.state.patient or "the patient (none chosen)"
+            self.show_status(f"No few-shot recogniser of {who} yet: reading with the general "
+                             f"{get_kind(general).label} until it knows two phrases")
 
     def _on_sample_kept(self, label: str, path: str, clip, patient: str) -> None:
         """A sample kept for ``patient`` (who was current at Keep) joins their entry."""
@@ -180,7 +198,8 @@ class TeachingMixin:
         self.bar.show_kind(FEW_SHOT)
         self.bar.refresh_models(predictor.name, load=False)
         self._picks += 1                       # a pick still loading is older than this
-        self._on_predictor_loaded(predictor, update.entry, "", self._picks)
+        # The phrase on screen stays: it was confirmed (or picked) a moment ago.
+        self._on_predictor_loaded(predictor, update.entry, "", self._picks, keep_phrase=True)
         samples = sum(p["samples"] for p in update.per_phrase.values())
         took = ""
         if asked:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -64,7 +64,6 @@ class SourceSpec:
 
 
 SETTING_FIELDS = tuple(f.name for f in fields(Settings))     # AppState fields kept across restarts
-HELD_READINGS = 2          # final readings whose utterance is held for a confirmation
 LARGEST_SIZE = QSize(1600, 1000)
 
 
@@ -106,7 +105,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.enrol_latencies_ms: deque[float] = deque(maxlen=10_000)   # sample kept -> entry live
         # The last final readings and their utterances, unsaved, newest last: a confirmation
         # names the reading it was shown with, which may no longer be the newest.
-        self._held: deque[tuple[HistoryItem, HeardUtterance]] = deque(maxlen=HELD_READINGS)
+        self._held: list[tuple[HistoryItem, HeardUtterance]] = []
         self.speaker = speaker or Speaker(self.show_status, self)
         self.state.update(speech_problem=getattr(self.speaker, "speech_problem", ""),
                           alarm_problem=getattr(self.speaker, "alarm_problem", ""))
@@ -161,7 +160,9 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.setCentralWidget(central)
         # The alarm lies over the top of the window, moving nothing under the pointer.
         self.alarm.setParent(central)
-        self.state.subscribe("alarm", lambda _: self._place_alarm())
+        for field in ("alarm", "alarm_problem"):       # the band takes what its words need
+            self.state.subscribe(field, lambda _: self._place_alarm())
+        self.state.subscribe("alarm", self._log_alarm)
         self.statusBar().setSizeGripEnabled(False)
         self.fit_screen()
 
@@ -177,10 +178,7 @@ class MainWindow(TeachingMixin, QMainWindow):
 
     def _place_alarm(self) -> None:
         width = self.centralWidget().width()
-        layout = self.alarm.layout()
-        height = max(self.alarm.sizeHint().height(), layout.totalHeightForWidth(width)
-                     if layout.hasHeightForWidth() else 0)
-        self.alarm.setGeometry(0, 0, width, height)
+        self.alarm.setGeometry(0, 0, width, self.alarm.height_for(width))
         self.alarm.raise_()
 
     def resizeEvent(self, event) -> None:
@@ -214,6 +212,7 @@ class MainWindow(TeachingMixin, QMainWindow):
     def start(self) -> None:
         """Load the recogniser and start the live worker."""
         self._use_a_kind_with_a_model()
+        self._read_with_general_until_two_phrases()
         self.bar.refresh_models()
         if self.state.patient:
             self.enroller.set_patient(self.state.patient)
@@ -287,13 +286,14 @@ class MainWindow(TeachingMixin, QMainWindow):
             # A tentative reading, or one that names none of the phrases: shown, not logged
             # or spoken. Only a final one can be confirmed (a pick of the top 3 keeps it).
             self.state.update(phrase=prediction.phrase, confidence=prediction.confidence,
-                              top3=prediction.top3, sure=sure and not nothing, off_list=nothing,
-                              reading=None)
+                              top3=prediction.top3, sure=sure and not nothing, chosen=False,
+                              off_list=nothing, reading=None)
             self._time_phrase(live.arrived)
             if recognition.final and live.heard is not None:
-                self._hold(HistoryItem(datetime.now(), prediction.phrase, prediction.confidence,
-                                       prediction.top3, False, patient=self.state.patient),
-                           live.heard)
+                # Not logged, but held: a pick of the top 3 (or Wrong...) keeps it as a sample.
+                self.state.reading = self._hold(
+                    HistoryItem(datetime.now(), prediction.phrase, prediction.confidence,
+                                prediction.top3, False, patient=self.state.patient), live.heard)
             return
         repeated = shown is not None and shown.utterance == recognition.utterance
         item = self._announce(prediction.phrase, prediction.confidence, prediction.top3, sure,
@@ -318,6 +318,14 @@ class MainWindow(TeachingMixin, QMainWindow):
     def _alarm_acknowledged(self, alarm: HistoryItem) -> None:
         self.show_status(f"Alarm of {alarm.time:%H:%M:%S} acknowledged at "
                          f"{datetime.now():%H:%M:%S}")
+
+    def _log_alarm(self, change) -> None:
+        """The history file keeps when an alarm was raised and when it was acknowledged."""
+        if change.value is not None:
+            self.history_log.append(change.value, how="alarm raised")
+        elif change.old is not None:
+            self.history_log.append(replace(change.old, time=datetime.now()),
+                                    how="alarm acknowledged")
 
     def show_first_step(self) -> None:
         """The lead was clicked: the Record tab, at the field to fill first."""
@@ -381,7 +389,10 @@ class MainWindow(TeachingMixin, QMainWindow):
                 self.predictor_loaded.emit(None, entry, str(error), pick)
         threading.Thread(target=load, name="load-model", daemon=True).start()
 
-    def _on_predictor_loaded(self, predictor: Predictor | None, entry: Path, error: str, pick: int) -> None:
+    def _on_predictor_loaded(self, predictor: Predictor | None, entry: Path, error: str, pick: int,
+                             keep_phrase: bool = False) -> None:
+        """Read with ``predictor`` loaded from ``entry`` (None: say ``error``), if it is the
+        latest ``pick``; ``keep_phrase``: the same recogniser updated, the phrase stays."""
         if pick != self._picks:
             return
         if predictor is None:
@@ -398,7 +409,7 @@ class MainWindow(TeachingMixin, QMainWindow):
         self._use_predictor(predictor)
         self.state.use_entry(card.kind, entry.name, predictor.answers, card.accuracy,
                              card.wer, predictor.reads_sentences,
-                             str(card.metrics.get("evaluation", "test")))
+                             str(card.metrics.get("evaluation", "test")), keep_phrase)
         self.trainer.show_in_use(entry)
         try:
             activate(self.registry_root, entry.name)
