@@ -27,14 +27,21 @@ def form_with_buttons(panel: QWidget, rows: Sequence[Row | Sequence[Row]],
     """
     layout = QVBoxLayout(panel)
     layout.addLayout(form_rows(rows))
+    layout.addLayout(button_rows(buttons, per_row))
+    return layout
+
+
+def button_rows(buttons: Sequence[QPushButton], per_row: int = 4) -> QVBoxLayout:
+    """``buttons`` large enough to hit from a bedside chair, ``per_row`` to a line."""
+    rows = QVBoxLayout()
     for start in range(0, len(buttons), per_row):
         line = QHBoxLayout()
         for button in buttons[start:start + per_row]:
             button.setFont(QFont("Sans", 14, QFont.Bold))
             button.setMinimumHeight(40)
             line.addWidget(button)
-        layout.addLayout(line)
-    return layout
+        rows.addLayout(line)
+    return rows
 
 
 def form_rows(rows: Sequence[Row | Sequence[Row]]) -> QFormLayout:

@@ -11,8 +11,8 @@ phrase the patient's samples and the accuracy to expect from them
 :attr:`RecordPanel.delete_requested` names the patient.
 
 Nothing in the panel takes its size from a take or a message: the replay
-scales into the place of the sample counts while a take is reviewed, and the
-message has a fixed number of lines, so one take after another never moves
+scales into its place beside the buttons (Keep and the take it keeps are seen
+together), and the message has a fixed number of lines, so one take after another never moves
 the window's layout or grows it past a small screen.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -35,14 +36,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from features.dataset import Sidecar, build_manifest, save_clip, validate_label
 from features.text import patient_key, spoken_text
-from recognizer.gui.layout import form_rows, form_with_buttons
+from recognizer.gui.layout import button_rows, form_rows, form_with_buttons
 from recognizer.patients import patient_rows, patients
 from recognizer.recording import (DEFAULT_PHRASES, RecordingConfig, Take, expectation, phrase_list,
                                   sample_hint)
@@ -51,6 +51,8 @@ from recognizer.state import AppState
 GENDERS = ("", "female", "male", "other")
 AGE_BANDS = ("", "under 18", "18-39", "40-64", "65+")
 MESSAGE_LINES = 3
+REPLAY_HINT = "A take replays here before you keep it"
+REPLAY_MIN_HEIGHT = 120     # pixels: a face whose lips can be seen moving
 
 
 MIN_FACE_FRACTION = 0.5     # a take with a face in fewer of its frames is no sample
@@ -110,6 +112,9 @@ class ReplayView(QWidget):
         if self._image is not None:
             painter.setRenderHint(QPainter.SmoothPixmapTransform)
             painter.drawImage(self.image_rect(), self._image)
+        else:
+            painter.setPen(QColor("#9e9e9e"))
+            painter.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, REPLAY_HINT)
         painter.end()
 
 
@@ -166,10 +171,10 @@ class RecordPanel(QWidget):
         self.message.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.message.setFixedHeight(MESSAGE_LINES * self.message.fontMetrics().lineSpacing() + 2)
         self.replay = ReplayView()
+        self.replay.setMinimumHeight(REPLAY_MIN_HEIGHT)
         self.counts = QListWidget()
         self.counts.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.counts.setTextElideMode(Qt.ElideRight)
-        self.below = QStackedWidget()
         self._replay_timer = QTimer(self)
         self._replay_timer.timeout.connect(self._next_replay_frame)
         self._build_layout()
@@ -188,23 +193,21 @@ class RecordPanel(QWidget):
         self.show_patient()
 
     def _build_layout(self) -> None:
-        # What a take needs first, then its buttons and what it says: on a small screen
-        # they stay in view; the rest of the form below them.
+        # What a take needs first: its buttons with its replay beside them (Keep and the take
+        # it keeps in view together on a small screen) and what it says; the rest below.
         layout = form_with_buttons(
             self, [(("Patient", self.patient), ("", self.delete_button)),
-                   (("Phrase", self.phrase), ("Countdown", self.countdown))],
-            [self.record_button, self.cancel_button, self.keep_button, self.discard_button])
+                   (("Phrase", self.phrase), ("Countdown", self.countdown))], [])
+        take = QHBoxLayout()
+        take.addLayout(button_rows([self.record_button, self.cancel_button, self.keep_button,
+                                    self.discard_button], per_row=2), stretch=3)
+        take.addWidget(self.replay, stretch=2)
+        layout.addLayout(take)
         layout.addWidget(self.message)
         layout.addLayout(form_rows([(("Gender", self.gender), ("Age band", self.age_band),
                                      ("Longest", self.max_length))]))
-        counts_page = QWidget()
-        counts_layout = QVBoxLayout(counts_page)
-        counts_layout.setContentsMargins(0, 0, 0, 0)
-        counts_layout.addWidget(QLabel("Samples per phrase"))
-        counts_layout.addWidget(self.counts, stretch=1)
-        self.below.addWidget(counts_page)
-        self.below.addWidget(self.replay)
-        layout.addWidget(self.below, stretch=1)
+        layout.addWidget(QLabel("Samples per phrase"))
+        layout.addWidget(self.counts, stretch=1)
 
     def _set_mode(self, mode: str) -> None:
         """``idle``, ``recording`` (countdown or capture) or ``review`` (a take to keep or discard)."""
@@ -212,7 +215,6 @@ class RecordPanel(QWidget):
         self.cancel_button.setEnabled(mode == "recording")
         self.keep_button.setEnabled(mode == "review")
         self.discard_button.setEnabled(mode == "review")
-        self.below.setCurrentIndex(1 if mode == "review" else 0)
         # Focus on what to press next, which a scrolling tab brings into view.
         {"idle": self.record_button, "recording": self.cancel_button,
          "review": self.keep_button if self.keep_button.isEnabled() else self.discard_button
