@@ -215,6 +215,18 @@ def test_the_window_fits_a_small_screen_and_the_phrase_keeps_the_most_room(new_w
     window.tabs.setCurrentWidget(window.history_tab)
     button = window.history_tab.undo_last_button
     assert inside.contains(QRect(button.mapTo(window, button.rect().topLeft()), button.size()))
+    # A take to keep: Keep and the take's replay are in view together.
+    window.tabs.setCurrentWidget(window.record_page)
+    window.recorder.phrase.setEditText("help")
+    window.recorder.record()
+    frames = tuple(np.full((288, 360, 3), 90, np.uint8) for _ in range(20))
+    window.worker.take_ready.emit(Take(frames, 25.0, "utterance_end"))
+    viewport = window.record_page.viewport()
+    seen = QRect(viewport.mapTo(window, viewport.rect().topLeft()), viewport.size())
+    for widget in (window.recorder.keep_button, window.recorder.replay):
+        top_left = widget.mapTo(window, widget.rect().topLeft())
+        assert seen.contains(QRect(top_left, widget.size())), widget
+    assert window.recorder.replay.height() >= 120
 
 
 class _Screen:

@@ -189,8 +189,8 @@ class MainWindow(TeachingMixin, QMainWindow):
         self.worker.frame_ready.connect(self.on_frame)
         self.worker.recognised.connect(self.on_recognised)
         self.worker.take_ready.connect(self.recorder.show_take)
-        self.worker.take_ready.connect(   # Keep, scrolled into view on a small screen
-            lambda _: self.record_page.ensureWidgetVisible(self.recorder.keep_button))
+        self.worker.take_ready.connect(   # its replay and Keep beside it, scrolled into view
+            lambda _: self.record_page.ensureWidgetVisible(self.recorder.replay, 0, 2))
         self.worker.status.connect(self.on_source_status)
         self.worker.source_finished.connect(self._on_source_finished)
         self.predictor_loaded.connect(self._on_predictor_loaded)
