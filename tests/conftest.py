@@ -94,7 +94,8 @@ def word_models(tmp_path_factory, grid_dir):
 @pytest.fixture(scope="session")
 def sentence_entry(grid_cache, grid_dir, tmp_path_factory):
     """A tiny sentence reader trained for 4 epochs on 80 whole GRID sentences (the cached
-    bytes): (entry, videos, cache). Sentences ``[1::3]`` are never among its clips."""
+    bytes), over the kind's defaults (the mouth's appearance, the word head): (entry, videos,
+    cache). Sentences ``[1::3]`` are never among its clips."""
     import yaml
 
     from features.grid import import_grid
@@ -108,7 +109,7 @@ def sentence_entry(grid_cache, grid_dir, tmp_path_factory):
         "model": "landmark_ctc", "arch": {"conv_width": 32, "conv_layers": 1, "rnn_width": 32,
                                           "rnn_layers": 1, "dropout": 0.1},
         "optim": {"epochs": 4, "batch_size": 8, "lr": 0.005, "label_smoothing": 0.0},
-        "split": {"val_fraction": 0.15, "test_fraction": 0.15}}))
+        "split": {"strategy": "auto", "val_fraction": 0.15, "test_fraction": 0.15}}))
     assert train(["--config", str(config), "--videos", str(root / "videos"), "--cache", str(cache.root),
                   "--registry", str(root / "models"), "--runs", str(root / "runs"), "--name", "reader",
                   "--no-progress"]) == 0

@@ -93,3 +93,13 @@ def test_progress_counts_every_fit_of_a_cross_validated_run():
     assert describe(fold) == "Fold 2 of 3 · epoch 30: validation accuracy 40.0%, loss 0.500"
     final = {"event": "epoch_start", "epoch": 1, "epochs": 30, "part": 4, "parts": 4}
     assert describe(final) == "Final fit on every clip · epoch 1/30"
+
+
+def test_the_train_tab_starts_with_each_kinds_measured_settings(panel):
+    """The sentence reader trains for its own epochs, not the classifier's, and the command
+    leaves the rest to the kind's defaults (no other config file is named)."""
+    assert panel.epochs.value() == 30 and panel.kind.currentData() == "landmark_cnn"
+    panel.kind.setCurrentIndex(panel.kind.findData("landmark_ctc"))
+    assert panel.epochs.value() == 170
+    command = panel.command()
+    assert command[command.index("--epochs") + 1] == "170" and "--config" not in command

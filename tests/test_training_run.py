@@ -17,7 +17,7 @@ from features.dataset import build_manifest
 from features.extract import extract_many, find_videos
 from features.grid import grid_sentences, import_grid
 from training import registry
-from training.config import load_config
+from training.config import OptimConfig, TrainConfig, load_config
 from training.decoding import word_error_rate
 from training.run import main
 
@@ -270,6 +270,70 @@ def test_config_overrides_and_unknown_keys(tmp_path):
         load_config(tmp_path / "bad.yaml")
 
 
+def test_a_kind_trains_with_its_own_defaults_however_it_is_started():
+    from training.config import kind_defaults
+    from training.run import config_from_args, parse_args
+
+    reader = kind_defaults("landmark_ctc")
+    assert (reader.data.appearance, reader.optim.epochs, reader.optim.weight_decay) == (8, 170, 0.1)
+    assert reader.arch == {"dropout": 0.2, "word_frames": 1.5} and reader.augment.mirror == 0.0
+    for argv in (["--model", "landmark_ctc"], ["--model", "landmark_ctc", "--config",
+                                               str(REPO / "training" / "config.yaml")]):
+        assert config_from_args(parse_args(argv)) == reader
+    assert load_config(None, {"model": "landmark_ctc"}) == reader
+    assert config_from_args(parse_args([])) == kind_defaults("landmark_cnn") == load_config()
+    for kind in ("landmark_cnn", "r2plus1d", "few_shot"):     # no defaults file of their own
+        assert kind_defaults(kind) == load_config(None, {"model": kind}) == TrainConfig(model=kind)
+
+
+def test_a_config_file_and_the_flags_win_over_the_kinds_defaults(tmp_path):
+    from training.run import config_from_args, parse_args
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({"model": "landmark_ctc", "data": {"appearance": 0},
+                                      "arch": {"rnn_width": 16}, "optim": {"epochs": 3}}))
+    mine = config_from_args(parse_args(["--config", str(config), "--lr", "0.01"]))
+    assert (mine.data.appearance, mine.optim.epochs, mine.optim.lr) == (0, 3, 0.01)
+    # what the file does not name stays the kind's, section by section
+    assert mine.arch == {"dropout": 0.2, "word_frames": 1.5, "rnn_width": 16}
+    assert (mine.optim.weight_decay, mine.optim.batch_size, mine.split.strategy) == (
+        0.1, 16, "sentence")
+    config.write_text(yaml.safe_dump({"optim": {"epochs": 3}}))      # the kind from the flag
+    flagged = config_from_args(parse_args(["--config", str(config), "--model", "landmark_ctc",
+                                           "--epochs", "5"]))
+    assert (flagged.model, flagged.optim.epochs, flagged.data.appearance) == ("landmark_ctc", 5, 8)
+    assert load_config(config) == TrainConfig(optim=OptimConfig(epochs=3))
+
+
+def test_a_kinds_defaults_file_is_named_in_its_errors(tmp_path, monkeypatch):
+    import training.config
+
+    (tmp_path / "landmark_ctc.yaml").write_text("optim: {epoch: 3}\n")
+    monkeypatch.setattr(training.config, "KIND_SETTINGS", tmp_path)
+    with pytest.raises(ValueError, match=f"{tmp_path / 'landmark_ctc.yaml'}.*epoch"):
+        load_config(None, {"model": "landmark_ctc"})
+    assert load_config(None, {"model": "landmark_cnn"}) == TrainConfig()
+
+
+def test_a_resumed_run_keeps_its_saved_config_when_the_kinds_defaults_change(tmp_path, monkeypatch):
+    import training.config
+    from training.run import config_from_args, parse_args, resolve_run
+
+    flags = ["--registry", str(tmp_path / "models"), "--runs", str(tmp_path / "runs")]
+    args = parse_args(["--model", "landmark_ctc", "--name", "reader", *flags])
+    run_dir, started, resume = resolve_run(args, config_from_args(args))
+    assert not resume and started.optim.epochs == 170 and started.data.appearance == 8
+    kinds = tmp_path / "kinds"
+    kinds.mkdir()
+    (kinds / "landmark_ctc.yaml").write_text(
+        "optim: {epochs: 99, patience: 5}\narch: {rnn_width: 16}\ndata: {appearance: 4}\n")
+    monkeypatch.setattr(training.config, "KIND_SETTINGS", kinds)
+    assert load_config(None, {"model": "landmark_ctc"}).optim.epochs == 99
+    args = parse_args(["--resume", str(run_dir), *flags])
+    _, resumed, resume = resolve_run(args, config_from_args(args))
+    assert resume and resumed == started
+
+
 def test_a_missing_or_empty_videos_folder_is_named_in_the_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     for folder, reason in (("nope", "no such folder"), ("empty", "no clips found")):
@@ -310,7 +374,7 @@ def test_a_sentence_reader_trains_into_a_self_describing_entry(sentence_entry):
     model = card["input"]["language_model"]
     assert sorted(model["words"]) == sorted(card["input"]["lexicon"])
     assert len(set(model["classes"])) <= len(model["words"]) / 2
-    assert card["data"]["split"] == "auto"
+    assert card["data"]["split"] == "auto"       # the kind's own: sentence-disjoint
     digests = json.loads((entry / registry.CLIPS_FILE).read_text())
     text_of = {file_digest(p): t for p, t in zip(manifest["path"], manifest["text"])}
     seen = {name: {text_of[d] for d in digests[name]} for name in ("train", "val", "test")}
@@ -373,7 +437,7 @@ def test_headless_reads_with_a_sentence_reader_among_the_given_phrases(sentence_
 def test_the_shipped_sentence_reader_was_trained_with_the_readers_config():
     from tests.conftest import SHIPPED_READER
 
-    config = load_config(REPO / "training" / "landmark_ctc.yaml")
+    config = load_config(None, {"model": "landmark_ctc"})    # what --model landmark_ctc uses
     assert (config.model, config.split.strategy, config.augment.mirror) == ("landmark_ctc", "sentence", 0.0)
     assert config.augment.word_crop > 0 and config.data.appearance == 8
     trained = json.loads((SHIPPED_READER / "card.json").read_text())["training"]["config"]

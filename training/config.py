@@ -1,7 +1,8 @@
 """Training configuration: frozen dataclasses with defaults, merged once at the entry point.
 
-``training/config.yaml`` documents every field; :func:`load_config` reads it
-(or another YAML file) and applies ``--flag`` overrides on top.
+``training/config.yaml`` documents every field and holds the shared defaults; a kind's
+measured settings (``training/kinds/<kind>.yaml``, where it has one) are its defaults.
+:func:`load_config` layers them, then a given YAML file, then ``--flag`` overrides.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
+KIND_SETTINGS = Path(__file__).resolve().parent / "kinds"
 # A clip classifier with a class a stratified split would deal fewer recordings than this is
 # cross-validated instead (a split would hold out a third of that class or more).
 SMALL_CLASS = 6
@@ -151,23 +153,59 @@ def _build(cls, values: dict, where: str):
     return cls(**kwargs)
 
 
-def load_config(path: str | Path | None = DEFAULT_CONFIG, overrides: dict[str, Any] | None = None
+def _read_settings(path: Path) -> dict:
+    """A YAML file's settings, checked against :class:`TrainConfig`'s fields."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of settings at the top level")
+    _build(TrainConfig, values, str(path))
+    return values
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` on ``base``, section by section: a mapping in both merges key by key."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merged(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None
                 ) -> TrainConfig:
-    """Read a YAML config and apply dotted overrides like ``{"optim.epochs": 5}``."""
-    values: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of settings at the top level")
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
+    """The settings of a run: ``training/config.yaml``, then the kind's own defaults
+    (``training/kinds/<kind>.yaml`` where it exists; the kind is the overrides' ``model``,
+    else ``path``'s, else config.yaml's), then the YAML file ``path``, each merged key by
+    key, then dotted overrides like ``{"optim.epochs": 5}`` (``None``: not given), each
+    replacing the one setting it names."""
+    shared = _read_settings(DEFAULT_CONFIG)
+    given = {}
+    if path is not None and Path(path).resolve() != DEFAULT_CONFIG:
+        given = _read_settings(Path(path))
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    kind = overrides.get("model", given.get("model", shared.get("model")))
+    kind_file = KIND_SETTINGS / f"{kind}.yaml"
+    values = _merged(shared, _read_settings(kind_file) if kind_file.is_file() else {})
+    values = _merged(values, given)
+    for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
         node = values
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
     return _build(TrainConfig, values, str(path or "config"))
+
+
+def kind_defaults(kind: str) -> TrainConfig:
+    """What ``python -m training.run --model KIND`` trains with, flags aside (the Train
+    tab's starting values)."""
+    return load_config(None, {"model": kind})
+
+
+def saved_config(values: dict, where: str) -> TrainConfig:
+    """A config saved as ``asdict(config)`` (a run's ``config.json``), exactly as it was:
+    no defaults file is read under it."""
+    return _build(TrainConfig, values, where)

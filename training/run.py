@@ -1,9 +1,11 @@
 """Train a recogniser, evaluate it and write a registry entry.
 
-    python -m training.run [--config training/config.yaml] [--model KIND]
+    python -m training.run [--config FILE] [--model KIND]
                            [--videos DIR] [--epochs N] [--events FILE|-] [--resume [RUN_DIR]]
     torchrun --nproc_per_node=N -m training.run ...     (DistributedDataParallel)
 
+A run starts from ``training/config.yaml``, then the kind's own measured defaults
+(``training/kinds/<kind>.yaml``, where it has one), then ``--config``, then the flags.
 Progress shows as a bar on the terminal and, with ``--events``, as JSON lines
 (one event per line) that the app's training panel reads. ``--model
 few_shot`` trains nothing: it embeds every clip with a sentence reader
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from features.files import private_dirs, write_json_atomic
 from features.progress import ProgressOutput, add_common_flags
-from training.config import DEFAULT_CONFIG, ROOT, TrainConfig, load_config, repo_path
+from training.config import ROOT, TrainConfig, load_config, repo_path, saved_config
 from training.kinds import KINDS
 from training.splits import STRATEGIES
 
@@ -30,7 +32,8 @@ RUNS_DIR = ROOT / ".cache" / "runs"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config")
+    parser.add_argument("--config", type=Path, help="YAML settings over training/config.yaml "
+                        "and the kind's defaults (training/kinds/<kind>.yaml)")
     parser.add_argument("--model", choices=KINDS)
     parser.add_argument("--videos", help="clip folder (videos/<label>/...)")
     add_common_flags(parser, cache=None)
@@ -49,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The config file with the command line's flags merged over it, once."""
+    """The layered defaults and the config file with the command line's flags merged over
+    them, once."""
     overrides = {"model": args.model, "data.videos": args.videos,
                  "data.cache": str(args.cache) if args.cache else None,
                  "registry": str(args.registry) if args.registry else None,
@@ -71,7 +75,7 @@ def resolve_run(args: argparse.Namespace, config: TrainConfig) -> tuple[Path, Tr
         saved = run_dir / "config.json"
         if not saved.is_file():
             raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json) -- nothing to resume")
-        return run_dir, load_config(None, _flatten(json.loads(saved.read_text()))), True
+        return run_dir, saved_config(json.loads(saved.read_text()), str(saved)), True
     name = config.entry_name or default_entry_name(config.model)
     entry = repo_path(config.registry) / name
     if entry.exists():
@@ -93,16 +97,6 @@ def _latest_run(runs: Path) -> Path:
     if not unfinished:
         raise FileNotFoundError(f"{runs}: no interrupted run to resume")
     return unfinished[-1]
-
-
-def _flatten(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and key not in ("arch", "targets"):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def main(argv: list[str] | None = None) -> int:

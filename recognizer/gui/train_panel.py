@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from features.dataset import build_manifest
 from features.progress import part_text, validation_text
 from recognizer.gui.layout import form_with_buttons
-from training.config import ROOT
+from training.config import ROOT, kind_defaults
 from training.kinds import DEFAULT_KIND, KINDS, get_kind
 from training.registry import read_card
 from training.verdict import Measured, Verdict, judge
@@ -171,7 +171,11 @@ class TrainPanel(QWidget):
             if get_kind(kind).trains_by_epochs:
                 self.kind.addItem(get_kind(kind).label, kind)
         self.kind.setCurrentIndex(self.kind.findData(DEFAULT_KIND))
-        self.epochs = QSpinBox(minimum=1, maximum=500, value=30)
+        # The kind's own measured number of epochs (training.run's default for it).
+        self.epochs = QSpinBox(minimum=1, maximum=500,
+                               value=kind_defaults(DEFAULT_KIND).optim.epochs)
+        self.kind.currentIndexChanged.connect(
+            lambda _: self.epochs.setValue(kind_defaults(self.kind.currentData()).optim.epochs))
         self.start_button = QPushButton("Start training")
         self.cancel_button = QPushButton("Cancel")
         self.activate_button = QPushButton("Use this model")

@@ -121,12 +121,12 @@ def segmenter_config(values: list[str]):
 
 
 def train_entry(tmp: Path, cache: Path) -> Path:
-    from train_grid_sentences import SETTINGS, sentences_into
+    from train_grid_sentences import sentences_into
 
     from training.run import main as train
 
     sentences_into(tmp / "videos")
-    if train(["--config", str(SETTINGS), "--videos", str(tmp / "videos"), "--cache", str(cache),
+    if train(["--model", "landmark_ctc", "--videos", str(tmp / "videos"), "--cache", str(cache),
               "--registry", str(tmp / "models"), "--runs", str(tmp / "runs"), "--name", "reader",
               "--no-progress"]) != 0:
         raise SystemExit("training failed")
