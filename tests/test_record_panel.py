@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QPoint, QRectF
+from PySide6.QtCore import QPoint, QRectF, Qt
 
 from recognizer.gui.record_panel import RecordPanel
 from recognizer.recording import MAX_LENGTH, UTTERANCE_END, Take, sample_hint
@@ -123,3 +123,18 @@ def test_a_refused_phrase_says_what_to_type_instead(window):
     assert "../x" in text and "i_need_water" in text and "hidden folder" not in text
     assert panel.record_button.isEnabled()
     assert panel.message.heightForWidth(panel.message.width()) <= panel.message.height()   # all of it shows
+
+
+def test_enter_presses_the_button_with_the_keyboard(qtbot, tmp_path):
+    panel = RecordPanel(tmp_path / "videos", lambda config: None, lambda: None)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.phrase.setEditText("help")
+    panel.record()
+    panel.show_take(_take(288, 360, 30, 25.0, UTTERANCE_END))
+    discarded = []
+    panel.discard_button.clicked.connect(lambda: discarded.append(True))
+    panel.discard_button.setFocus()
+    qtbot.keyClick(panel.discard_button, Qt.Key_Return)
+    assert discarded == [True] and not panel.keep_button.isEnabled()

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtWidgets import QAbstractItemView
 from PySide6.QtGui import QImage
 
 from features.cache import ClipFeatures
@@ -558,3 +559,15 @@ def test_the_alarm_band_grows_to_its_words_when_it_learns_it_is_silent(reading_w
     sound = banner.sound
     qtbot.waitUntil(lambda: sound.height() >= sound.heightForWidth(sound.width()))   # all lines
     assert sound.geometry().bottom() < banner.height()
+
+
+def test_the_history_rows_in_view_stay_put_as_new_phrases_arrive(reading_window, qtbot):
+    window = reading_window
+    window.tabs.setCurrentWidget(window.history_tab)
+    for _ in range(40):
+        window.on_recognised(reading("bin", (("bin", 0.9), ("lay", 0.1))))
+    history = window.history
+    history.scrollToItem(history.item(10), QAbstractItemView.PositionAtTop)
+    top = history.item_at(history.indexAt(QPoint(1, 1)).row())
+    window.on_recognised(reading("lay", (("lay", 0.9), ("bin", 0.1))))
+    assert history.item_at(history.indexAt(QPoint(1, 1)).row()) is top

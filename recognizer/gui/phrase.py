@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -305,6 +306,7 @@ class HistoryPanel(QListWidget):
         super().__init__(parent)
         self.state = state
         self._chosen: HistoryItem | None = None       # the item of the row the user chose
+        self._rows: list[HistoryItem] = []             # the items listed, row by row
         self.setFont(QFont("Sans", 14))
         state.subscribe("history", self._changed)
         state.subscribe("patient", self._changed)
@@ -318,19 +320,19 @@ class HistoryPanel(QListWidget):
                 if key is None or patient_key(item.patient) == key]
 
     def item_at(self, row: int) -> HistoryItem | None:
-        """The history item shown on ``row`` (newest first)."""
-        shown = self.shown()
-        return shown[row] if 0 <= row < len(shown) else None
+        """The history item listed on ``row`` (newest first)."""
+        return self._rows[row] if 0 <= row < len(self._rows) else None
 
     def selected(self) -> HistoryItem | None:
         """The item of the row chosen (as it is now: marked saved or not)."""
         return self.item_at(self.currentRow()) if self.currentItem() is not None else None
 
     def _changed(self, change: Change | None) -> None:
-        chosen = self._chosen
+        chosen, anchor = self._chosen, self._top_item()
         self.blockSignals(True)
         self.clear()
-        for item in self.shown():
+        self._rows = self.shown()
+        for item in self._rows:
             mark = "  (chosen)" if item.chosen else "" if item.sure else "  (not sure)"
             kept = "  \u2713 kept as a sample" if item.saved else ""
             self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   "
@@ -338,9 +340,26 @@ class HistoryPanel(QListWidget):
         rows = [r for r in range(self.count()) if chosen is not None
                 and same_item(self.item_at(r), chosen)]
         self.setCurrentRow(rows[0] if rows else -1)
+        self._keep_at_top(anchor)
         self.blockSignals(False)
         self._chosen = self.selected()
         self.currentRowChanged.emit(self.currentRow())
+
+    def _top_item(self) -> HistoryItem | None:
+        """The item of the top row in view, when the rows must not move (the list is
+        scrolled, or the pointer is over it, about to choose a row); else None."""
+        if self.verticalScrollBar().value() == 0 and not self.underMouse():
+            return None
+        return self.item_at(self.indexAt(QPoint(1, 1)).row())
+
+    def _keep_at_top(self, anchor: HistoryItem | None) -> None:
+        """Scroll the row of ``anchor`` back to the top: the rows in view stay where they
+        were as new ones arrive above them."""
+        row = next((r for r in range(self.count())
+                    if anchor is not None and same_item(self.item_at(r), anchor)), None)
+        if row is not None:
+            self.doItemsLayout()             # the new rows' places, before scrolling to one
+            self.scrollToItem(self.item(row), QAbstractItemView.PositionAtTop)
 
 
 class HistoryTab(QWidget):

@@ -353,6 +353,15 @@ class RecordPanel(QWidget):
                        age_band=self.age_band.currentText() or None,
                        recorded_at=datetime.now().isoformat(timespec="seconds"))
 
+    def keyPressEvent(self, event) -> None:
+        """Enter presses the button that has the keyboard (Keep after a take), as Space does."""
+        button = self.focusWidget()
+        if (event.key() in (Qt.Key_Return, Qt.Key_Enter) and isinstance(button, QPushButton)
+                and button.isEnabled()):
+            button.click()
+            return
+        super().keyPressEvent(event)
+
     def keep(self) -> None:
         if self._take is None or face_problem(self._take):
             return
