@@ -34,8 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--loop", action="store_true", help="play --source again at its end")
     parser.add_argument("--videos", default=str(ROOT / "videos"), help="recorded samples (default videos/)")
     parser.add_argument("--registry", default=str(ROOT / "models"), help="model registry (default models/)")
-    parser.add_argument("--history", help="CSV log of recognised phrases "
-                                          "(default: history.csv in the user's app-data folder)")
+    parser.add_argument("--history", help="CSV log of recognised phrases (default: history.csv "
+                        "in the user's app-data folder); the window's settings are kept beside "
+                        "it, in settings.json")
     parser.add_argument("--max-seconds", type=float, help="stop (close the window) after this many seconds")
     parser.add_argument("--headless", action="store_true",
                         help="recognise utterances of --source and print them as JSON lines")

@@ -246,6 +246,7 @@ def test_the_numbers_say_what_they_mean(new_window, qtbot):
     window = new_window()
     window.state.use_entry("landmark_cnn", "t", PHRASES, 0.9)
     assert window.bar.sure_at.text() == "= 67%" and "among 3 phrases is 33%" in window.bar.sure_at.toolTip()
+    assert window.bar.details.toolTip() == "test accuracy 90.0% · 3 phrases: bin, help, lay"
     seen = []
     window.state.subscribe("confidence_threshold", lambda change: seen.append(change.value))
     spin = window.bar.threshold

@@ -206,12 +206,11 @@ class RecogniserBar(QWidget):
         shown = classes if len(classes) <= 60 else classes[:57] + "..."
         if state.reads_sentences:
             wer = f"{state.wer:.1%}" if state.wer is not None else "unknown"
-            reads = (f"reads sentences of {len(state.classes)} words: {shown}"
-                     if state.read_mode == ReadMode.TRANSCRIPT
-                     else f"{len(state.classes)} phrases: {shown}")
-            self.details.setText(f"test WER {wer} · {reads}")
+            reads = (f"reads sentences of {len(state.classes)} words"
+                     if state.read_mode == ReadMode.TRANSCRIPT else f"{len(state.classes)} phrases")
+            head = f"test WER {wer} · {reads}"
         else:
             accuracy = f"{state.accuracy:.1%}" if state.accuracy is not None else "unknown"
-            self.details.setText(f"{state.measured_by} accuracy {accuracy} · "
-                                 f"{len(state.classes)} phrases: {shown}")
-        self.details.setToolTip(classes)
+            head = f"{state.measured_by} accuracy {accuracy} · {len(state.classes)} phrases"
+        self.details.setText(f"{head}: {shown}")
+        self.details.setToolTip(f"{head}: {classes}")     # the whole line a narrow bar elides
