@@ -23,6 +23,9 @@ from features.topology import MOUTH_BLENDSHAPE_INDEX, MOUTH_BLENDSHAPES
 from features.video import Frame
 
 FEATURE_NAMES = GEOMETRY_NAMES + LIP_POINT_NAMES + COLOUR_NAMES + MOUTH_BLENDSHAPES
+#: The feature vector's groups, by name (a model can be trained without any of them).
+FEATURE_GROUPS = {"geometry": GEOMETRY_NAMES, "lip_points": LIP_POINT_NAMES,
+                  "colour": COLOUR_NAMES, "blendshapes": MOUTH_BLENDSHAPES}
 _BLENDSHAPE_INDEX = np.array(MOUTH_BLENDSHAPE_INDEX)
 
 

@@ -149,6 +149,31 @@ def test_clip_sequence_trims_faceless_ends_and_fills_gaps():
     np.testing.assert_allclose(sequence[-1], 15 / 25.0)
 
 
+def test_feature_groups_can_be_left_out_by_both_landmark_kinds():
+    """Lip points and blendshapes out: neither kind reads them, the card's channel names say
+    so (and the live check with them), and a group that does not exist is named."""
+    from features.frame_features import FEATURE_GROUPS
+    from training.kinds.landmark_ctc import clip_frames
+
+    features = np.random.default_rng(0).normal(size=(12, len(FEATURE_NAMES))).astype(np.float32)
+    clip = ClipFeatures(features, np.ones(12, bool), np.arange(12) * 40,
+                        np.zeros((12, 96, 96), np.uint8), FEATURE_NAMES, 25.0)
+    out = ("lip_points", "blendshapes")
+    dropped = FEATURE_GROUPS["lip_points"] + FEATURE_GROUPS["blendshapes"]
+    kept = [n for n in FEATURE_NAMES if n not in dropped]
+    config = replace(CONFIG, leave_out=out)
+    sequence, names = clip_sequence(clip, LANDMARKS.spec_from(config))
+    assert names[:len(kept)] == tuple(kept) and len(names) == 2 * len(kept) + 1   # velocities, duration
+    columns = [FEATURE_NAMES.index(n) for n in kept]
+    np.testing.assert_allclose(sequence[:len(kept), 0], features[0, columns], rtol=1e-6)
+    reader = get_kind("landmark_ctc")
+    frames, _, names = clip_frames(clip, reader.spec_from(config))
+    assert names[:len(kept)] == tuple(kept) and frames.shape[1] == len(names)
+    with pytest.raises(ValueError, match=r"leave_out \['lips'\]: not a feature group; the groups "
+                                         r"are geometry, lip_points, colour, blendshapes"):
+        reader.spec_from(replace(CONFIG, leave_out=("lips",)))
+
+
 def test_normalisation_of_constant_channels_stays_finite(loaded):
     clips = loaded[0]
     sequences = clips.examples.copy()

@@ -36,7 +36,10 @@ class DataConfig:
     ``landmarks``, ``crops`` or ``both``; ``relative``: ``none``, or ``clip`` to
     express the landmark kinds' features relative to each clip's rest; ``appearance``:
     k > 0 adds the mouth's appearance (k x k DCT coefficients of the mouth crop) to the
-    landmark kinds' channels every frame, 0 reads the landmark features alone.
+    landmark kinds' channels every frame, 0 reads the landmark features alone;
+    ``leave_out``: feature groups the landmark kinds do without
+    (:data:`features.frame_features.FEATURE_GROUPS`: geometry, lip_points, colour,
+    blendshapes).
     """
 
     videos: str = "videos"
@@ -49,6 +52,7 @@ class DataConfig:
     inputs: str = "landmarks"
     relative: str = "none"
     appearance: int = 0
+    leave_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from features.cache import ClipFeatures
-from features.frame_features import FEATURE_NAMES
+from features.frame_features import FEATURE_GROUPS, FEATURE_NAMES
 from features.geometry import LIP_POINT_NAMES
 from features.mouth_image import appearance_names, mouth_appearance
 from features.sequence import SequenceConfig, sequence_transform
@@ -229,23 +229,37 @@ def mouth_crops(clip: ClipFeatures) -> np.ndarray:
     return clip.crops
 
 
-def frame_channels(clip: ClipFeatures, *, max_gap: int, velocities: bool, appearance: int = 0
-                   ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def frame_channels(clip: ClipFeatures, *, max_gap: int, velocities: bool, appearance: int = 0,
+                   leave_out: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """A clip's per-frame channels, as the landmark kinds read them: (T, C) float32, the
     (T,) mask of frames with a face, and the C names.
 
-    The clip's features, then with ``appearance`` > 0 the mouth's appearance
-    (:func:`features.mouth_image.mouth_appearance`, ``appearance`` x ``appearance``
-    coefficients, from the clip's crops); gaps of up to ``max_gap`` frames filled and
-    velocities appended as :func:`features.sequence.sequence_transform` does.
+    The clip's features but the groups named in ``leave_out`` (of
+    :data:`features.frame_features.FEATURE_GROUPS`), then with ``appearance`` > 0 the
+    mouth's appearance (:func:`features.mouth_image.mouth_appearance`, ``appearance`` x
+    ``appearance`` coefficients, from the clip's crops); gaps of up to ``max_gap`` frames
+    filled and velocities appended as :func:`features.sequence.sequence_transform` does.
     """
     features, names = clip.features, tuple(clip.names)
+    if leave_out:
+        dropped = set().union(*(FEATURE_GROUPS[group] for group in check_groups(leave_out)))
+        keep = [i for i, name in enumerate(names) if name not in dropped]
+        features, names = features[:, keep], tuple(names[i] for i in keep)
     if appearance:
         features = np.concatenate([features, mouth_appearance(mouth_crops(clip), appearance)],
                                   axis=1)
         names += appearance_names(appearance)
     return sequence_transform(features, clip.valid, names,
                               SequenceConfig(max_gap=max_gap, velocities=velocities))
+
+
+def check_groups(leave_out: tuple[str, ...]) -> tuple[str, ...]:
+    """``leave_out`` when every name is a feature group, else ``ValueError`` naming them."""
+    unknown = [group for group in leave_out if group not in FEATURE_GROUPS]
+    if unknown:
+        raise ValueError(f"leave_out {unknown}: not a feature group; the groups are "
+                         f"{', '.join(FEATURE_GROUPS)}")
+    return tuple(leave_out)
 
 
 def check_live_channels(trained: tuple[str, ...], example_names, where: str, kind: str) -> None:

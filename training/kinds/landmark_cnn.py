@@ -20,7 +20,7 @@ from features.cache import ClipFeatures
 from training.kinds.classifier import ClassifierKind
 from training.transforms import (Standardises, augment_sequence, check_live_channels, face_span,
                                  fit_normalisation, frame_channels, item_rng, mirror_plan,
-                                 resample_linear, rest_statistics)
+                                 check_groups, resample_linear, rest_statistics)
 
 CURVE_CHANNELS = ("inner_mar", "mouth_width", "jawOpen", "inner_area")
 
@@ -100,9 +100,9 @@ class LandmarkInput(Standardises):
     ``relative``: ``none``, or ``clip`` (each channel relative to the clip's own rest
     first, :func:`training.transforms.rest_statistics`); ``appearance``: k > 0 adds the
     mouth's appearance, k x k DCT coefficients of its crop a frame
-    (:func:`training.transforms.frame_channels`); ``temperature``: the logits' calibration
-    on held-apart clips (:func:`training.kinds.classifier.fit_temperature`), 1 in cards
-    from before it.
+    (:func:`training.transforms.frame_channels`); ``leave_out``: the feature groups left
+    out; ``temperature``: the logits' calibration on held-apart clips
+    (:func:`training.kinds.classifier.fit_temperature`), 1 in cards from before it.
     """
 
     sequence_length: int
@@ -114,6 +114,7 @@ class LandmarkInput(Standardises):
     relative: str = "none"
     appearance: int = 0
     temperature: float = 1.0
+    leave_out: tuple[str, ...] = ()
 
 
 def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -126,7 +127,7 @@ def clip_sequence(clip: ClipFeatures, spec: LandmarkInput) -> tuple[np.ndarray, 
     ``duration_s`` keeps it.
     """
     matrix, mask, names = frame_channels(clip, max_gap=spec.max_gap, velocities=spec.velocities,
-                                         appearance=spec.appearance)
+                                         appearance=spec.appearance, leave_out=spec.leave_out)
     span = face_span(mask)
     frames = matrix[span]
     if spec.relative == "clip":
@@ -168,7 +169,7 @@ class LandmarkSequenceKind(ClassifierKind):
     def spec_from(self, data) -> LandmarkInput:
         return LandmarkInput(data.sequence_length, data.velocities, max_gap=3,
                              feature_names=(), mean=(), std=(), relative=data.relative,
-                             appearance=data.appearance)
+                             appearance=data.appearance, leave_out=check_groups(data.leave_out))
 
     def uses_crops(self, spec: LandmarkInput) -> bool:
         return spec.appearance > 0

@@ -35,9 +35,10 @@ from training.decoding import SPACE, alphabet_of, encode, normalise_text
 from training.kinds.base import ModelKind
 from training.language_model import ClassBigram, fit_class_bigram
 from training.reader_calibration import Calibration
-from training.transforms import (MIN_STD, Standardises, check_live_channels, frame_channels,
-                                 item_rng, mirror, mirror_plan, mouth_crops, resample_linear,
-                                 resample_nearest, resize_crops, rest_statistics)
+from training.transforms import (MIN_STD, Standardises, check_groups, check_live_channels,
+                                 frame_channels, item_rng, mirror, mirror_plan, mouth_crops,
+                                 resample_linear, resample_nearest, resize_crops,
+                                 rest_statistics)
 
 INPUTS = ("landmarks", "crops", "both")
 RELATIVE = ("none", "clip")
@@ -213,9 +214,10 @@ class CTCInput(Standardises):
     landmark channels and their training statistics; ``crop_size``: side the crops are
     resized to; ``lexicon``: the words of the training transcripts, for decoding;
     ``language_model``: their word-class bigram (:meth:`ClassBigram.to_json`), empty in
-    entries trained before it; ``head_words``: the word head's classes after "none"
-    (:func:`timed_vocabulary`), empty in entries trained before it; ``calibration``: its
-    posteriors' calibration on the validation clips
+    entries trained before it; ``leave_out``: the feature groups left out
+    (:data:`features.frame_features.FEATURE_GROUPS`); ``head_words``: the word head's
+    classes after "none" (:func:`timed_vocabulary`), empty in entries trained before it;
+    ``calibration``: its posteriors' calibration on the validation clips
     (:meth:`training.reader_calibration.Calibration.to_json`), empty (the defaults) in
     entries trained before it.
     """
@@ -230,6 +232,7 @@ class CTCInput(Standardises):
     crop_size: int
     lexicon: tuple[str, ...]
     appearance: int = 0
+    leave_out: tuple[str, ...] = ()
     language_model: dict = field(default_factory=dict)
     head_words: tuple[str, ...] = ()
     calibration: dict = field(default_factory=dict)
@@ -259,7 +262,8 @@ def clip_frames(clip: ClipFeatures, spec: CTCInput) -> tuple[np.ndarray, np.ndar
     if spec.inputs != "crops":
         matrix, mask, names = frame_channels(clip, max_gap=spec.max_gap,
                                              velocities=spec.velocities,
-                                             appearance=spec.appearance)
+                                             appearance=spec.appearance,
+                                             leave_out=spec.leave_out)
         features = matrix[span]
         if spec.relative == "clip":
             level, spread = rest_statistics(features, tuple(names))
@@ -516,7 +520,7 @@ class LandmarkCTCKind(ModelKind):
                              "none of; use inputs: landmarks or both, or appearance: 0")
         return CTCInput(data.inputs, data.velocities, max_gap=3, relative=data.relative,
                         feature_names=(), mean=(), std=(), crop_size=data.crop_size, lexicon=(),
-                        appearance=data.appearance)
+                        appearance=data.appearance, leave_out=check_groups(data.leave_out))
 
     def uses_crops(self, spec: CTCInput) -> bool:
         return spec.inputs != "landmarks" or spec.appearance > 0
