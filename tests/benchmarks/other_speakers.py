@@ -1,7 +1,7 @@
 """How a sentence reader trained on speaker 1 reads faces it never saw: GRID's other speakers.
 
     python tests/benchmarks/other_speakers.py [--entry ENTRY] [--padding 4] [--shots 5]
-                                              [--cache DIR]
+                                              [--proxy 25] [--cache DIR]
 
 ``--entry`` is a ``landmark_ctc`` registry entry trained on the 800 speaker-1 sentences
 (default: the reader shipped with the app; ``tests/benchmarks/train_grid_sentences.py
@@ -19,7 +19,11 @@
 - ``few_shot``: the few-shot kind enrolled through the entry from ``--shots`` speaker-1
   clips of each of the 12 words (cut from its test split's sentences, so never trained
   on), scored on the others' clips of those words: top-1 and top-3, and for reference on
-  the rest of speaker 1's test-split clips of them.
+  the rest of speaker 1's test-split clips of them;
+- ``proxy``: WER of each decoding on the first ``--proxy`` sentences of that test split
+  under each of :data:`features.face_proxy.PROXIES` (other face proportions, head pose,
+  camera distance, skin tone and light), their mean, and the same sentences as they are
+  (``none``): a large stand-in for other faces, never a replacement for them.
 
 The others' clips are too few to tune on with any confidence (6 sentences, 18 clips of the
 12 words): every figure says how many clips it stands on.
@@ -39,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from features.cache import DEFAULT_CACHE_DIR, FeatureCache, file_digest  # noqa: E402
 from features.extract import extract_many, find_videos  # noqa: E402
+from features.face_proxy import PROXIES, write_proxy  # noqa: E402
 from features.grid import import_grid  # noqa: E402
 from training.sentence_reports import DECODINGS, evaluate_sentences, score_phrase_list  # noqa: E402
 
@@ -60,6 +65,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--entry", type=Path, default=SHIPPED, help="a landmark_ctc entry folder")
     parser.add_argument("--padding", type=int, default=4, help="frames around each word clip")
     parser.add_argument("--shots", type=int, default=5, help="speaker-1 samples per word enrolled")
+    parser.add_argument("--proxy", type=int, default=25,
+                        help="speaker-1 test sentences read under each proxy (0: none)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR)
     return parser.parse_args()
 
@@ -138,6 +145,29 @@ def enrol_speaker1(entry: Path, held: list[tuple[str, str]], shots: int, padding
     return tmp / "models" / "speaker1", rest
 
 
+def proxy_figures(entry: Path, speaker1: Path, count: int, tmp: Path, cache: Path) -> dict:
+    """WER of each decoding on ``count`` of the speaker-1 sentences in ``speaker1`` as they
+    are and under each proxy, and the proxies' mean."""
+    sentences = sorted(find_videos(speaker1))[:count]
+    figures = {}
+    for name in ("none", *PROXIES):
+        folder = tmp / "proxy" / name
+        for clip in sentences:
+            target = folder / clip.parent.name / clip.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if name == "none":
+                shutil.copy(clip, target)
+            else:
+                write_proxy(clip, name, target)
+            shutil.copy(clip.with_suffix(".json"), target.with_suffix(".json"))
+        extract_many(find_videos(folder), FeatureCache(cache), workers=2)
+        report = reading_figures(evaluate_sentences(entry, folder, cache, tmp / f"out_{name}"))
+        figures[name] = {k: v for k, v in report.items() if k.startswith("wer_")}
+    figures["mean"] = {key: round(sum(figures[n][key] for n in PROXIES) / len(PROXIES), 4)
+                       for key in figures["none"]}
+    return {"sentences": len(sentences), **figures}
+
+
 def main() -> None:
     args = parse_args()
     entry = args.entry.resolve()
@@ -155,6 +185,8 @@ def main() -> None:
         few_shot, rest = enrol_speaker1(entry, held, args.shots, args.padding, tmp, args.cache)
         enrolled_others = score_phrase_list(few_shot, words, args.cache, WORDS12)
         enrolled_speaker1 = score_phrase_list(few_shot, rest, args.cache, WORDS12)
+        proxy = (proxy_figures(entry, tmp / "speaker1", args.proxy, tmp, args.cache)
+                 if args.proxy else None)
         print(json.dumps({
             "benchmark": "other_speakers", "entry": entry.name,
             "others": {**reading_figures(read_others),
@@ -165,6 +197,7 @@ def main() -> None:
                             "grid51": phrase_figures(grid51)},
             "few_shot": {"shots": args.shots, "others": phrase_figures(enrolled_others),
                          "speaker1": phrase_figures(enrolled_speaker1)},
+            "proxy": proxy,
             "goal": {"others_wer_grammar": 0.35, "others_grid12_top1": 0.60,
                      "others_few_shot_top1": 0.60, "speaker1_wer_grammar": 0.065},
         }))
