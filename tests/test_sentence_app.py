@@ -202,7 +202,7 @@ def test_a_phrase_chosen_from_the_top_3_is_logged_as_chosen(make_window, tmp_pat
     bin_button.click()
     first, second = window.state.history
     assert not first.sure and not first.chosen and second.phrase == "bin" and second.chosen
-    assert window.history.item(0).text().endswith("(chosen)")
+    assert window.history.item(0).text().endswith("bin   chosen")
     rows = (tmp_path / "history.csv").read_text().splitlines()
     assert rows[1].endswith(",not sure,") and rows[2].endswith(",chosen,")
 

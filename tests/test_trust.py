@@ -75,6 +75,10 @@ def test_a_correction_saves_the_reading_its_menu_was_opened_on(reading_window, q
     assert panel.right_button.isEnabled() and panel.wrong_button.isEnabled()
     panel.wrong_button.click()                    # the menu opens on "bin"...
     window.on_recognised(reading("help", (("help", 0.94), ("bin", 0.04), ("lay", 0.02)), shade=200))
+    # The menu names the reading it corrects, though "help" now takes the screen.
+    header = panel.wrong_menu.actions()[0]
+    assert header.isSeparator() and header.text().startswith("It read \u201cbin\u201d at ")
+    assert "help" in [a.data() for a in panel.wrong_menu.actions()]
     [lay] = [a for a in panel.wrong_menu.actions() if a.data() == "lay"]
     lay.trigger()                                 # ...and "lay" is picked after "help" arrived
     qtbot.waitUntil(lambda: bool(saved_items(window)), timeout=10000)
@@ -522,6 +526,8 @@ def test_a_pick_from_a_reading_of_none_of_the_phrases_keeps_its_sample(reading_w
     [item] = saved_items(window)
     assert Path(item.saved).parent.name == "lay" and item.chosen
     assert window.phrase.headline.text() == "Chosen"
+    assert [bar.text() for _, bar in window.phrase.choices] == ["", "", ""]   # no "0%"
+    assert window.history.item(0).text().split("   ")[1:3] == ["lay", "chosen  \u2713 kept as a sample"]
 
 
 def test_a_sample_kept_this_session_is_listed_once_after_switching_patients(reading_window, qtbot):
@@ -572,3 +578,7 @@ def test_the_history_rows_in_view_stay_put_as_new_phrases_arrive(reading_window,
     top = history.item_at(history.indexAt(QPoint(1, 1)).row())
     window.on_recognised(reading("lay", (("lay", 0.9), ("bin", 0.1))))
     assert history.item_at(history.indexAt(QPoint(1, 1)).row()) is top
+    window.resize(900, 650)                   # a narrow tab: rows elide, no sideways scroll
+    long = "i_need_to_go_to_the_toilet_please_and_then_back_to_bed"
+    window.on_recognised(reading(long, ((long, 0.9), ("bin", 0.1))))
+    assert history.horizontalScrollBar().maximum() == 0

@@ -265,9 +265,11 @@ class PhrasePanel(QWidget):
         for index, (button, bar) in enumerate(self.choices):
             phrase, probability = state.top3[index] if index < len(state.top3) else (None, 0.0)
             button.set_phrase(phrase)
-            # A reading that names none of the phrases gives them no share worth a figure.
-            bar.setValue(0 if state.off_list else round(probability * 100))
-            bar.setFormat(f"{probability:.0%}" if phrase and not state.off_list else "")
+            # A reading that names none of the phrases gives them no share worth a figure,
+            # and a phrase picked by hand is no reading's confidence.
+            figures = bool(phrase) and not (state.off_list or state.chosen)
+            bar.setValue(round(probability * 100) if figures else 0)
+            bar.setFormat(f"{probability:.0%}" if figures else "")
 
     def _show_lead(self) -> None:
         """What to do first: a patient, then a first (and a second) phrase of theirs."""
@@ -288,11 +290,15 @@ class PhrasePanel(QWidget):
     def _show_wrong_menu(self) -> None:
         """The phrases it could have meant, the one it read left out; the reading on screen
         now is the one a pick corrects."""
-        self._menu_reading = self.state.reading
+        reading = self._menu_reading = self.state.reading
         self.wrong_menu.clear()
+        # Which reading a pick corrects, named: a newer one may take the screen meanwhile.
+        if reading is not None:
+            self.wrong_menu.addSection(f"It read \u201c{spoken_text(reading.phrase)}\u201d at "
+                                       f"{reading.time:%H:%M:%S}; it meant:")
         # The default phrases too: a correction to one not recorded yet teaches it.
         for phrase in dict.fromkeys(self.state.classes + DEFAULT_PHRASES):
-            if phrase != self.state.phrase:
+            if reading is None or phrase != reading.phrase:
                 self.wrong_menu.addAction(spoken_text(phrase)).setData(phrase)
         self.wrong_menu.popup(self.wrong_button.mapToGlobal(self.wrong_button.rect().bottomLeft()))
 
@@ -308,6 +314,9 @@ class HistoryPanel(QListWidget):
         self._chosen: HistoryItem | None = None       # the item of the row the user chose
         self._rows: list[HistoryItem] = []             # the items listed, row by row
         self.setFont(QFont("Sans", 14))
+        # A narrow tab elides a long row (its end) rather than scroll sideways.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.ElideMiddle)
         state.subscribe("history", self._changed)
         state.subscribe("patient", self._changed)
         self.currentRowChanged.connect(lambda row: setattr(self, "_chosen", self.item_at(row)))
@@ -333,10 +342,11 @@ class HistoryPanel(QListWidget):
         self.clear()
         self._rows = self.shown()
         for item in self._rows:
-            mark = "  (chosen)" if item.chosen else "" if item.sure else "  (not sure)"
+            # A phrase picked by hand has no confidence of its own to show.
+            how = ("chosen" if item.chosen else f"{item.confidence:.0%}" if item.sure
+                   else f"{item.confidence:.0%} (not sure)")
             kept = "  \u2713 kept as a sample" if item.saved else ""
-            self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   "
-                         f"{item.confidence:.0%}{mark}{kept}")
+            self.addItem(f"{item.time:%H:%M:%S}   {spoken_text(item.phrase)}   {how}{kept}")
         rows = [r for r in range(self.count()) if chosen is not None
                 and same_item(self.item_at(r), chosen)]
         self.setCurrentRow(rows[0] if rows else -1)
