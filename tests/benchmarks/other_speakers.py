@@ -31,6 +31,7 @@ The others' clips are too few to tune on with any confidence (6 sentences, 18 cl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import shutil
@@ -138,9 +139,11 @@ def enrol_speaker1(entry: Path, held: list[tuple[str, str]], shots: int, padding
             target.mkdir(parents=True, exist_ok=True)
             for part in (clip, clip.with_suffix(".json")):
                 shutil.copy(part, target)
-    if train(["--model", "few_shot", "--pretrained", str(entry), "--videos", str(enrol),
-              "--cache", str(cache), "--registry", str(tmp / "models"), "--runs",
-              str(tmp / "runs"), "--name", "speaker1", "--no-progress"]) != 0:
+    with contextlib.redirect_stdout(sys.stderr):     # stdout is this benchmark's JSON alone
+        enrolled = train(["--model", "few_shot", "--pretrained", str(entry), "--videos",
+                          str(enrol), "--cache", str(cache), "--registry", str(tmp / "models"),
+                          "--runs", str(tmp / "runs"), "--name", "speaker1", "--no-progress"])
+    if enrolled != 0:
         raise SystemExit("enrolment failed")
     return tmp / "models" / "speaker1", rest
 
