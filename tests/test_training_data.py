@@ -463,3 +463,24 @@ def test_length_batches_and_class_sampling_are_not_asked_for_together():
     with pytest.raises(ValueError, match="balance.sampling 'inverse' and optim.length_groups"):
         make_loaders(config, {"train": [0, 1], "val": [], "test": []}, np.array([0, 1]),
                      DistributedContext(), batches=[[0, 1]])
+
+
+def test_appearance_drop_blanks_a_clips_appearance_channels_to_their_mean():
+    from training.kinds.landmark_ctc import SentenceDataset, sentence_target
+    from training.decoding import alphabet_of
+
+    names = ("inner_mar", "dct0_0", "dct0_1", "d_inner_mar", "d_dct0_0", "d_dct0_1")
+    spec = replace(get_kind("landmark_ctc").spec_from(DataConfig()), feature_names=names,
+                   mean=(0.5, 7.0, 8.0, 0.0, 1.0, 2.0), std=(1.0,) * 6)
+    features = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    targets = [sentence_target("bin", None, alphabet_of(["bin"]))]
+
+    def read(drop: float) -> np.ndarray:
+        dataset = SentenceDataset([(features, None)], targets, spec, AugmentConfig(
+            word_crop=0.0, speed=0.0, time_mask=0.0, noise=0.0, mirror=0.0, appearance_drop=drop))
+        return dataset[0][0][0]
+
+    dropped, kept = read(1.0), read(0.0)
+    assert (dropped[:, [1, 2, 4, 5]] == np.array([7.0, 8.0, 1.0, 2.0], np.float32)).all()
+    np.testing.assert_array_equal(dropped[:, [0, 3]], features[:, [0, 3]])   # the rest as it was
+    np.testing.assert_array_equal(kept, features)

@@ -90,7 +90,9 @@ class BalanceConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     """Augmentation honest for lips: time warp and frame drop (landmark_cnn), speed change,
-    time masking and word crops (landmark_ctc), noise and mirroring (both)."""
+    time masking, word crops and appearance drop (landmark_ctc: the probability that a
+    clip's appearance channels read as their mean, so that the reader does not lean on
+    how one person's mouth looks), noise and mirroring (both)."""
 
     time_warp: float = 0.15
     noise: float = 0.02
@@ -99,6 +101,7 @@ class AugmentConfig:
     speed: float = 0.1
     time_mask: float = 0.1
     word_crop: float = 0.5
+    appearance_drop: float = 0.0
 
 
 @dataclass(frozen=True)

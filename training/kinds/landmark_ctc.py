@@ -398,8 +398,9 @@ class SentenceDataset(Dataset):
     word timings are known: the model learns to read a phrase without the
     sentence around it), ``speed`` (a uniform factor in 1 +- speed),
     ``time_mask`` (one span of up to that fraction of the frames set to the mean),
-    ``noise`` (in standard deviations) and ``mirror`` (probability; left and right
-    lip points swap, crops flip).
+    ``noise`` (in standard deviations), ``mirror`` (probability; left and right
+    lip points swap, crops flip) and ``appearance_drop`` (probability that the mouth's
+    appearance channels, and their velocities, read as their training mean).
     """
 
     def __init__(self, examples, targets, spec: CTCInput, augment=None):
@@ -407,6 +408,8 @@ class SentenceDataset(Dataset):
         self.targets = [t if isinstance(t, SentenceTarget) else SentenceTarget(list(t))
                         for t in targets]
         self.plan = mirror_plan(tuple(spec.feature_names))
+        self.appearance = np.array([i for i, name in enumerate(spec.feature_names)
+                                    if name.removeprefix("d_").startswith("dct")], np.int64)
         self.std = np.asarray(spec.std, np.float32)
         self.mean = np.asarray(spec.mean, np.float32)
 
@@ -466,6 +469,9 @@ class SentenceDataset(Dataset):
                 crops[start:start + width] = crops.mean().astype(np.uint8)
         if config.noise > 0 and features.shape[1]:
             features = features + rng.normal(0, config.noise, features.shape) * self.std
+        if len(self.appearance) and rng.random() < config.appearance_drop:
+            features = features.copy()
+            features[:, self.appearance] = self.mean[self.appearance]
         return np.ascontiguousarray(features, np.float32), crops
 
 
