@@ -137,7 +137,8 @@ class ProgressOutput:
             self._epochs = event.get("epochs")
         if name == "epoch_end":
             of = f"/{self._epochs}" if self._epochs else ""
-            return f"{part_text(event)}epoch {event['epoch']}{of}: train loss {event['train_loss']:.3f}, {validation_text(event)}"
+            return (f"{part_text(event)}epoch {event['epoch']}{of}: train loss "
+                    f"{event['train_loss']:.3f}, {validation_text(event)}")
         if name == "resumed":
             return f"resumed after epoch {event['epoch']}"
         return None

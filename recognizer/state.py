@@ -224,7 +224,8 @@ class AppState:
         item = HistoryItem(when or datetime.now(), phrase, float(confidence),
                            tuple((p, float(c)) for p, c in top3), sure, chosen, patient=self.patient)
         self.update(phrase=phrase, confidence=item.confidence, top3=item.top3, sure=sure,
-                    chosen=chosen, off_list=False, history=(self.history + (item,))[-HISTORY_LIMIT:])
+                    chosen=chosen, off_list=False,
+                    history=(self.history + (item,))[-HISTORY_LIMIT:])
         if sure:
             self.raise_alarm(item)
         self.events.emit_recorded(item)
@@ -245,7 +246,8 @@ class AppState:
         """Put ``items`` (say, samples confirmed in earlier sessions) before the history, in
         time order, without logging or showing them as the last phrase. A sample listed
         already (kept this session: its row has the reading's time) is not listed twice."""
-        known = {i.saved for i in self.history if i.saved} | {(i.time, i.saved) for i in self.history}
+        known = ({i.saved for i in self.history if i.saved}
+                 | {(i.time, i.saved) for i in self.history})
         fresh = [i for i in items if i.saved not in known and (i.time, i.saved) not in known]
         merged = sorted(self.history + tuple(fresh), key=lambda i: i.time)
         self.history = tuple(merged[-HISTORY_LIMIT:])

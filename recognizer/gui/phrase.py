@@ -314,7 +314,7 @@ class HistoryPanel(QListWidget):
         self._chosen: HistoryItem | None = None       # the item of the row the user chose
         self._rows: list[HistoryItem] = []             # the items listed, row by row
         self.setFont(QFont("Sans", 14))
-        # A narrow tab elides a long row (its end) rather than scroll sideways.
+        # A narrow tab elides a long row (the middle of its phrase) rather than scroll sideways.
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setTextElideMode(Qt.ElideMiddle)
         state.subscribe("history", self._changed)

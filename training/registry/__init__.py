@@ -35,7 +35,7 @@ from features.files import PRIVATE_DIR, PRIVATE_FILE, fsync_path, private_dirs, 
 from training.card import WEIGHTS_FILE, Card, CardError
 from training.kinds import get_kind
 from training.kinds.base import default_device, read_state_dict
-from training.registry.weights import first_names, tensors_digest, weights_problem
+from training.registry.weights import first_names, state_shapes, tensors_digest, weights_problem
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "models"
 CARD_FILE = "card.json"
@@ -212,9 +212,9 @@ def write_entry(root: str | Path, name: str | None, model: nn.Module, card: Card
     private_dirs(root)
     remove_stale_temps(root)
     extra_files = dict(extra_files or {})
-    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     card = replace(card, name=name, weights=WEIGHTS_FILE, files=tuple(sorted(extra_files)),
-                   tensors=tensors_digest(shapes), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                   tensors=tensors_digest(state_shapes(model.state_dict())),
+                   created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     temp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(mode=PRIVATE_DIR)

@@ -31,6 +31,11 @@ DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2
 HEADER_BYTES = 8        # the header's length, before the header
 
 
+def state_shapes(state: dict) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` of a state dict."""
+    return {name: tuple(tensor.shape) for name, tensor in state.items()}
+
+
 def tensors_digest(shapes: dict[str, tuple[int, ...]]) -> str:
     """A short digest of ``{tensor name: shape}``, the same for a model's state dict and for
     the header of the weights file it was saved to."""
@@ -62,7 +67,7 @@ def _problem(path: str, inode: int, size: int, mtime_ns: int, kind: str,
              args_json: str, digest: str) -> str | None:
     try:
         found = (header_shapes(path, size) if path.endswith(".safetensors")
-                 else {k: tuple(v.shape) for k, v in read_state_dict(path).items()})
+                 else state_shapes(read_state_dict(path)))
         if digest and tensors_digest(found) == digest:
             return None
         expected = _model_shapes(kind, args_json)
@@ -121,7 +126,7 @@ def _model_shapes(kind: str, args_json: str) -> dict[str, tuple[int, ...]]:
             model = get_kind(kind).build(json.loads(args_json))
     except (TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"the card's {kind} arguments build no model: {error}") from error
-    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    return state_shapes(model.state_dict())
 
 
 def _mismatch(file_name: str, kind: str, found: dict, expected: dict) -> str | None:
